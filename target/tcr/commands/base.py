@@ -1,0 +1,125 @@
+"""The daemon-side command layer: argv (from the RPC request) -> managers -> Output.
+
+The `tcr` client is thin (the C implementation's contract): it sends argv[1] as the method and
+argv[2:] as params.args. Parsing, validation and rendering happen here, in the daemon. Command
+handlers know nothing about sockets: they get a Ctx and return an Output, or a Pending that they
+resolve later from the event loop (wait, stop -t, logs -f).
+"""
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from tcr.common.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Output:
+    """A finished command: what the client prints and its exit code, or argv for it to exec."""
+
+    exit_code: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    exec_args: Optional[List[str]] = None
+
+
+class Pending:
+    """A reply that comes later. The transport installs _send; handlers call resolve() once."""
+
+    def __init__(self) -> None:
+        self._send: Optional[Callable[[Output], None]] = None
+        self._early: Optional[Output] = None
+        self.done = False
+        self.on_cancel: Optional[Callable[[], None]] = None  # client went away
+
+    def resolve(self, out: Output) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self._send is not None:
+            self._send(out)
+        else:
+            self._early = out
+
+    def bind(self, send: Callable[[Output], None]) -> None:
+        self._send = send
+        if self._early is not None:
+            send(self._early)
+
+    def cancel(self) -> None:
+        if not self.done:
+            self.done = True
+            if self.on_cancel:
+                self.on_cancel()
+
+
+@dataclass
+class Ctx:
+    """One request: who asked, from where, with which arguments."""
+
+    daemon: Any  # tcr.daemon.app.Daemon
+    method: str
+    args: List[str]
+    pwd: str = "/"
+    pid: Optional[int] = None
+    uid: int = 0
+    gid: int = 0
+    # Streaming extension (logs -f): set by the transport when the client asked for it;
+    # stream("stdout"|"stderr", text) sends a partial message.
+    stream: Optional[Callable[[str, str], None]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def path(self, p: str) -> str:
+        """Resolve a client path against the client's working directory."""
+        import os.path
+
+        return os.path.normpath(os.path.join(self.pwd or "/", os.path.expanduser(p)))
+
+
+Handler = Callable[[Ctx], Union[Output, Pending]]
+
+COMMANDS: Dict[str, Handler] = {}
+SUMMARIES: Dict[str, str] = {}
+
+
+def command(name: str, summary: str):
+    """Register a top-level command (the RPC method name)."""
+
+    def deco(fn: Handler) -> Handler:
+        COMMANDS[name] = fn
+        SUMMARIES[name] = summary
+        return fn
+
+    return deco
+
+
+class HelpRequested(Exception):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that never prints or exits: usage errors raise UsageError, -h raises HelpRequested."""
+
+    def __init__(self, prog: str, **kw: Any):
+        kw.setdefault("add_help", True)
+        super().__init__(prog=f"tcr {prog}", allow_abbrev=False, **kw)
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+
+    def exit(self, status: int = 0, message: Optional[str] = None):  # type: ignore[override]
+        raise HelpRequested(self.format_help())
+
+    def print_help(self, file=None):  # type: ignore[override]
+        raise HelpRequested(self.format_help())
+
+    def parse(self, args: List[str]) -> argparse.Namespace:
+        return self.parse_args(args)
+
+
+def add_format(p: argparse.ArgumentParser) -> None:
+    """--format json|table and --json, on every listing and inspect command."""
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--json", dest="format", action="store_const", const="json")

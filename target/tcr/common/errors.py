@@ -1,0 +1,84 @@
+"""The one exception hierarchy of tcr.
+
+Every user-facing failure is a TcrError: a one-line message, an optional hint, and the RPC error
+code of the C implementation's protocol (1 syntax ... 7 internal). Exit codes are decided once, in
+the CLI's main(); nothing else calls sys.exit.
+"""
+
+from typing import Optional
+
+# RPC error codes, fixed by the C implementation's wire protocol.
+SYNTAX = 1
+CONTAINER_NOT_FOUND = 2
+IMAGE_NOT_FOUND = 3
+NETWORK_NOT_FOUND = 4
+IN_USE = 5
+INVALID_ARGUMENT = 6
+INTERNAL = 7
+
+
+class TcrError(Exception):
+    """A failure the user can act on. str(err) is one line."""
+
+    code = INTERNAL
+
+    def __init__(self, message: str, hint: Optional[str] = None, code: Optional[int] = None):
+        super().__init__(message)
+        self.message = message.strip().splitlines()[0] if message.strip() else "error"
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def render(self) -> str:
+        """The message as printed: one line, plus one hint line if any."""
+        return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"
+
+
+class UsageError(TcrError):
+    code = SYNTAX
+
+
+class ContainerNotFound(TcrError):
+    code = CONTAINER_NOT_FOUND
+
+
+class ImageNotFound(TcrError):
+    code = IMAGE_NOT_FOUND
+
+
+class NetworkNotFound(TcrError):
+    code = NETWORK_NOT_FOUND
+
+
+class InUse(TcrError):
+    code = IN_USE
+
+
+class InvalidArgument(TcrError):
+    code = INVALID_ARGUMENT
+
+
+class InternalError(TcrError):
+    code = INTERNAL
+
+
+class CommandError(TcrError):
+    """A subprocess failed. Carries the argv, the exit code and stderr (see tcr.common.run)."""
+
+    code = INTERNAL
+
+    def __init__(self, argv, returncode: int, stderr: str = "", hint: Optional[str] = None):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        last = ""
+        for line in reversed(stderr.strip().splitlines()):
+            if line.strip():
+                last = line.strip()
+                break
+        what = f"exit code {returncode}" if returncode >= 0 else f"killed by signal {-returncode}"
+        msg = f"{self.argv[0]} failed ({what})" + (f": {last}" if last else "")
+        super().__init__(msg, hint)

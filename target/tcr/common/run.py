@@ -1,0 +1,113 @@
+"""The one door to the outside world: every subprocess goes through run().
+
+argv lists only (no shell), stdin closed unless input is given, the command logged at debug level,
+and one exception type (CommandError) carrying the argv, the exit code and stderr.
+"""
+
+import logging
+import os
+import subprocess
+from typing import Mapping, Optional, Sequence, Union
+
+from tcr.common.errors import CommandError, TcrError
+
+log = logging.getLogger("tcr.run")
+
+
+class Result:
+    __slots__ = ("argv", "returncode", "stdout", "stderr")
+
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    input: Optional[Union[str, bytes]] = None,
+    check: bool = True,
+    timeout: Optional[float] = 60.0,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Optional[str] = None,
+    capture: bool = True,
+    stdout=None,
+    stderr=None,
+) -> Result:
+    """Run argv to completion. Raises CommandError if check and it fails.
+
+    stdout/stderr may be given as file objects/fds to redirect instead of capturing.
+    """
+    if isinstance(argv, (str, bytes)):
+        raise TypeError("run() takes an argv list, never a shell string")
+    argv = [os.fspath(a) for a in argv]
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("run: %s", " ".join(argv))
+    text = not isinstance(input, bytes)
+    try:
+        proc = subprocess.run(
+            argv,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else (subprocess.PIPE if capture else None),
+            stderr=stderr if stderr is not None else (subprocess.PIPE if capture else None),
+            timeout=timeout,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            text=text,
+            errors="replace" if text else None,
+            close_fds=True,
+        )
+    except FileNotFoundError:
+        raise TcrError(f"{argv[0]}: command not found", hint=_package_hint(argv[0]))
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr or ""
+        if isinstance(err, bytes):
+            err = err.decode(errors="replace")
+        raise CommandError(argv, -9, f"timed out after {timeout}s\n{err}")
+    out = proc.stdout if proc.stdout is not None else ("" if text else b"")
+    err = proc.stderr if proc.stderr is not None else ""
+    if isinstance(err, bytes):
+        err = err.decode(errors="replace")
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, err)
+    return Result(argv, proc.returncode, out, err)
+
+
+def which(name: str) -> Optional[str]:
+    """Like shutil.which, without importing shutil on the hot path."""
+    if os.sep in name:
+        return name if os.access(name, os.X_OK) else None
+    for d in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(os.pathsep):
+        p = os.path.join(d or ".", name)
+        if os.access(p, os.X_OK) and not os.path.isdir(p):
+            return p
+    for d in ("/usr/sbin", "/sbin"):  # root tools are often outside a user's PATH
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+# Debian package providing each external tool, for "missing tool" hints.
+PACKAGES = {
+    "crun": "crun",
+    "skopeo": "skopeo",
+    "umoci": "umoci",
+    "mksquashfs": "squashfs-tools",
+    "unsquashfs": "squashfs-tools",
+    "tar2sqfs": "squashfs-tools-ng",
+    "sqfs2tar": "squashfs-tools-ng",
+    "nft": "nftables",
+    "ip": "iproute2",
+    "ssh": "openssh-client",
+    "scp": "openssh-client",
+    "losetup": "util-linux",
+}
+
+
+def _package_hint(tool: str) -> Optional[str]:
+    pkg = PACKAGES.get(os.path.basename(tool))
+    return f"install it: apt-get install {pkg}" if pkg else None
