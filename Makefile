@@ -50,7 +50,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 demo: deps
-	$(VPY) bench/../test/fixtures/demo.py
+	$(VPY) test/demo.py
 
 bench: deps
 	@missing=$$(for p in $(BENCH_APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -59,6 +59,49 @@ bench: deps
 
 profile: deps
 	$(VPY) bench/profile_tcrd.py
+
+# ---- install / uninstall (offline: no dependency is fetched) ----------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=...] [INIT=both|systemd|sysv|none] [PYTHON=...]
+# The package goes into the site directory that $(PYTHON) searches under $(PREFIX) (Debian:
+# dist-packages; elsewhere site-packages). Dependencies (pyroute2, dnslib, PySquashfsImage)
+# come from the distribution or Buildroot/Yocto, never from here. Data in /var/lib/tcr is
+# never touched; tcr-purge removes it on purpose.
+BINDIR      ?= $(PREFIX)/bin
+INITDIR     ?= $(SYSCONFDIR)/init.d
+INIT        ?= both
+PYSITEDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = "$(PREFIX)".rstrip("/") + "/"; \
+  d = [x for x in sys.path if x.startswith(p) and x.endswith(("-packages", "-packages/"))]; \
+  print(d[0] if d else sysconfig.get_path("purelib", "posix_prefix", vars={"base": p[:-1]}))')
+INSTALL_SRC := pyproject.toml README.md target host_tools
+
+install:
+	@test -n "$(PYSITEDIR)" || { echo "cannot find the site directory of $(PYTHON)"; exit 1; }
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/src"; tar --exclude=__pycache__ --exclude='*.egg-info' -cf - $(INSTALL_SRC) | tar -xf - -C "$$tmp/src"; \
+	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q --no-deps --no-build-isolation --no-index --no-compile \
+	  --disable-pip-version-check --no-warn-script-location --target "$$tmp/site" "$$tmp/src"; \
+	$(PYTHON) -m compileall -q -s "$$tmp/site" -p "$(PYSITEDIR)" "$$tmp/site/tcr" "$$tmp/site/tcr_host" >/dev/null; \
+	install -d "$(DESTDIR)$(PYSITEDIR)" "$(DESTDIR)$(BINDIR)"; \
+	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr_host" "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info; \
+	cp -R "$$tmp/site/tcr" "$$tmp/site/tcr_host" "$$tmp/site"/tcr-*.dist-info "$(DESTDIR)$(PYSITEDIR)/"; \
+	for s in tcr tcrd tcr-create-image; do install -m 0755 "$$tmp/site/bin/$$s" "$(DESTDIR)$(BINDIR)/$$s"; done; \
+	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"
+	@case "$(INIT)" in both|systemd) \
+	  install -d "$(DESTDIR)$(UNITDIR)"; \
+	  sed 's|^ExecStart=/usr/bin/tcrd|ExecStart=$(BINDIR)/tcrd|' target/init/tcrd.service >"$(DESTDIR)$(UNITDIR)/tcrd.service"; \
+	  chmod 0644 "$(DESTDIR)$(UNITDIR)/tcrd.service";; esac
+	@case "$(INIT)" in both|sysv) \
+	  install -d "$(DESTDIR)$(INITDIR)"; \
+	  sed 's|TCRD_BIN:=/usr/bin/|TCRD_BIN:=$(BINDIR)/|' target/init/S95tcrd >"$(DESTDIR)$(INITDIR)/S95tcrd"; \
+	  chmod 0755 "$(DESTDIR)$(INITDIR)/S95tcrd";; esac
+	@echo "installed tcr into $(DESTDIR)$(PREFIX) (python package: $(DESTDIR)$(PYSITEDIR))"
+
+uninstall:
+	@test -n "$(PYSITEDIR)" || { echo "cannot find the site directory of $(PYTHON)"; exit 1; }
+	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr_host" "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info
+	rm -f "$(DESTDIR)$(BINDIR)/tcr" "$(DESTDIR)$(BINDIR)/tcrd" "$(DESTDIR)$(BINDIR)/tcr-create-image" \
+	  "$(DESTDIR)$(BINDIR)/tcr-purge" "$(DESTDIR)$(UNITDIR)/tcrd.service" "$(DESTDIR)$(INITDIR)/S95tcrd"
+	@echo "tcr removed; state in /var/lib/tcr is kept (tcr-purge removes it)"
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test/fixtures/cache

@@ -56,3 +56,6 @@ def busybox_layout():
     from test.fixtures.oci_layout import busybox_layout as build
 
     return build()
+
+
+from test.fixtures.daemon import tcrd  # noqa: E402,F401  (the shared real-daemon fixture)

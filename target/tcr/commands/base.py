@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from tcr.common.errors import UsageError
+from tcr.common.errors import TcrError, UsageError
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class Pending:
             self._send(out)
         else:
             self._early = out
+
+    def fail(self, err: TcrError) -> None:
+        """Finish with an error reply (the transport turns a TcrError into {"error": ...})."""
+        self.resolve(err)  # type: ignore[arg-type]
 
     def bind(self, send: Callable[[Output], None]) -> None:
         self._send = send

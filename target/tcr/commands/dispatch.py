@@ -1,0 +1,48 @@
+"""RPC method -> command handler: the glue between tcr.rpc.server and the command modules."""
+
+import importlib
+from typing import Any, Callable, List, Optional, Union
+
+from tcr.commands import base
+from tcr.commands.base import Ctx, HelpRequested, Output, Pending
+from tcr.common.errors import UsageError
+
+# Every module that registers commands with @base.command.
+COMMAND_MODULES = (
+    "tcr.commands.system",
+    "tcr.commands.images",
+    "tcr.commands.containers",
+    "tcr.commands.networks",
+)
+
+DispatchFn = Callable[..., Union[Output, Pending]]
+
+
+def load_commands() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
+
+
+def make_dispatch(daemon: Any) -> DispatchFn:
+    load_commands()
+
+    def dispatch(
+        method: str,
+        args: List[str],
+        pwd: str = "/",
+        pid: Optional[int] = None,
+        uid: int = 0,
+        gid: int = 0,
+        stream: Optional[Callable[[str, str], None]] = None,
+    ) -> Union[Output, Pending]:
+        handler = base.COMMANDS.get(method)
+        if handler is None:
+            raise UsageError(f"unknown command: {method[:64]!r}", hint="see 'tcr help'")
+        ctx = Ctx(daemon=daemon, method=method, args=list(args), pwd=pwd or "/", pid=pid, uid=uid, gid=gid,
+                  stream=stream)
+        try:
+            return handler(ctx)
+        except HelpRequested as h:
+            return Output(0, h.text)
+
+    return dispatch

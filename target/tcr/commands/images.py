@@ -1,0 +1,138 @@
+"""Image commands: image load|ls|rm|inspect|verify, and `images` (= image ls)."""
+
+import time
+from typing import Any, Dict, List, Sequence
+
+from tcr.commands import base, render
+from tcr.commands.base import Ctx, Output, Parser
+from tcr.common.errors import UsageError
+
+SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify")
+USAGE = "usage: tcr image load|ls|rm|inspect|verify ..."
+
+
+def _images(ctx: Ctx) -> Any:
+    return ctx.daemon.images
+
+
+def _ls_item(rec: Any) -> Dict[str, Any]:
+    repo_tag = rec.tags[0] if rec.tags else ""
+    repo, _, tag = repo_tag.rpartition(":") if repo_tag else (rec.info.name, "", "")
+    return {
+        "Id": rec.id,
+        "Repository": repo,
+        "Tag": tag,
+        "Tags": list(rec.tags),
+        "Digest": rec.info.digest,
+        "Arch": rec.info.arch,
+        "Created": rec.info.created,
+        "Size": rec.size,
+        "LoadedAt": rec.loaded_at,
+    }
+
+
+def _inspect_item(mgr: Any, rec: Any) -> Dict[str, Any]:
+    d = rec.to_dict()
+    d["mounted"] = mgr.is_mounted(rec)
+    d["bundle"] = rec.bundle
+    d["rootfs"] = rec.rootfs
+    if rec.id in mgr.unmounted:
+        d["mountError"] = mgr.unmounted[rec.id]
+    return d
+
+
+def image_ls(ctx: Ctx, args: List[str], prog: str = "image ls") -> Output:
+    p = Parser(prog, description="List loaded images.")
+    p.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    base.add_format(p)
+    ns = p.parse(args)
+    recs = _images(ctx).list()
+    if ns.quiet:
+        return Output(0, "".join(r.id + "\n" for r in recs))
+    items = [_ls_item(r) for r in recs]
+    if ns.format == "json":
+        return Output(0, render.as_json(items))
+    now = time.time()
+    rows: List[Sequence[Any]] = [
+        [i["Repository"], i["Tag"] or "<none>", i["Id"],
+         render.human_ago(now - i["Created"]) if i["Created"] else "",
+         render.human_size(i["Size"]), i["Arch"]]
+        for i in items
+    ]
+    return Output(0, render.table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "ARCH"], rows))
+
+
+def image_load(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("image load", description="Load a squashfs image made by tcr-create-image.")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    p.add_argument("path", help="the .sqfs file (relative to the client's directory)")
+    ns = p.parse(args)
+    rec = _images(ctx).load(ctx.path(ns.path))
+    # The C client prints the id; keep it as the first line so scripts can `| head -1`.
+    return Output(0, f"{rec.id}\n" if ns.quiet else f"{rec.id}\nLoaded image: {rec.display_ref}\n")
+
+
+def image_rm(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("image rm", description="Remove images (refused while a container uses one).")
+    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    ns = p.parse(args)
+    mgr = _images(ctx)
+    recs = [mgr.get(r) for r in ns.refs]  # all must resolve before anything is removed
+    for r in recs:
+        mgr.check_unused(r)
+    out = []
+    for r in dict((r.id, r) for r in recs).values():
+        mgr.remove(r.id)
+        out.append(r.id)
+    return Output(0, "".join(i + "\n" for i in out))
+
+
+def image_inspect(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("image inspect", description="Show everything tcrd knows about images (JSON).")
+    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    base.add_format(p)
+    ns = p.parse(args)
+    mgr = _images(ctx)
+    items = [_inspect_item(mgr, mgr.get(r)) for r in ns.refs]
+    return Output(0, render.as_json(items))
+
+
+def image_verify(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("image verify", description="Check an image's file against its .sha256 sidecar.")
+    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    ns = p.parse(args)
+    mgr = _images(ctx)
+    lines = []
+    for ref in ns.refs:
+        rec = mgr.get(ref)
+        digest = mgr.verify(rec.id)
+        lines.append(f"{rec.id}: OK (sha256 {digest})")
+    return Output(0, "\n".join(lines) + "\n")
+
+
+HANDLERS = {"load": image_load, "ls": image_ls, "list": image_ls, "rm": image_rm, "remove": image_rm,
+            "inspect": image_inspect, "verify": image_verify}
+
+
+@base.command("image", "Manage images: load, ls, rm, inspect, verify")
+def cmd_image(ctx: Ctx) -> Output:
+    if not ctx.args or ctx.args[0] in ("-h", "--help", "help"):
+        text = (USAGE + "\n\n"
+                "  load PATH         load a .sqfs image (validated, then loop-mounted read-only)\n"
+                "  ls                list images (--format json, -q)\n"
+                "  rm IMAGE...       remove images not used by any container\n"
+                "  inspect IMAGE...  details as JSON\n"
+                "  verify IMAGE...   check against the FILE.sqfs.sha256 sidecar\n"
+                "IMAGE: id, unique id prefix (4+), name[:tag] (default latest), name@digest or digest\n")
+        if not ctx.args:
+            raise UsageError("image: missing subcommand", hint=USAGE)
+        return Output(0, text)
+    handler = HANDLERS.get(ctx.args[0])
+    if handler is None:
+        raise UsageError(f"image: unknown subcommand {ctx.args[0][:40]!r}", hint=USAGE)
+    return handler(ctx, ctx.args[1:])
+
+
+@base.command("images", "List images (same as 'image ls')")
+def cmd_images(ctx: Ctx) -> Output:
+    return image_ls(ctx, ctx.args, prog="images")

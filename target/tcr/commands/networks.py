@@ -1,0 +1,90 @@
+"""Network commands: network create|ls|rm|inspect, and `networks` (= network ls)."""
+
+from typing import Any, List, Sequence
+
+from tcr.commands import base, render
+from tcr.commands.base import Ctx, Output, Parser
+from tcr.common.errors import UsageError
+
+USAGE = "usage: tcr network create|ls|rm|inspect ..."
+
+
+def _nets(ctx: Ctx) -> Any:
+    return ctx.daemon.networks
+
+
+def network_create(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("network create", description="Create a NAT bridge network.")
+    p.add_argument("--subnet", help="IPv4 CIDR (default: the first free 10.88.N.0/24)")
+    base.add_format(p)
+    p.add_argument("name")
+    ns = p.parse(args)
+    info = _nets(ctx).create(ns.name, ns.subnet)
+    if ns.format == "json":
+        return Output(0, render.as_json(info))
+    return Output(0, f"{info['name']}\n")
+
+
+def network_ls(ctx: Ctx, args: List[str], prog: str = "network ls") -> Output:
+    p = Parser(prog, description="List NAT networks.")
+    p.add_argument("-q", "--quiet", action="store_true", help="only names")
+    base.add_format(p)
+    ns = p.parse(args)
+    items = _nets(ctx).list()
+    if ns.quiet:
+        return Output(0, "".join(i["name"] + "\n" for i in items))
+    if ns.format == "json":
+        return Output(0, render.as_json(items))
+    rows: List[Sequence[Any]] = [[i["name"], i["subnet"], i["gateway"], i["bridge"], i["containers"]]
+                                 for i in items]
+    return Output(0, render.table(["NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"], rows))
+
+
+def network_rm(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("network rm", description="Remove networks (refused while a container uses one).")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    ns = p.parse(args)
+    mgr = _nets(ctx)
+    for n in ns.names:  # all must exist and be unused before anything is removed
+        rec = mgr.get(n)
+        if rec.leases:
+            mgr.remove(n)  # raises InUse with the details
+    for n in dict.fromkeys(ns.names):
+        mgr.remove(n)
+    return Output(0, "".join(n + "\n" for n in dict.fromkeys(ns.names)))
+
+
+def network_inspect(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("network inspect", description="Show a network, its leases and published ports (JSON).")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    base.add_format(p)
+    ns = p.parse(args)
+    mgr = _nets(ctx)
+    return Output(0, render.as_json([mgr.inspect(n) for n in ns.names]))
+
+
+HANDLERS = {"create": network_create, "ls": network_ls, "list": network_ls, "rm": network_rm,
+            "remove": network_rm, "inspect": network_inspect}
+
+
+@base.command("network", "Manage NAT networks: create, ls, rm, inspect")
+def cmd_network(ctx: Ctx) -> Output:
+    if not ctx.args or ctx.args[0] in ("-h", "--help", "help"):
+        text = (USAGE + "\n\n"
+                "  create [--subnet CIDR] NAME  create a NAT bridge network\n"
+                "  ls                           list networks (--format json, -q)\n"
+                "  rm NAME...                   remove networks no container uses\n"
+                "  inspect NAME...              details as JSON (leases, published ports)\n"
+                "The default network tcr_default (10.88.0.0/24) is created on first use.\n")
+        if not ctx.args:
+            raise UsageError("network: missing subcommand", hint=USAGE)
+        return Output(0, text)
+    handler = HANDLERS.get(ctx.args[0])
+    if handler is None:
+        raise UsageError(f"network: unknown subcommand {ctx.args[0][:40]!r}", hint=USAGE)
+    return handler(ctx, ctx.args[1:])
+
+
+@base.command("networks", "List networks (same as 'network ls')")
+def cmd_networks(ctx: Ctx) -> Output:
+    return network_ls(ctx, ctx.args, prog="networks")

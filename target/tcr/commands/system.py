@@ -1,0 +1,124 @@
+"""System commands: help, version, check, and the hidden _incoming (for `tcr -H ... image load`)."""
+
+import os
+import sys
+from typing import Any, Dict, List
+
+import tcr
+from tcr.commands import base, render
+from tcr.commands.base import Ctx, Output, Parser
+from tcr.common.errors import InternalError, InvalidArgument, UsageError
+
+API_VERSION = 1  # bumped when the protocol gains an extension a client may need to know about
+
+
+def help_text() -> str:
+    names = sorted(n for n in base.COMMANDS if not n.startswith("_"))
+    width = max((len(n) for n in names), default=0)
+    lines = [
+        "Usage: tcr [-H ssh://user@host[:port]] [--socket PATH] [--debug] COMMAND [ARGS...]",
+        "",
+        "Commands:",
+    ]
+    lines += [f"  {n.ljust(width)}   {base.SUMMARIES.get(n, '')}".rstrip() for n in names]
+    lines += ["", "Run 'tcr COMMAND --help' for more information on a command."]
+    return "\n".join(lines) + "\n"
+
+
+@base.command("help", "Show the commands, or the help of one command")
+def cmd_help(ctx: Ctx) -> Output:
+    if ctx.args and not ctx.args[0].startswith("-"):
+        name = ctx.args[0]
+        handler = base.COMMANDS.get(name)
+        if handler is None or name.startswith("_"):
+            raise UsageError(f"unknown command: {name[:64]!r}", hint="see 'tcr help'")
+        sub = Ctx(ctx.daemon, name, list(ctx.args[1:]) + ["--help"], ctx.pwd, ctx.pid, ctx.uid, ctx.gid)
+        try:
+            out = handler(sub)
+        except base.HelpRequested as h:
+            return Output(0, h.text)
+        return out if isinstance(out, Output) else Output(0, "")
+    return Output(0, help_text())
+
+
+def server_info(daemon: Any) -> Dict[str, Any]:
+    return {
+        "version": tcr.__version__,
+        "api": API_VERSION,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "pid": os.getpid(),
+        "root": str(getattr(daemon, "root", "") or ""),
+    }
+
+
+@base.command("version", "Show the tcrd version")
+def cmd_version(ctx: Ctx) -> Output:
+    p = Parser("version", description="Show the version of tcrd.")
+    base.add_format(p)
+    ns = p.parse(ctx.args)
+    info = server_info(ctx.daemon)
+    if ns.format == "json":
+        return Output(0, render.as_json(info))
+    return Output(0, f"Server: tcrd {info['version']} (python {info['python']}, api {info['api']}, "
+                     f"pid {info['pid']}, root {info['root']})\n")
+
+
+def _item(r: Any) -> Dict[str, Any]:
+    """A check result as a dict, whatever record type tcr.check uses."""
+    if isinstance(r, dict):
+        return r
+    if hasattr(r, "to_dict"):
+        return r.to_dict()
+    return dict(vars(r))
+
+
+def _ok(d: Dict[str, Any]) -> bool:
+    if "ok" in d:
+        return bool(d["ok"])
+    return str(d.get("status", "ok")).lower() in ("ok", "pass", "passed", "warn", "warning", "skip")
+
+
+def check_output(args: List[str]) -> Output:
+    """Run the prerequisite checks here (daemon side, or in the client with --local)."""
+    p = Parser("check", description="Check kernel features and tools tcr needs, with fixes.")
+    p.add_argument("--local", action="store_true", help="run the checks in the client, without tcrd")
+    base.add_format(p)
+    ns = p.parse(args)
+    try:
+        from tcr import check
+    except ImportError as exc:
+        raise InternalError(f"checks unavailable: {exc}")
+    if hasattr(check, "check_output"):  # the check module renders itself
+        return check.check_output(ns.format)
+    results = [_item(r) for r in check.run_checks()]
+    failed = [d for d in results if not _ok(d)]
+    if ns.format == "json":
+        return Output(1 if failed else 0, render.as_json(results))
+    lines = []
+    for d in results:
+        status = str(d.get("status") or ("ok" if _ok(d) else "fail")).upper()
+        msg = d.get("message") or d.get("detail") or ""
+        lines.append(f"[{status:^4}] {d.get('name', '?')}" + (f": {msg}" if msg else ""))
+        fix = d.get("fix") or d.get("hint")
+        if fix and not _ok(d) or fix and status.startswith("WARN"):
+            lines.append(f"       fix: {fix}")
+    lines.append(f"{len(results) - len(failed)}/{len(results)} checks passed")
+    return Output(1 if failed else 0, "\n".join(lines) + "\n")
+
+
+@base.command("check", "Check kernel features and tools tcr needs")
+def cmd_check(ctx: Ctx) -> Output:
+    return check_output(ctx.args)
+
+
+@base.command("_incoming", "Directory where remote clients copy files to load (internal)")
+def cmd_incoming(ctx: Ctx) -> Output:
+    if ctx.uid != 0 and ctx.uid != os.geteuid():
+        raise InvalidArgument("_incoming: only root may upload files to the daemon")
+    root = str(getattr(ctx.daemon, "root", "") or "")
+    if not root:
+        raise InternalError("_incoming: the daemon has no state root")
+    path = os.path.join(root, "incoming")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return Output(0, path + "\n")

@@ -1,0 +1,713 @@
+"""The container manager: create/start/stop/kill/rm/exec/logs/wait, supervision and recovery.
+
+Life cycle (see docs/containers.md):
+  create  -> dir + record ("created"); nothing mounted, no network yet
+  start   -> prepare (overlay mount, network attach, /etc files, config.json, command check)
+             detached: `crun run --detach --pid-file` with stdout/stderr = the log FIFO, then a
+             pidfd watch on the container's init (a child of tcrd, the subreaper)
+             interactive: the client execs `crun run` itself; tcrd watches the client's pid
+  exit    -> `crun delete -f`, overlay unmounted, network detached, record "exited"; then the
+             restart policy (supervisor.py) may schedule a start again after a backoff
+  rm      -> all of the above plus the directory and the record
+Everything runs on the event loop: waits (stop -t, wait, logs -f) are Pending replies, never sleeps.
+"""
+
+import logging
+import os
+import time
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidArgument, TcrError
+from tcr.containers import crun, supervisor
+from tcr.containers import logs as clogs
+from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
+from tcr.containers.record import NAME_RE, ContainerRecord, NetSummary, new_id
+
+log = logging.getLogger("tcr.containers")
+
+KIND = "containers"
+DEFAULT_STOP_TIMEOUT = 10
+
+
+class StartFailed(TcrError):
+    """The container could not be started; exit_code is docker's 125/126/127."""
+
+    def __init__(self, message: str, exit_code: int = crun.TCR_ERROR, hint: Optional[str] = None):
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+
+class Container:
+    """Runtime state of one container (the record is the persistent part)."""
+
+    def __init__(self, rec: ContainerRecord, paths: ContainerPaths):
+        from tcr.containers.runopts import RunOptions
+
+        self.rec = rec
+        self.paths = paths
+        self.opts = RunOptions.from_dict(rec.options)
+        self.watch: Any = None  # loop Watch on the init (detached) or the client (interactive)
+        self.pump: Optional[clogs.LogPump] = None
+        self.restart_timer: Any = None
+        self.kill_timer: Any = None
+        self.exit_waiters: List[Callable[[Optional[int]], None]] = []
+        self.streak = 0  # consecutive quick crashes (backoff)
+        self.stop_signal = self.opts.stop_signal or "SIGTERM"
+
+
+def _policy(c: "Container") -> supervisor.RestartPolicy:
+    r = c.opts.restart
+    return supervisor.RestartPolicy(r.name if r.name in supervisor.POLICIES else "no", r.max_retries)
+
+
+class ContainerManager:
+    def __init__(self, daemon: Any):
+        self.daemon = daemon
+        self.loop = daemon.loop
+        self.store = daemon.store
+        self.root = daemon.root
+        self.crun_root = os.path.join(daemon.run_dir, "crun")
+        self.dir = os.path.join(daemon.root, KIND)
+        self.containers: Dict[str, Container] = {}
+        self.shutting_down = False
+        self._host: Any = None
+        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        os.makedirs(self.crun_root, mode=0o700, exist_ok=True)
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def list(self) -> List[Container]:
+        return sorted(self.containers.values(), key=lambda c: -c.rec.created)
+
+    def find(self, ref: str) -> Container:
+        """By full id, name, or unique id prefix."""
+        c = self.containers.get(ref)
+        if c is not None:
+            return c
+        for c in self.containers.values():
+            if c.rec.name == ref:
+                return c
+        if ref and all(ch in "0123456789abcdef" for ch in ref):
+            hits = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise InvalidArgument(f"container id prefix {ref!r} is ambiguous ({len(hits)} matches)")
+        raise ContainerNotFound(f"no such container: {ref[:80]}", hint="see 'tcr ps -a'")
+
+    def uses_image(self, image_id: str) -> bool:
+        return any(c.rec.image_id == image_id for c in self.containers.values())
+
+    def live_ids(self) -> Set[str]:
+        return {cid for cid, c in self.containers.items() if c.rec.state == "running"}
+
+    def _save(self, c: Container, **changes: Any) -> None:
+        if changes:
+            c.rec = replace(c.rec, **changes)
+        self.store.save(KIND, c.rec.id, c.rec.to_dict())
+
+    # ---- create ------------------------------------------------------------------------------
+
+    def create(self, opts: Any, interactive: bool = False) -> Container:
+        """Make the container's directory and record. opts: tcr.containers.runopts.RunOptions."""
+        if self.shutting_down:
+            raise InUse("tcrd is shutting down")
+        image = self.daemon.images.get(opts.image)
+        name = opts.name
+        if name:
+            if not NAME_RE.match(name):
+                raise InvalidArgument(f"invalid container name {name!r}",
+                                      hint="use letters, digits, '_', '.', '-' (up to 63 characters)")
+            if any(c.rec.name == name for c in self.containers.values()):
+                raise InUse(f"the container name {name!r} is already in use",
+                            hint="remove that container or choose another --name")
+        if interactive and opts.restart.name != "no":
+            raise InvalidArgument("--restart needs a detached container (-d)")
+        cid = new_id()
+        while cid in self.containers:
+            cid = new_id()
+        if not name:
+            from tcr.containers.names import random_name
+
+            names = {c.rec.name for c in self.containers.values()}
+            name = random_name(names.__contains__, cid)
+        paths = ContainerPaths.of(self.root, cid)
+        os.makedirs(paths.bundle, mode=0o711)
+        rec = ContainerRecord(id=cid, name=name, image_id=image.id, image_ref=image.display_ref,
+                              options=opts.to_dict(), command=list(opts.command), created=time.time(),
+                              state="created", interactive=interactive)
+        c = Container(rec, paths)
+        self.containers[cid] = c
+        try:
+            self._save(c)
+        except BaseException:
+            del self.containers[cid]
+            _rmtree(paths.dir)
+            raise
+        return c
+
+    # ---- prepare / teardown (per start) ------------------------------------------------------
+
+    def _host_info(self) -> Any:
+        if self._host is None:
+            from tcr.containers.ociconfig import HostInfo
+
+            self._host = HostInfo.detect()
+        return self._host
+
+    def _build_config(self, c: Container, image: Any, rootfs: str, net: NetSummary) -> Dict[str, Any]:
+        from tcr.common import jsonc
+        from tcr.containers.ociconfig import BundlePaths, build_config
+
+        try:
+            with open(image.config_path, "rb") as f:
+                image_config = jsonc.loads(f.read())
+        except (OSError, ValueError) as exc:
+            raise StartFailed(f"cannot read the config.json of image {image.id}: {exc}")
+        if not isinstance(image_config, dict):
+            raise StartFailed(f"the config.json of image {image.id} is not a JSON object")
+        p = c.paths
+        netns: Optional[str] = {"host": "host", "none": None}.get(net.mode, net.netns_path or None)
+        paths = BundlePaths(rootfs=rootfs, etc_hosts=p.hosts, etc_hostname=p.hostname, etc_resolv=p.resolv,
+                            netns_path=netns)
+        config = build_config(image_config, c.opts, self._host_info(), paths, c.rec.id)
+        ann = image_config.get("annotations") or {}
+        c.stop_signal = c.opts.stop_signal or str(ann.get("org.opencontainers.image.stopSignal") or "SIGTERM")
+        return config
+
+    def _prepare(self, c: Container) -> None:
+        """Everything a start needs; undone by _teardown on failure."""
+        from tcr.containers import etcfiles
+
+        rec = c.rec
+        view = c.opts
+        try:
+            image = self.daemon.images.get(rec.image_id)
+        except TcrError:
+            raise StartFailed(f"the image {rec.image_ref} ({rec.image_id}) of container {rec.name} is gone")
+        paths = c.paths
+        try:
+            if view.read_only:
+                rootfs = image.rootfs
+            else:
+                mount_overlay(image.rootfs, paths)
+                rootfs = paths.merged
+            net = self._attach(c, view)
+            from tcr.containers.ociconfig import container_hostname
+
+            hostname = container_hostname(view, self._host_info(), rec.id)
+            if net.mode == "nat":
+                peers: List[Tuple[str, List[str]]] = [
+                    (ip, names.split()) for ip, names in self.daemon.networks.hosts_entries(rec.id)]
+                resolv = self.daemon.networks.resolv_conf(rec.id)
+            else:
+                peers = []
+                resolv = etcfiles.resolv_text(net.mode, host_text=etcfiles.read_host_resolv())
+            etcfiles.write_all(paths.etc, hostname, etcfiles.hosts_text(hostname, rec.name, net.ip, peers),
+                               resolv)
+            config = self._build_config(c, image, rootfs, net)
+            process = config.get("process") or {}
+            code = check_command(rootfs, process.get("args") or [], process.get("env") or [],
+                                 process.get("cwd") or "/")
+            if code is not None:
+                what = "not found" if code == crun.NOT_FOUND else "not executable"
+                args = process.get("args") or [""]
+                raise StartFailed(f"cannot run {args[0]!r} in container {rec.name}: {what}", code)
+            from tcr.common import jsonc
+
+            with open(paths.config, "w") as f:
+                f.write(jsonc.dumps(config))
+            self._save(c, net=net, command=list(process.get("args") or rec.command), error="")
+        except BaseException:
+            self._teardown(c)
+            raise
+
+    def _attach(self, c: Container, view: Any) -> NetSummary:
+        mode = view.network or "tcr_default"
+        if mode == "none":
+            return NetSummary("none")
+        if mode == "host":
+            return NetSummary("host")
+        nets = self.daemon.networks
+        if nets is None:
+            raise StartFailed("NAT networking is not available in this tcrd",
+                              hint="use --network none or --network host")
+        att = nets.attach(c.rec.id, c.rec.name, mode, list(view.publish))
+        ports = [_port_text(p) for p in getattr(att, "ports", ())]
+        return NetSummary("nat", att.network, att.ip, att.gateway, att.netns_path, ports)
+
+    def _teardown(self, c: Container) -> None:
+        """Undo a start: crun state, overlay mount, network attachment. Idempotent, best effort."""
+        cid = c.rec.id
+        if os.path.isdir(os.path.join(self.crun_root, cid)):
+            try:
+                crun.delete(self.crun_root, cid)
+            except TcrError as exc:
+                log.warning("container %s: crun delete failed: %s", cid[:12], exc)
+        try:
+            umount_overlay(c.paths)
+        except OSError as exc:
+            log.warning("container %s: cannot unmount its root: %s", cid[:12], exc)
+        if self.daemon.networks is not None and c.rec.net is not None and c.rec.net.mode == "nat":
+            try:
+                self.daemon.networks.detach(cid)
+            except TcrError as exc:
+                log.warning("container %s: network detach failed: %s", cid[:12], exc)
+
+    # ---- start: detached ---------------------------------------------------------------------
+
+    def start(self, c: Container) -> None:
+        rec = c.rec
+        if rec.state == "running":
+            raise InUse(f"container {rec.name} is already running")
+        if rec.interactive:
+            raise InvalidArgument(f"container {rec.name} was created for an interactive run",
+                                  hint="run it again with 'tcr run'")
+        self._cancel_timers(c)
+        self._prepare(c)
+        paths = c.paths
+        clogs.make_fifo(paths.log_fifo)
+        w = clogs.open_writer(paths.log_fifo)
+        try:
+            if c.pump is not None:
+                c.pump.close()
+            c.pump = self._new_pump(c)
+            try:
+                os.unlink(paths.pid_file)
+            except FileNotFoundError:
+                pass
+            crun_log = os.path.join(paths.dir, "crun.log")
+            from tcr.common.run import run
+
+            r = run([crun.crun_path(), "--root", self.crun_root, f"--log=file:{crun_log}"]
+                    + crun.run_detached_argv(self.crun_root, paths.bundle, rec.id, paths.pid_file)[3:],
+                    check=False, timeout=60, stdout=w, stderr=w)
+            if r.returncode != 0:
+                msg = _last_line(crun_log) or f"crun exited with {r.returncode}"
+                raise StartFailed(f"cannot start container {rec.name}: {msg}", crun.classify_start_error(msg))
+            with open(paths.pid_file) as f:
+                pid = int(f.read().strip())
+            # Watch before returning to the loop, or the orphan reaper could take its exit status.
+            c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
+        except BaseException as exc:
+            if c.pump is not None:
+                c.pump.close()
+                c.pump = None
+            self._teardown(c)
+            self._save(c, state="exited", pid=0, error=str(exc), finished_at=time.time())
+            raise
+        finally:
+            os.close(w)
+        self._save(c, state="running", pid=pid, exit_code=None, started_at=time.time(), finished_at=0.0,
+                   stopped_by_user=False, interrupted=False)
+        log.info("container %s (%s) started, pid %d", rec.id[:12], rec.name, pid)
+
+    # ---- start: interactive (the client execs crun) ------------------------------------------
+
+    def run_interactive(self, c: Container, client_pid: Optional[int]) -> List[str]:
+        if client_pid is None or client_pid <= 0:
+            raise InvalidArgument("an interactive run needs the client's pid (params.pid)")
+        self._prepare(c)
+        try:
+            c.watch = self.loop.watch_process(client_pid, lambda _code, c=c: self._on_client_exit(c))
+        except OSError as exc:
+            self._teardown(c)
+            raise InternalError(f"cannot watch the client process {client_pid}: {exc.strerror}")
+        self._save(c, state="running", pid=client_pid, started_at=time.time(), exit_code=None)
+        return crun.run_argv(self.crun_root, c.paths.bundle, c.rec.id)
+
+    def _on_client_exit(self, c: Container) -> None:
+        c.watch = None
+        if self.containers.get(c.rec.id) is not c:
+            return
+        self._teardown(c)
+        # crun ran in the client: its exit code is not ours to see (docs/containers.md).
+        self._exited(c, None)
+
+    # ---- exits and restarts ------------------------------------------------------------------
+
+    def _new_pump(self, c: Container) -> clogs.LogPump:
+        pump = clogs.LogPump(self.loop, c.paths.log_fifo,
+                             clogs.RotatingLog(c.paths.log, c.opts.log_max_size, c.opts.log_max_files))
+        pump.open()
+        return pump
+
+    def _on_exit(self, c: Container, code: Optional[int]) -> None:
+        c.watch = None
+        if self.containers.get(c.rec.id) is not c:
+            return
+        if c.pump is not None:
+            c.pump.drain()
+            if c.pump.fd is None:
+                c.pump = None
+        self._teardown(c)
+        self._exited(c, code)
+
+    def _exited(self, c: Container, code: Optional[int]) -> None:
+        if c.kill_timer is not None:
+            c.kill_timer.cancel()
+            c.kill_timer = None
+        now = time.time()
+        rec = c.rec
+        uptime = now - rec.started_at if rec.started_at else 0.0
+        decision = supervisor.on_exit(_policy(c), code, rec.stopped_by_user, rec.restart_count, c.streak,
+                                      uptime, self.shutting_down)
+        log.info("container %s (%s) exited with %s", rec.id[:12], rec.name, "?" if code is None else code)
+        waiters, c.exit_waiters = c.exit_waiters, []
+        if decision.restart:
+            c.streak = decision.streak
+            self._save(c, state="restarting", pid=0, exit_code=code, finished_at=now)
+            c.restart_timer = self.loop.call_later(decision.delay, lambda c=c: self._restart(c))
+            log.info("container %s: restarting in %.1fs", rec.id[:12], decision.delay)
+        elif c.opts.rm:
+            self._save(c, state="exited", pid=0, exit_code=code, finished_at=now)
+            self._remove_now(c)
+        else:
+            self._save(c, state="exited", pid=0, exit_code=code, finished_at=now)
+        for w in waiters:
+            try:
+                w(code)
+            except Exception:
+                log.exception("exit waiter failed")
+
+    def _restart(self, c: Container) -> None:
+        c.restart_timer = None
+        if self.containers.get(c.rec.id) is not c or c.rec.state != "restarting" or self.shutting_down:
+            return
+        self._save(c, restart_count=c.rec.restart_count + 1)
+        try:
+            self.start(c)
+        except TcrError as exc:
+            log.warning("container %s: restart failed: %s", c.rec.id[:12], exc)
+            c.rec = replace(c.rec, started_at=time.time())
+            self._exited(c, getattr(exc, "exit_code", crun.TCR_ERROR))
+
+    def mark_failed(self, c: Container, code: Optional[int]) -> None:
+        """A start that never ran: the container stays, exited with docker's 125/126/127."""
+        if self.containers.get(c.rec.id) is c and c.rec.state != "running":
+            self._save(c, state="exited", exit_code=code, finished_at=time.time())
+
+    def _cancel_timers(self, c: Container) -> None:
+        for attr in ("restart_timer", "kill_timer"):
+            t = getattr(c, attr)
+            if t is not None:
+                t.cancel()
+                setattr(c, attr, None)
+
+    def user_start(self, c: Container) -> None:
+        """`tcr start`: a fresh start clears the user-stop flag and the restart counters."""
+        if c.rec.state == "restarting":
+            self._cancel_timers(c)
+            self._save(c, state="exited")
+        c.streak = 0
+        self._save(c, restart_count=0, stopped_by_user=False)
+        self.start(c)
+
+    # ---- stop / kill -------------------------------------------------------------------------
+
+    def stop(self, c: Container, timeout: Optional[float], done: Callable[[Optional[int]], None],
+             by_user: bool = True) -> None:
+        """SIGTERM (or the configured stop signal), SIGKILL after timeout; done(code) once it exited."""
+        rec = c.rec
+        if by_user and not rec.stopped_by_user:
+            self._save(c, stopped_by_user=True)
+        if rec.state == "restarting":
+            self._cancel_timers(c)
+            self._save(c, state="exited")
+        if c.rec.state != "running":
+            done(c.rec.exit_code)
+            return
+        c.exit_waiters.append(done)
+        if timeout is None:
+            timeout = float(c.opts.stop_timeout)
+        sig = c.stop_signal
+        if timeout <= 0:
+            sig = "SIGKILL"
+        if not crun.kill(self.crun_root, rec.id, sig):
+            log.debug("container %s: crun kill %s failed (already gone?)", rec.id[:12], sig)
+        if sig != "SIGKILL" and c.kill_timer is None:
+            c.kill_timer = self.loop.call_later(timeout, lambda c=c: self._force_kill(c))
+        if c.watch is None:  # nothing will tell us it exited (should not happen): settle now
+            self._teardown(c)
+            self._exited(c, None)
+
+    def _force_kill(self, c: Container) -> None:
+        c.kill_timer = None
+        if c.rec.state == "running":
+            log.info("container %s did not stop in time: SIGKILL", c.rec.id[:12])
+            crun.kill(self.crun_root, c.rec.id, "SIGKILL")
+
+    def kill(self, c: Container, sig: str) -> None:
+        if c.rec.state != "running":
+            raise InvalidArgument(f"container {c.rec.name} is not running")
+        self._save(c, stopped_by_user=True)
+        if not crun.kill(self.crun_root, c.rec.id, sig):
+            raise InternalError(f"cannot send {sig} to container {c.rec.name}")
+
+    # ---- remove ------------------------------------------------------------------------------
+
+    def check_removable(self, c: Container) -> None:
+        if c.rec.state == "running":
+            raise InUse(f"container {c.rec.name} is running", hint="stop it first or use 'tcr rm -f'")
+
+    def remove(self, c: Container, force: bool = False) -> None:
+        if not force:
+            self.check_removable(c)
+        self._save(c, stopped_by_user=True)
+        self._remove_now(c)
+
+    def _remove_now(self, c: Container) -> None:
+        cid = c.rec.id
+        self._cancel_timers(c)
+        if c.watch is not None:
+            c.watch.cancel()  # the orphan reaper collects the killed process
+            c.watch = None
+        self._teardown(c)  # crun delete --force kills whatever still runs
+        if c.pump is not None:
+            c.pump.drain()
+            c.pump.close()
+            c.pump = None
+        if is_mounted(c.paths.merged):
+            raise InUse(f"container {c.rec.name}: its root is still mounted at {c.paths.merged}")
+        _rmtree(c.paths.dir)
+        self.store.delete(KIND, cid)
+        self.containers.pop(cid, None)
+        waiters, c.exit_waiters = c.exit_waiters, []
+        for w in waiters:
+            w(c.rec.exit_code)
+        log.info("container %s (%s) removed", cid[:12], c.rec.name)
+
+    # ---- exec --------------------------------------------------------------------------------
+
+    def exec_args(self, c: Container, cmd: List[str], tty: bool, env: List[str], user: Optional[str],
+                  cwd: Optional[str]) -> List[str]:
+        self._require_running(c)
+        return crun.exec_argv(self.crun_root, c.rec.id, cmd, tty=tty, env=env, user=user, cwd=cwd)
+
+    def exec_detached(self, c: Container, cmd: List[str], env: List[str], user: Optional[str],
+                      cwd: Optional[str]) -> None:
+        """`exec -d`: started by tcrd, output into the container's log."""
+        from tcr.common.run import run
+
+        self._require_running(c)
+        argv = crun.exec_argv(self.crun_root, c.rec.id, cmd, detach=True, env=env, user=user, cwd=cwd)
+        fifo = c.paths.log_fifo
+        w = clogs.open_writer(fifo) if os.path.exists(fifo) else os.open(os.devnull, os.O_WRONLY)
+        try:
+            r = run(argv, check=False, timeout=30, stdout=w, stderr=subprocess_pipe())
+        finally:
+            os.close(w)
+        if r.returncode != 0:
+            msg = (r.stderr or "").strip().splitlines()
+            text = msg[-1] if msg else f"crun exec exited with {r.returncode}"
+            raise StartFailed(f"exec in {c.rec.name} failed: {text}", crun.classify_start_error(text))
+
+    def _require_running(self, c: Container) -> None:
+        if c.rec.state != "running":
+            raise InvalidArgument(f"container {c.rec.name} is not running")
+
+    # ---- wait / logs -------------------------------------------------------------------------
+
+    def on_exit(self, c: Container, cb: Callable[[Optional[int]], None]) -> Callable[[], None]:
+        """cb(code) when c stops (now if it is not running). Returns a canceller."""
+        if c.rec.state not in ("running", "restarting"):
+            cb(c.rec.exit_code)
+            return lambda: None
+        c.exit_waiters.append(cb)
+
+        def cancel() -> None:
+            if cb in c.exit_waiters:
+                c.exit_waiters.remove(cb)
+
+        return cancel
+
+    # ---- recovery ----------------------------------------------------------------------------
+
+    def recover(self) -> List[str]:
+        """Rebuild from records + crun state: re-adopt live containers, clean or restart dead ones."""
+        problems: List[str] = []
+        records, errors = self.store.load_all(KIND)
+        problems += errors
+        for key, d in records.items():
+            try:
+                rec = ContainerRecord.from_dict(d)
+                if rec.id != key:
+                    raise ValueError(f"record id {rec.id} does not match its file name")
+            except (ValueError, TypeError) as exc:
+                problems.append(f"container record {key}: {exc}; ignored")
+                continue
+            self.containers[rec.id] = Container(rec, ContainerPaths.of(self.root, rec.id))
+        # Half-made containers: a directory without a record, or crun state nobody owns.
+        try:
+            entries = os.listdir(self.dir)
+        except FileNotFoundError:
+            entries = []
+        for name in entries:
+            p = os.path.join(self.dir, name)
+            if os.path.isdir(p) and name not in self.containers and len(name) == 16:
+                problems.append(f"container dir {name} had no record: rolled back")
+                self._rollback(name)
+        for cid in crun.list_ids(self.crun_root):
+            if cid not in self.containers:
+                problems.append(f"crun container {cid} had no record: deleted")
+                try:
+                    crun.delete(self.crun_root, cid)
+                except TcrError as exc:
+                    problems.append(f"crun delete {cid}: {exc}")
+        to_start: List[Container] = []
+        for c in list(self.containers.values()):
+            try:
+                if self._recover_one(c):
+                    to_start.append(c)
+            except (OSError, TcrError) as exc:
+                problems.append(f"container {c.rec.id}: recovery failed: {exc}")
+        for c in to_start:
+            try:
+                self.start(c)
+            except TcrError as exc:
+                problems.append(f"container {c.rec.name}: restart at start-up failed: {exc}")
+        return problems
+
+    def _rollback(self, cid: str) -> None:
+        paths = ContainerPaths.of(self.root, cid)
+        if os.path.isdir(os.path.join(self.crun_root, cid)):
+            try:
+                crun.delete(self.crun_root, cid)
+            except TcrError:
+                pass
+        try:
+            umount_overlay(paths)
+        except OSError:
+            pass
+        if self.daemon.networks is not None:
+            try:
+                self.daemon.networks.detach(cid)
+            except TcrError:
+                pass
+        if not is_mounted(paths.merged):
+            _rmtree(paths.dir)
+
+    def _recover_one(self, c: Container) -> bool:
+        """Re-adopt or clean up one container; True if it should be started now."""
+        rec = c.rec
+        st = crun.state(self.crun_root, rec.id)
+        alive = st is not None and st.get("status") == "running" and _pid_alive(int(st.get("pid") or 0))
+        if rec.state == "creating":
+            self._rollback(rec.id)
+            self.store.delete(KIND, rec.id)
+            del self.containers[rec.id]
+            return False
+        if alive and rec.interactive:
+            if rec.pid and _pid_alive(rec.pid):  # the client still runs crun: watch it again
+                c.watch = self.loop.watch_process(rec.pid, lambda _code, c=c: self._on_client_exit(c))
+                self._save(c, state="running")
+                return False
+            alive = False
+        if alive:
+            assert st is not None
+            pid = int(st["pid"])
+            # Not our child any more (tcrd restarted): the exit code will be unknown.
+            c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
+            if os.path.exists(c.paths.log_fifo):
+                c.pump = self._new_pump(c)
+            self._save(c, state="running", pid=pid)
+            log.info("container %s (%s) re-adopted, pid %d", rec.id[:12], rec.name, pid)
+            return False
+        was_running = rec.state in ("running", "restarting") or rec.interrupted
+        self._teardown(c)
+        if rec.state in ("running", "restarting"):
+            self._save(c, state="exited", pid=0, exit_code=None if rec.state == "running" else rec.exit_code,
+                       finished_at=time.time())
+        if rec.interactive or c.opts.rm:
+            if was_running or rec.interactive:
+                self._remove_now(c)
+            return False
+        return supervisor.restart_at_boot(_policy(c), rec.stopped_by_user, was_running)
+
+    # ---- shutdown ----------------------------------------------------------------------------
+
+    def shutdown(self, done: Callable[[], None]) -> None:
+        """Stop every running container in parallel (their stop timeouts), then done()."""
+        self.shutting_down = True
+        for c in self.containers.values():
+            if c.restart_timer is not None:
+                self._cancel_timers(c)
+                self._save(c, state="exited", interrupted=True)
+        running = [c for c in self.containers.values() if c.rec.state == "running"]
+        if not running:
+            done()
+            return
+        left = {"n": len(running)}
+
+        def one(_code: Optional[int]) -> None:
+            left["n"] -= 1
+            if left["n"] == 0:
+                done()
+
+        for c in running:
+            if not c.rec.interactive:
+                self._save(c, interrupted=True)
+            try:
+                self.stop(c, None, one, by_user=False)
+            except Exception:
+                log.exception("stopping %s at shutdown", c.rec.id[:12])
+                one(None)
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def _port_text(p: Any) -> str:
+    to_text = getattr(p, "to_text", None)
+    if callable(to_text):
+        return str(to_text())
+    d = p.to_dict() if hasattr(p, "to_dict") else dict(p)
+    host_ip = d.get("hostIp") or d.get("host_ip") or ""
+    hp = d.get("hostPort") or d.get("host_port")
+    cp = d.get("containerPort") or d.get("container_port")
+    proto = d.get("proto") or d.get("protocol") or "tcp"
+    return f"{host_ip + ':' if host_ip and host_ip != '0.0.0.0' else ''}{hp}->{cp}/{proto}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    last = lines[-1]
+    if last.startswith("{"):  # --log-format=json lines
+        from tcr.common import jsonc
+
+        try:
+            return str(jsonc.loads(last).get("msg", last))
+        except (ValueError, AttributeError):
+            return last
+    return last
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def subprocess_pipe() -> Any:
+    import subprocess
+
+    return subprocess.PIPE

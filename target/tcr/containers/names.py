@@ -1,0 +1,23 @@
+"""Random docker-style container names: adjective_noun."""
+
+import random
+from typing import Callable
+
+_ADJ = ("agile", "bold", "brave", "bright", "calm", "clever", "cool", "crisp", "eager", "fancy",
+        "gentle", "happy", "jolly", "keen", "kind", "lively", "lucid", "merry", "modest", "nimble",
+        "noble", "plucky", "proud", "quick", "quiet", "sharp", "shiny", "silent", "smart", "steady",
+        "stoic", "sunny", "swift", "tender", "tidy", "vivid", "warm", "wise", "witty", "zen")
+_NOUN = ("ant", "badger", "bee", "bison", "crane", "dingo", "dolphin", "eagle", "falcon", "ferret",
+         "finch", "fox", "gecko", "heron", "ibis", "jackal", "koala", "lemur", "lynx", "marten",
+         "mole", "newt", "otter", "owl", "panda", "puffin", "quail", "raven", "robin", "seal",
+         "shrew", "sloth", "stoat", "swan", "tapir", "tern", "toad", "vole", "walrus", "wren")
+
+
+def random_name(taken: Callable[[str], bool], cid: str) -> str:
+    """A free adjective_noun name; falls back to tcr-<id8> when unlucky."""
+    rng = random.SystemRandom()
+    for _ in range(16):
+        name = f"{rng.choice(_ADJ)}_{rng.choice(_NOUN)}"
+        if not taken(name):
+            return name
+    return f"tcr-{cid[:8]}"

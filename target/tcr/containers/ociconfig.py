@@ -1,0 +1,389 @@
+"""The final OCI runtime config.json of a container: image config + RunOptions + host facts. Pure.
+
+Only process.args/env/cwd/user (and org.opencontainers.image.* annotations) are taken from the
+image's config.json; everything that touches security (capabilities, namespaces, mounts, devices,
+seccomp, rlimits, other annotations such as crun's run.oci.*) is built here from fixed defaults,
+so an image cannot weaken its own sandbox. docs/security.md explains each default.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from tcr.common.errors import InvalidArgument
+from tcr.containers import caps as capsmod
+from tcr.containers import resources, seccomp
+from tcr.containers.runopts import RunOptions
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Annotations tcr-create-image may write to keep the image's Entrypoint and Cmd apart (umoci's
+# config.json only has their concatenation in process.args). JSON-encoded string lists.
+ANN_ENTRYPOINT = "org.tcr.image.entrypoint"
+ANN_CMD = "org.tcr.image.cmd"
+
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+_MACHINE_TO_ARCH = {
+    "x86_64": "amd64", "amd64": "amd64", "i386": "386", "i486": "386", "i586": "386", "i686": "386",
+    "aarch64": "arm64", "arm64": "arm64", "armv8l": "arm", "armv7l": "arm", "armv6l": "arm", "armv5tel": "arm",
+    "riscv64": "riscv64", "ppc64le": "ppc64le", "s390x": "s390x", "mips64": "mips64le",
+}
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """Facts about this host that the config depends on; detected once by the daemon."""
+
+    arch: str = "amd64"  # Go/OCI-image name: amd64, arm64, arm ...
+    cgroup_version: Union[int, str] = 2  # 1, 2 or "hybrid" (v1 controllers + a v2 mount: crun uses v1)
+    rlimits: Dict[str, int] = field(default_factory=dict)  # RLIMIT_* -> current hard limit, -1 = unlimited
+    kernel: Tuple[int, ...] = (0, 0)
+    cap_last_cap: Optional[int] = None  # /proc/sys/kernel/cap_last_cap; None = all known to tcr
+    cap_bounding: Optional[int] = None  # the daemon's own bounding set (bit mask); None = unrestricted
+    hostname: str = "localhost"
+    ncpu: int = 1
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"arch": self.arch, "cgroupVersion": self.cgroup_version, "rlimits": dict(self.rlimits),
+                "kernel": list(self.kernel), "capLastCap": self.cap_last_cap,
+                "capBounding": self.cap_bounding, "hostname": self.hostname,
+                "ncpu": self.ncpu}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "HostInfo":
+        return cls(arch=str(d["arch"]), cgroup_version=d["cgroupVersion"], rlimits=dict(d.get("rlimits") or {}),
+                   kernel=tuple(int(x) for x in d.get("kernel") or (0, 0)), cap_last_cap=d.get("capLastCap"),
+                   cap_bounding=d.get("capBounding"),
+                   hostname=str(d.get("hostname", "localhost")), ncpu=int(d.get("ncpu", 1)))
+
+    @classmethod
+    def detect(cls) -> "HostInfo":
+        """Read the facts from this host (uname, /sys/fs/cgroup, getrlimit, /proc)."""
+        import platform
+        import re
+        import resource
+        import socket
+
+        machine = platform.machine()
+        arch = _MACHINE_TO_ARCH.get(machine, machine)
+        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            cg: Union[int, str] = 2
+        elif os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
+            cg = "hybrid"
+        else:
+            cg = 1
+        limits = {}
+        for name in ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK"):
+            hard = resource.getrlimit(getattr(resource, name))[1]
+            limits[name] = -1 if hard == resource.RLIM_INFINITY else hard
+        m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", platform.release())
+        kernel = tuple(int(x) for x in m.groups() if x is not None) if m else (0, 0)
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                last: Optional[int] = int(f.read().strip())
+        except (OSError, ValueError):
+            last = None
+        bounding: Optional[int] = None
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("CapBnd:"):
+                        bounding = int(line.split()[1], 16)
+        except (OSError, ValueError):
+            pass
+        return cls(arch=arch, cgroup_version=cg, rlimits=limits, kernel=kernel, cap_last_cap=last, cap_bounding=bounding,
+                   hostname=socket.gethostname(), ncpu=os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class BundlePaths:
+    """Where the manager put things for this container (all host paths)."""
+
+    rootfs: str  # overlay merged dir, or the image rootfs itself for --read-only
+    etc_hosts: Optional[str] = None  # generated files, bind-mounted over /etc/*
+    etc_hostname: Optional[str] = None
+    etc_resolv: Optional[str] = None
+    netns_path: Optional[str] = None  # None = new (empty) netns; "host" = no network namespace
+    volume_sources: Tuple[str, ...] = ()  # resolved -v sources, parallel to opts.volumes (empty = as given)
+    cgroup_path: Optional[str] = None  # default "/tcr/<id>"
+    image_user_db: Optional[str] = None  # rootfs whose /etc/passwd and /etc/group resolve --user; default rootfs
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"rootfs": self.rootfs, "etcHosts": self.etc_hosts, "etcHostname": self.etc_hostname,
+                "etcResolv": self.etc_resolv, "netnsPath": self.netns_path,
+                "volumeSources": list(self.volume_sources), "cgroupPath": self.cgroup_path,
+                "imageUserDb": self.image_user_db}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "BundlePaths":
+        return cls(rootfs=str(d["rootfs"]), etc_hosts=d.get("etcHosts"), etc_hostname=d.get("etcHostname"),
+                   etc_resolv=d.get("etcResolv"), netns_path=d.get("netnsPath"),
+                   volume_sources=tuple(d.get("volumeSources") or ()), cgroup_path=d.get("cgroupPath"),
+                   image_user_db=d.get("imageUserDb"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Users: resolved from the image's own /etc/passwd and /etc/group, never the host's.
+
+
+def path_in_root(root: str, path: str, max_links: int = 40) -> str:
+    """Host path of `path` inside `root`, following symlinks as if root were / (an image's
+    /etc/passwd -> /host/secret symlink stays inside the image)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: List[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if os.path.islink(candidate):
+            links += 1
+            if links > max_links:
+                raise InvalidArgument(f"too many symlinks resolving {path} in the image")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def _read_db(root: str, path: str) -> List[List[str]]:
+    try:
+        with open(path_in_root(root, path), encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 20)
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+@dataclass(frozen=True)
+class ExecUser:
+    uid: int
+    gid: int
+    additional_gids: Tuple[int, ...] = ()
+    home: str = "/"
+
+
+def resolve_user(spec: str, root: Optional[str]) -> ExecUser:
+    """docker's --user: NAME|UID[:GROUP|GID]. Names must exist in the image; a numeric uid that is
+    not in /etc/passwd runs as that uid with gid 0. Supplementary groups come from /etc/group."""
+    user, _, group = spec.partition(":")
+    passwd = _read_db(root, "/etc/passwd") if root else []
+    groups = _read_db(root, "/etc/group") if root else []
+    entry = None
+    for p in passwd:
+        if len(p) >= 4 and (p[0] == user or (user.isdigit() and p[2] == user)):
+            entry = p
+            break
+    if entry is not None:
+        try:
+            uid, gid = int(entry[2]), int(entry[3])
+        except ValueError:
+            raise InvalidArgument(f"invalid /etc/passwd entry for user {user!r} in the image")
+        name, home = entry[0], (entry[5] if len(entry) > 5 and entry[5] else "/")
+    elif user.isdigit():
+        uid, gid, name, home = int(user), 0, None, "/"
+    else:
+        raise InvalidArgument(f"unable to find user {user}: no matching entries in the image's /etc/passwd")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            for g in groups:
+                if len(g) >= 3 and g[0] == group:
+                    gid = int(g[2]) if g[2].isdigit() else gid
+                    break
+            else:
+                raise InvalidArgument(f"unable to find group {group}: no matching entries in the image's /etc/group")
+    extra: List[int] = []
+    if name is not None:
+        for g in groups:
+            if len(g) >= 4 and g[2].isdigit() and name in g[3].split(","):
+                gi = int(g[2])
+                if gi != gid and gi not in extra:
+                    extra.append(gi)
+    if uid > 0xFFFFFFFE or gid > 0xFFFFFFFE:
+        raise InvalidArgument(f"uid/gid out of range in --user {spec!r}")
+    return ExecUser(uid, gid, tuple(extra), home)
+
+
+# ---------------------------------------------------------------------------------------------
+# Process.
+
+
+def _image_entrypoint_cmd(image_config: Dict[str, Any]) -> Tuple[List[str], List[str]]:
+    import json
+
+    ann = image_config.get("annotations") or {}
+    proc = image_config.get("process") or {}
+    try:
+        if ANN_ENTRYPOINT in ann or ANN_CMD in ann:
+            ep = json.loads(ann.get(ANN_ENTRYPOINT) or "[]") or []
+            cmd = json.loads(ann.get(ANN_CMD) or "[]") or []
+            return [str(x) for x in ep], [str(x) for x in cmd]
+    except (ValueError, TypeError):
+        pass
+    # Images without the split (e.g. made by the C tool): the whole argv counts as the command,
+    # so COMMAND replaces it, as the C tool does.
+    return [], [str(x) for x in proc.get("args") or []]
+
+
+def resolve_args(image_config: Dict[str, Any], opts: RunOptions) -> List[str]:
+    """docker's rule: --entrypoint replaces the image entrypoint and drops the image cmd;
+    COMMAND replaces the image cmd."""
+    image_ep, image_cmd = _image_entrypoint_cmd(image_config)
+    ep = list(opts.entrypoint) if opts.entrypoint is not None else image_ep
+    if opts.command:
+        cmd = list(opts.command)
+    else:
+        cmd = [] if opts.entrypoint is not None else image_cmd
+    args = ep + cmd
+    if not args:
+        raise InvalidArgument("no command specified", hint="the image has no entrypoint or cmd; give a COMMAND")
+    return args
+
+
+def container_hostname(opts: RunOptions, host: HostInfo, container_id: str) -> str:
+    """--hostname, else the host's name with --network host (like docker), else the short id."""
+    if opts.hostname:
+        return opts.hostname
+    if opts.network == "host":
+        return host.hostname
+    return container_id[:12]
+
+
+def merge_env(*layers: List[str]) -> List[str]:
+    """Merge K=V lists; a later value wins but keeps the key's first position."""
+    out: Dict[str, str] = {}
+    for layer in layers:
+        for kv in layer:
+            k, _, v = kv.partition("=")
+            out[k] = v
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def _mount(dst: str, typ: str, src: str, options: List[str]) -> Dict[str, Any]:
+    return {"destination": dst, "type": typ, "source": src, "options": options}
+
+
+def default_mounts() -> List[Dict[str, Any]]:
+    return [
+        _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
+        _mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        _mount("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                                                "gid=5"]),
+        _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
+        _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
+        _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+    ]
+
+
+def _user_mounts(opts: RunOptions, paths: BundlePaths) -> List[Dict[str, Any]]:
+    if paths.volume_sources and len(paths.volume_sources) != len(opts.volumes):
+        raise InvalidArgument("internal: volume_sources does not match the volumes")
+    out = []
+    for i, v in enumerate(opts.volumes):
+        src = paths.volume_sources[i] if paths.volume_sources else v.src
+        out.append(_mount(v.dst, "bind", src, ["rbind", "rprivate", "nosuid", "nodev"] + (["ro"] if v.ro else [])))
+    for t in opts.tmpfs:
+        o = ["nosuid", "nodev"] + ([] if t.executable else ["noexec"])
+        o += [f"mode={t.mode:o}" if t.mode is not None else "mode=1777", f"size={t.size}"]
+        out.append(_mount(t.dst, "tmpfs", "tmpfs", o + (["ro"] if t.ro else [])))
+    # Parents before children (/data before /data/logs), stable otherwise, like docker.
+    out.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
+    return out
+
+
+def build_config(image_config: Dict[str, Any], opts: RunOptions, host: HostInfo, paths: BundlePaths,
+                 container_id: str) -> Dict[str, Any]:
+    """The config.json crun runs. Raises InvalidArgument for requests this host cannot honour."""
+    proc_in = image_config.get("process") or {}
+    if opts.cpus and opts.cpus > host.ncpu:
+        raise InvalidArgument(f"--cpus {opts.cpus:g} is more than the {host.ncpu} CPUs of this host")
+    granted = capsmod.resolve(opts.cap_add, opts.cap_drop, host.cap_last_cap, host.cap_bounding)
+
+    # user
+    root_db = paths.image_user_db or paths.rootfs
+    home: Optional[str] = None
+    if opts.user:
+        eu = resolve_user(opts.user, root_db)
+        user: Dict[str, Any] = {"uid": eu.uid, "gid": eu.gid}
+        if eu.additional_gids:
+            user["additionalGids"] = list(eu.additional_gids)
+        home = eu.home
+    else:
+        u = proc_in.get("user") or {}
+        user = {"uid": int(u.get("uid", 0)), "gid": int(u.get("gid", 0))}
+        if u.get("additionalGids"):
+            user["additionalGids"] = [int(g) for g in u["additionalGids"]]
+        if user["uid"] == 0:
+            home = "/root"
+    is_root = user["uid"] == 0
+
+    hostname = container_hostname(opts, host, container_id)
+    image_env = [str(e) for e in proc_in.get("env") or [] if "=" in str(e)]
+    base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"] + (["TERM=xterm"] if opts.tty else [])
+    env = merge_env(base, image_env, list(opts.env))
+    if home and not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+
+    process: Dict[str, Any] = {
+        "terminal": bool(opts.tty),
+        "user": user,
+        "args": resolve_args(image_config, opts),
+        "env": env,
+        "cwd": opts.workdir or str(proc_in.get("cwd") or "/"),
+        "capabilities": capsmod.oci_capabilities(granted, is_root),
+        "rlimits": resources.rlimits(host.rlimits),
+        "noNewPrivileges": True,
+        "oomScoreAdj": 0,
+    }
+
+    mounts = default_mounts()
+    etc_opts = ["rbind", "rprivate", "nosuid", "nodev", "noexec"] + (["ro"] if opts.read_only else [])
+    for dst, src in (("/etc/hosts", paths.etc_hosts), ("/etc/hostname", paths.etc_hostname),
+                     ("/etc/resolv.conf", paths.etc_resolv)):
+        if src:
+            mounts.append(_mount(dst, "bind", src, list(etc_opts)))
+    mounts += _user_mounts(opts, paths)
+
+    namespaces: List[Dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if paths.netns_path != "host" and opts.network != "host":
+        ns: Dict[str, Any] = {"type": "network"}
+        if paths.netns_path:
+            ns["path"] = paths.netns_path
+        namespaces.append(ns)
+    if host.cgroup_version == 2:
+        namespaces.append({"type": "cgroup"})
+
+    annotations = {k: str(v) for k, v in (image_config.get("annotations") or {}).items()
+                   if str(k).startswith("org.opencontainers.image.")}
+    config: Dict[str, Any] = {
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": paths.rootfs, "readonly": bool(opts.read_only)},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": paths.cgroup_path or f"/tcr/{container_id}",
+            "resources": resources.oci_resources(opts.memory, opts.cpus, opts.pids_limit),
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+            "seccomp": seccomp.evaluate(seccomp.load_default(), host.arch, granted, host.kernel),
+        },
+    }
+    if annotations:
+        config["annotations"] = annotations
+    return config

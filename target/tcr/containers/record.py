@@ -1,0 +1,180 @@
+"""The persistent container record (<root>/containers/<id>.json through the StateStore).
+
+A frozen dataclass: every state change makes a new record with dataclasses.replace() and saves it.
+`options` is the RunOptions as a dict (tcr.containers.runopts owns its shape); the few option
+values the manager needs on its own (restart policy, stop timeout, auto-remove, log caps) are
+read through the helpers below so a record written by an older tcr still loads.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+VERSION = 1
+
+# creating: dir/overlay/network being made (rolled back on recovery)
+# created:  ready, never started (or `create`)
+# running:  a process is up (detached: supervised; interactive: the client runs crun)
+# restarting: exited, waiting for the restart policy's backoff timer
+# exited:   stopped; exit_code says how (None = unknown, e.g. re-adopted then lost)
+STATES = ("creating", "created", "running", "restarting", "exited")
+
+ID_RE = re.compile(r"^[0-9a-f]{16}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # as tcr.containers.runopts
+
+
+def new_id() -> str:
+    return os.urandom(8).hex()
+
+
+@dataclass(frozen=True)
+class NetSummary:
+    """What `ps`/`inspect` show about a container's network attachment."""
+
+    mode: str  # "nat" | "host" | "none"
+    network: str = ""
+    ip: str = ""
+    gateway: str = ""
+    netns_path: str = ""
+    ports: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"mode": self.mode, "network": self.network, "ip": self.ip, "gateway": self.gateway,
+                "netnsPath": self.netns_path, "ports": list(self.ports)}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "NetSummary":
+        mode = d.get("mode")
+        if mode not in ("nat", "host", "none"):
+            raise ValueError(f"bad network mode {mode!r}")
+        ports = d.get("ports", [])
+        if not isinstance(ports, list) or not all(isinstance(p, str) for p in ports):
+            raise ValueError("network ports must be a list of strings")
+        return cls(mode=mode, network=_s(d, "network"), ip=_s(d, "ip"), gateway=_s(d, "gateway"),
+                   netns_path=_s(d, "netnsPath"), ports=list(ports))
+
+
+@dataclass(frozen=True)
+class ContainerRecord:
+    id: str
+    name: str
+    image_id: str
+    image_ref: str
+    options: Dict[str, Any]
+    command: List[str]
+    created: float
+    state: str = "creating"
+    pid: int = 0
+    exit_code: Optional[int] = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    restart_count: int = 0
+    stopped_by_user: bool = False
+    interactive: bool = False
+    net: Optional[NetSummary] = None
+    error: str = ""  # last start failure, shown by inspect
+    interrupted: bool = False  # stopped by a tcrd shutdown (not by the user): comes back at start-up
+
+    def __post_init__(self) -> None:
+        if not ID_RE.match(self.id):
+            raise ValueError(f"bad container id {self.id!r}")
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"bad container name {self.name!r}")
+        if self.state not in STATES:
+            raise ValueError(f"bad container state {self.state!r}")
+
+    # Option helpers (RunOptions as stored); defaults match docker.
+    def opt(self, key: str, default: Any = None) -> Any:
+        v = self.options.get(key, default)
+        return default if v is None else v
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "version": VERSION,
+            "id": self.id,
+            "name": self.name,
+            "imageId": self.image_id,
+            "imageRef": self.image_ref,
+            "options": dict(self.options),
+            "command": list(self.command),
+            "created": self.created,
+            "state": self.state,
+            "pid": self.pid,
+            "exitCode": self.exit_code,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "restartCount": self.restart_count,
+            "stoppedByUser": self.stopped_by_user,
+            "interactive": self.interactive,
+            "net": self.net.to_dict() if self.net else None,
+            "error": self.error,
+            "interrupted": self.interrupted,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ContainerRecord":
+        if not isinstance(d, dict):
+            raise ValueError("container record is not an object")
+        v = d.get("version")
+        if type(v) is not int or v < 1:
+            raise ValueError("container record has no valid version")
+        if v > VERSION:
+            raise ValueError(f"container record version {v} is newer than this tcr ({VERSION})")
+        options = d.get("options", {})
+        if not isinstance(options, dict):
+            raise ValueError("options must be an object")
+        command = d.get("command", [])
+        if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+            raise ValueError("command must be a list of strings")
+        exit_code = d.get("exitCode")
+        if exit_code is not None and type(exit_code) is not int:
+            raise ValueError("exitCode must be an integer or null")
+        net = d.get("net")
+        return cls(
+            id=_s(d, "id"),
+            name=_s(d, "name"),
+            image_id=_s(d, "imageId"),
+            image_ref=_s(d, "imageRef"),
+            options=options,
+            command=list(command),
+            created=_f(d, "created"),
+            state=_s(d, "state") or "creating",
+            pid=_i(d, "pid"),
+            exit_code=exit_code,
+            started_at=_f(d, "startedAt"),
+            finished_at=_f(d, "finishedAt"),
+            restart_count=_i(d, "restartCount"),
+            stopped_by_user=bool(d.get("stoppedByUser", False)),
+            interactive=bool(d.get("interactive", False)),
+            net=NetSummary.from_dict(net) if isinstance(net, dict) else None,
+            error=_s(d, "error"),
+            interrupted=bool(d.get("interrupted", False)),
+        )
+
+
+def _s(d: Dict[str, Any], k: str) -> str:
+    v = d.get(k, "")
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise ValueError(f"{k} must be a string")
+    return v
+
+
+def _i(d: Dict[str, Any], k: str) -> int:
+    v = d.get(k, 0)
+    if type(v) is not int:
+        raise ValueError(f"{k} must be an integer")
+    return v
+
+
+def _f(d: Dict[str, Any], k: str) -> float:
+    v = d.get(k, 0)
+    if type(v) not in (int, float):
+        raise ValueError(f"{k} must be a number")
+    return float(v)

@@ -1,0 +1,641 @@
+"""`tcr run` / `tcr create` flags -> RunOptions (a frozen record persisted with the container).
+
+Parsing is pure apart from reading --env-file and --config files through `read_file` (paths are
+the client's, resolved against its working directory). Flag meanings are docker's; options stop at
+the image name, so `tcr run busybox ls -l` passes `-l` to ls. `--config FILE` loads the C tool's
+JSON run config (tools/run-config-schema.json); flags given on the command line override it, and
+list flags (-e, -v, --tmpfs, -p) add to it.
+"""
+
+import argparse
+import os
+import re
+import signal
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from tcr.common.errors import InvalidArgument, UsageError
+from tcr.containers import caps as capsmod
+from tcr.containers import resources
+
+DEFAULT_NETWORK = "tcr_default"
+DEFAULT_STOP_TIMEOUT = 10
+DEFAULT_LOG_SIZE = 1 << 20  # per log file; small flash on the boards
+DEFAULT_LOG_FILES = 3
+DEFAULT_TMPFS_SIZE = 64 << 20  # the C tool's default; docker's "half of RAM" is too much on a board
+RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
+USER_PART_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31}\$?$")
+ENV_KEY_RE = re.compile(r"^[^=\0]+$")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A bind mount: absolute host path -> absolute container path."""
+
+    src: str
+    dst: str
+    ro: bool = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"src": self.src, "dst": self.dst, "ro": self.ro}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Volume":
+        return cls(str(d["src"]), str(d["dst"]), bool(d.get("ro", False)))
+
+
+@dataclass(frozen=True)
+class Tmpfs:
+    """A tmpfs mount; nosuid,nodev always, noexec unless `exec` was asked for (docker's default)."""
+
+    dst: str
+    size: int = DEFAULT_TMPFS_SIZE
+    mode: Optional[int] = None
+    executable: bool = False
+    ro: bool = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"dst": self.dst, "size": self.size, "mode": self.mode, "exec": self.executable, "ro": self.ro}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Tmpfs":
+        mode = d.get("mode")
+        return cls(str(d["dst"]), int(d.get("size") or DEFAULT_TMPFS_SIZE), None if mode is None else int(mode),
+                   bool(d.get("exec", False)), bool(d.get("ro", False)))
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    name: str = "no"
+    max_retries: int = 0  # on-failure only; 0 = unlimited
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.max_retries}" if self.name == "on-failure" and self.max_retries else self.name
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "maxRetries": self.max_retries}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "RestartPolicy":
+        return cls(str(d.get("name", "no")), int(d.get("maxRetries", 0)))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `run`/`create` was asked for. Lists are tuples (frozen); env is final: --config
+    env, then --env-file contents, then -e, in order (later wins for the same key)."""
+
+    image: str = ""
+    command: Tuple[str, ...] = ()
+    entrypoint: Optional[Tuple[str, ...]] = None  # None = the image's; () = cleared (--entrypoint "")
+    detach: bool = False
+    interactive: bool = False
+    tty: bool = False
+    rm: bool = False
+    name: Optional[str] = None
+    env: Tuple[str, ...] = ()
+    env_files: Tuple[str, ...] = ()  # absolute paths, kept for inspect
+    volumes: Tuple[Volume, ...] = ()
+    tmpfs: Tuple[Tmpfs, ...] = ()
+    publish: Tuple[str, ...] = ()  # raw -p specs, parsed by tcr.network.ports
+    network: str = DEFAULT_NETWORK  # tcr_default | host | none | a NAT network name
+    read_only: bool = False
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    stop_timeout: int = DEFAULT_STOP_TIMEOUT
+    stop_signal: Optional[str] = None  # None = the image's (or SIGTERM)
+    memory: Optional[int] = None  # bytes
+    cpus: Optional[float] = None
+    pids_limit: Optional[int] = None
+    cap_add: Tuple[str, ...] = ()  # normalized: CAP_X or ALL
+    cap_drop: Tuple[str, ...] = ()
+    user: Optional[str] = None  # uid[:gid] | name[:group]; None = the image's
+    workdir: Optional[str] = None
+    hostname: Optional[str] = None
+    log_max_size: int = DEFAULT_LOG_SIZE
+    log_max_files: int = DEFAULT_LOG_FILES
+    config_file: Optional[str] = None  # the --config file it came from, for inspect
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "image": self.image,
+            "command": list(self.command),
+            "entrypoint": None if self.entrypoint is None else list(self.entrypoint),
+            "detach": self.detach,
+            "interactive": self.interactive,
+            "tty": self.tty,
+            "rm": self.rm,
+            "name": self.name,
+            "env": list(self.env),
+            "envFiles": list(self.env_files),
+            "volumes": [v.to_dict() for v in self.volumes],
+            "tmpfs": [t.to_dict() for t in self.tmpfs],
+            "publish": list(self.publish),
+            "network": self.network,
+            "readOnly": self.read_only,
+            "restart": self.restart.to_dict(),
+            "stopTimeout": self.stop_timeout,
+            "stopSignal": self.stop_signal,
+            "memory": self.memory,
+            "cpus": self.cpus,
+            "pidsLimit": self.pids_limit,
+            "capAdd": list(self.cap_add),
+            "capDrop": list(self.cap_drop),
+            "user": self.user,
+            "workdir": self.workdir,
+            "hostname": self.hostname,
+            "logMaxSize": self.log_max_size,
+            "logMaxFiles": self.log_max_files,
+            "configFile": self.config_file,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "RunOptions":
+        ep = d.get("entrypoint")
+        cpus = d.get("cpus")
+        return cls(
+            image=str(d.get("image", "")),
+            command=tuple(str(x) for x in d.get("command") or ()),
+            entrypoint=None if ep is None else tuple(str(x) for x in ep),
+            detach=bool(d.get("detach", False)),
+            interactive=bool(d.get("interactive", False)),
+            tty=bool(d.get("tty", False)),
+            rm=bool(d.get("rm", False)),
+            name=d.get("name"),
+            env=tuple(str(x) for x in d.get("env") or ()),
+            env_files=tuple(str(x) for x in d.get("envFiles") or ()),
+            volumes=tuple(Volume.from_dict(v) for v in d.get("volumes") or ()),
+            tmpfs=tuple(Tmpfs.from_dict(t) for t in d.get("tmpfs") or ()),
+            publish=tuple(str(x) for x in d.get("publish") or ()),
+            network=str(d.get("network") or DEFAULT_NETWORK),
+            read_only=bool(d.get("readOnly", False)),
+            restart=RestartPolicy.from_dict(d.get("restart") or {}),
+            stop_timeout=int(d.get("stopTimeout", DEFAULT_STOP_TIMEOUT)),
+            stop_signal=d.get("stopSignal"),
+            memory=d.get("memory"),
+            cpus=None if cpus is None else float(cpus),
+            pids_limit=d.get("pidsLimit"),
+            cap_add=tuple(d.get("capAdd") or ()),
+            cap_drop=tuple(d.get("capDrop") or ()),
+            user=d.get("user"),
+            workdir=d.get("workdir"),
+            hostname=d.get("hostname"),
+            log_max_size=int(d.get("logMaxSize", DEFAULT_LOG_SIZE)),
+            log_max_files=int(d.get("logMaxFiles", DEFAULT_LOG_FILES)),
+            config_file=d.get("configFile"),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Value parsers: each raises InvalidArgument with one line naming the flag and the bad value.
+
+
+def _abs_in_container(path: str, what: str) -> str:
+    if not path.startswith("/"):
+        raise InvalidArgument(f"{what} must be an absolute path in the container: {path!r}")
+    norm = os.path.normpath(path)
+    return "/" + norm.lstrip("/") if norm != "/" else "/"
+
+
+def _host_path(path: str, base: str) -> str:
+    return os.path.normpath(os.path.join(base or "/", path))
+
+
+def parse_volume(spec: str, pwd: str) -> Volume:
+    """-v SRC:DST[:ro|rw]. SRC is a host path (relative ones against pwd); named volumes do not exist here."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        raise InvalidArgument(f"invalid volume {spec!r}: anonymous volumes are not supported",
+                              hint="use -v HOST_PATH:CONTAINER_PATH[:ro]")
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"invalid volume {spec!r}", hint="use -v HOST_PATH:CONTAINER_PATH[:ro]")
+    src, dst = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use ro or rw")
+    if not (src.startswith("/") or src.startswith(".") or "/" in src):
+        raise InvalidArgument(f"named volumes are not supported: {src!r}",
+                              hint=f"use a host path, e.g. ./{src}:{dst} or /abs/path:{dst}")
+    dst = _abs_in_container(dst, "volume destination")
+    if dst == "/":
+        raise InvalidArgument(f"invalid volume {spec!r}: cannot mount over /")
+    return Volume(_host_path(src, pwd), dst, mode == "ro")
+
+
+def parse_tmpfs(spec: str) -> Tmpfs:
+    """--tmpfs DST[:OPTS] with docker options (size=64m, mode=1777, exec, noexec, ro, rw, nosuid, nodev),
+    or DST:SIZE like the C tool."""
+    dst, _, opts = spec.partition(":")
+    dst = _abs_in_container(dst, "tmpfs destination")
+    if dst == "/":
+        raise InvalidArgument("invalid --tmpfs: cannot mount over /")
+    t = Tmpfs(dst)
+    for opt in [o.strip() for o in opts.split(",") if o.strip()] if opts else []:
+        key, eq, val = opt.partition("=")
+        if key == "size" and eq:
+            t = replace(t, size=resources.parse_size(val, "tmpfs size"))
+        elif key == "mode" and eq:
+            if not re.match(r"^[0-7]{1,4}$", val):
+                raise InvalidArgument(f"invalid tmpfs mode {val!r} in {spec!r}: use octal like 1777")
+            t = replace(t, mode=int(val, 8))
+        elif opt in ("exec", "noexec"):
+            t = replace(t, executable=opt == "exec")
+        elif opt in ("ro", "rw"):
+            t = replace(t, ro=opt == "ro")
+        elif opt in ("nosuid", "nodev", "rprivate", "private"):
+            pass  # always applied / the default anyway
+        elif not eq and re.match(r"^\d", opt):
+            t = replace(t, size=resources.parse_size(opt, "tmpfs size"))
+        else:
+            raise InvalidArgument(f"unsupported tmpfs option {opt!r} in {spec!r}",
+                                  hint="size=N, mode=OCTAL, exec, noexec, ro, rw")
+    return t
+
+
+def parse_restart(text: str) -> RestartPolicy:
+    name, _, count = text.partition(":")
+    if name not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy {text!r}", hint="no, on-failure[:N], unless-stopped, always")
+    if count:
+        if name != "on-failure":
+            raise InvalidArgument(f"invalid restart policy {text!r}: only on-failure takes a retry count")
+        if not count.isdigit():
+            raise InvalidArgument(f"invalid restart retry count {count!r}: use a whole number")
+        return RestartPolicy(name, int(count))
+    return RestartPolicy(name, 0)
+
+
+def parse_signal(text: str) -> str:
+    """SIGTERM, TERM, term, 15 -> 'SIGTERM'."""
+    raw = text.strip().upper()
+    try:
+        if raw.isdigit():
+            return signal.Signals(int(raw)).name
+        name = raw if raw.startswith("SIG") else "SIG" + raw
+        return signal.Signals[name].name
+    except (KeyError, ValueError):
+        raise InvalidArgument(f"invalid signal: {text!r}")
+
+
+def parse_user(text: str) -> str:
+    user, sep, group = text.partition(":")
+    if not user or (sep and not group):
+        raise InvalidArgument(f"invalid --user {text!r}", hint="use UID[:GID] or NAME[:GROUP]")
+    for part in (user, group) if sep else (user,):
+        if not (part.isdigit() or USER_PART_RE.match(part)):
+            raise InvalidArgument(f"invalid --user {text!r}: {part!r} is not a uid or a user/group name")
+    return text
+
+
+def parse_env_line(text: str) -> Optional[str]:
+    """-e K=V -> 'K=V'. -e K (docker copies K from the client's environment; the daemon's is not
+    the user's, so, like an unset client variable, it is skipped) -> None."""
+    key, eq, _ = text.partition("=")
+    if not key or not ENV_KEY_RE.match(key) or key != key.strip():
+        raise InvalidArgument(f"invalid environment variable {text!r}")
+    return text if eq else None
+
+
+def parse_env_file(text: str, path: str) -> List[str]:
+    """docker's env-file format: KEY=VALUE lines taken literally (no quotes), # comments, blank lines."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            v = parse_env_line(line)
+        except InvalidArgument:
+            raise InvalidArgument(f"invalid line {n} in env file {path}: {line[:60]!r}")
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def parse_network(text: str) -> str:
+    if text in ("bridge", "default"):  # docker's name for the default NAT network
+        return DEFAULT_NETWORK
+    if not NAME_RE.match(text):
+        raise InvalidArgument(f"invalid network name: {text!r}")
+    return text
+
+
+def _int_flag(text: str, flag: str, minimum: int = 0) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"invalid {flag} value: {text!r} is not a whole number")
+    if value < minimum:
+        raise InvalidArgument(f"invalid {flag} value: {text!r} must be at least {minimum}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The C tool's JSON run config (tools/run-config-schema.json).
+
+_CONFIG_KEYS = {"image", "name", "detached", "terminal", "readonly", "autoRemove", "command", "env", "mounts",
+                "tmpfs", "ports", "network", "noNetwork", "restartPolicy", "stopTimeout"}
+
+
+def _want(value: Any, typ: Any, what: str) -> Any:
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        names = {str: "a string", bool: "a boolean", int: "an integer", list: "an array", dict: "an object"}
+        raise InvalidArgument(f"run config: {what} must be {names.get(typ, typ)}")
+    return value
+
+
+def parse_run_config(data: Any, config_dir: str) -> Dict[str, Any]:
+    """The C tool's run config -> RunOptions fields. Relative mount sources are resolved against the
+    config file's directory (its documented rule)."""
+    if not isinstance(data, dict):
+        raise InvalidArgument("run config must be a JSON object")
+    unknown = sorted(set(data) - _CONFIG_KEYS)
+    if unknown:
+        raise InvalidArgument(f"run config: unknown key {unknown[0]!r}", hint="see tools/run-config-schema.json")
+    out: Dict[str, Any] = {}
+    if "image" not in data:
+        raise InvalidArgument("run config: 'image' is required")
+    out["image"] = _want(data["image"], str, "'image'")
+    if data.get("name") is not None:
+        out["name"] = _want(data["name"], str, "'name'")
+    for key, attr in (("detached", "detach"), ("terminal", "tty"), ("readonly", "read_only"), ("autoRemove", "rm")):
+        if data.get(key) is not None:
+            out[attr] = _want(data[key], bool, f"'{key}'")
+    if data.get("command") is not None:
+        cmd = _want(data["command"], list, "'command'")
+        if not cmd:
+            raise InvalidArgument("run config: 'command' must not be empty")
+        out["command"] = tuple(_want(c, str, "'command' items") for c in cmd)
+        out["entrypoint"] = ()  # the C tool's command is the full argv
+    if data.get("env") is not None:
+        env = _want(data["env"], dict, "'env'")
+        out["env"] = [f"{k}={_want(v, str, f'env value of {k!r}')}" for k, v in env.items()]
+        for e in out["env"]:
+            parse_env_line(e)
+    vols = []
+    for i, m in enumerate(_want(data.get("mounts") or [], list, "'mounts'")):
+        _want(m, dict, f"mounts[{i}]")
+        extra = set(m) - {"source", "destination", "readonly"}
+        if extra or "source" not in m or "destination" not in m:
+            raise InvalidArgument(f"run config: mounts[{i}] needs source and destination only"
+                                  + (f" (unknown {sorted(extra)[0]!r})" if extra else ""))
+        src = _want(m["source"], str, f"mounts[{i}].source")
+        dst = _abs_in_container(_want(m["destination"], str, f"mounts[{i}].destination"), f"mounts[{i}].destination")
+        ro = _want(m.get("readonly", False), bool, f"mounts[{i}].readonly")
+        vols.append(Volume(_host_path(src, config_dir), dst, ro))
+    out["volumes"] = vols
+    tmpfs = []
+    for i, t in enumerate(_want(data.get("tmpfs") or [], list, "'tmpfs'")):
+        _want(t, dict, f"tmpfs[{i}]")
+        if "destination" not in t or set(t) - {"destination", "size"}:
+            raise InvalidArgument(f"run config: tmpfs[{i}] needs destination and optional size only")
+        dst = _abs_in_container(_want(t["destination"], str, f"tmpfs[{i}].destination"), f"tmpfs[{i}].destination")
+        size = _want(t.get("size", 0), int, f"tmpfs[{i}].size")
+        if size < 0:
+            raise InvalidArgument(f"run config: tmpfs[{i}].size must be >= 0")
+        tmpfs.append(Tmpfs(dst, size or DEFAULT_TMPFS_SIZE))
+    out["tmpfs"] = tmpfs
+    ports = []
+    for i, p in enumerate(_want(data.get("ports") or [], list, "'ports'")):
+        _want(p, dict, f"ports[{i}]")
+        if set(p) - {"hostPort", "containerPort", "hostIp", "protocol"}:
+            raise InvalidArgument(f"run config: ports[{i}] has an unknown key")
+        hp = _want(p.get("hostPort"), int, f"ports[{i}].hostPort")
+        cp = _want(p.get("containerPort"), int, f"ports[{i}].containerPort")
+        if not (1 <= hp <= 65535 and 1 <= cp <= 65535):
+            raise InvalidArgument(f"run config: ports[{i}] ports must be 1-65535")
+        proto = _want(p.get("protocol", "tcp"), str, f"ports[{i}].protocol")
+        if proto not in ("tcp", "udp"):
+            raise InvalidArgument(f"run config: ports[{i}].protocol must be 'tcp' or 'udp'")
+        ip = _want(p.get("hostIp", ""), str, f"ports[{i}].hostIp")
+        ports.append(f"{ip + ':' if ip else ''}{hp}:{cp}/{proto}")
+    out["publish"] = ports
+    no_net = _want(data.get("noNetwork", False), bool, "'noNetwork'")
+    if data.get("network") is not None:
+        if no_net:
+            raise InvalidArgument("run config: 'network' and 'noNetwork' are mutually exclusive")
+        out["network"] = parse_network(_want(data["network"], str, "'network'"))
+    elif no_net:
+        out["network"] = "none"
+    if data.get("restartPolicy") is not None:
+        rp = _want(data["restartPolicy"], str, "'restartPolicy'")
+        if rp not in ("no", "unless-stopped", "always"):
+            raise InvalidArgument("run config: restartPolicy must be 'no', 'unless-stopped' or 'always'")
+        out["restart"] = RestartPolicy(rp)
+    if data.get("stopTimeout") is not None:
+        st = _want(data["stopTimeout"], int, "'stopTimeout'")
+        if st < 0:
+            raise InvalidArgument("run config: stopTimeout must be >= 0")
+        out["stop_timeout"] = st
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line.
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _parser(prog: str):
+    from tcr.commands.base import Parser
+
+    p = Parser(prog, add_help=False, usage=f"tcr {prog} [OPTIONS] IMAGE [COMMAND [ARG...]]",
+               description="Run a command in a new container." if prog == "run" else "Create a new container.")
+    a = p.add_argument
+    a("--help", action="help", help="show this help")
+    a("-d", "--detach", action="store_true", default=None, help="run in the background, print the id")
+    a("-i", "--interactive", action="store_true", default=None, help="keep stdin open")
+    a("-t", "--tty", action="store_true", default=None, help="allocate a pseudo-TTY")
+    a("--rm", action="store_true", default=None, help="remove the container when it exits")
+    a("--name", help="container name")
+    a("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
+    a("--env-file", action="append", default=[], metavar="FILE", help="read KEY=VALUE lines from a file")
+    a("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount a host path")
+    a("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs (size=64m, mode, exec)")
+    a("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/PROTO]", help="publish a port")
+    a("--network", "--net", dest="network", metavar="NAME", help="tcr_default (default), host, none, or a network")
+    a("--read-only", action="store_true", default=None, help="mount the root filesystem read-only")
+    a("--restart", metavar="POLICY", help="no, on-failure[:N], unless-stopped, always")
+    a("--stop-timeout", metavar="SECONDS", help="seconds between the stop signal and SIGKILL (default 10)")
+    a("--stop-signal", metavar="SIGNAL", help="signal that stops the container (default SIGTERM)")
+    a("-m", "--memory", metavar="BYTES", help="memory limit, e.g. 64m, 1g")
+    a("--cpus", metavar="N", help="CPU limit, e.g. 0.5")
+    a("--pids-limit", metavar="N", help="process limit (-1 = unlimited)")
+    a("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (or ALL)")
+    a("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability (or ALL)")
+    a("-u", "--user", metavar="USER[:GROUP]", help="user name or uid, optional group")
+    a("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    a("--entrypoint", metavar="CMD", help="override the image's entrypoint ('' clears it)")
+    a("-h", "--hostname", metavar="NAME", help="container hostname")
+    a("--log-size", metavar="BYTES", help="size of one log file for detached runs (default 1m)")
+    a("--log-files", metavar="N", help="number of rotated log files kept (default 3)")
+    a("--log-opt", action="append", default=[], metavar="max-size=S|max-file=N", help="docker-style log options")
+    a("--config", metavar="FILE", help="JSON run config (the C tool's format); flags override it")
+    return p
+
+
+def _split_at_image(p: argparse.ArgumentParser, args: List[str]) -> Tuple[List[str], List[str]]:
+    """Options end at the first positional (the image), like docker; '--' also ends them."""
+    takes_value = {s for a in p._actions for s in a.option_strings if a.nargs != 0}
+    known = {s for a in p._actions for s in a.option_strings}
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            return args[:i], args[i + 1:]
+        if not tok.startswith("-") or tok == "-":
+            return args[:i], args[i:]
+        if tok.startswith("--"):
+            opt = tok.split("=", 1)[0]
+            if opt not in known:
+                raise UsageError(f"tcr run: unknown flag: {opt}", hint="see 'tcr run --help'")
+            i += 2 if (opt in takes_value and "=" not in tok) else 1
+            continue
+        # a cluster of short flags: -dit, -eK=V, -p80:80
+        j = 1
+        skip = 1
+        while j < len(tok):
+            opt = "-" + tok[j]
+            if opt not in known:
+                raise UsageError(f"tcr run: unknown shorthand flag: {tok[j]!r} in {tok}", hint="see 'tcr run --help'")
+            if opt in takes_value:
+                skip = 1 if j + 1 < len(tok) else 2
+                break
+            j += 1
+        i += skip
+    return args, []
+
+
+def parse_run_args(args: List[str], pwd: str, read_file: Callable[[str], str] = _read_text,
+                   prog: str = "run") -> RunOptions:
+    """argv after `tcr run` -> validated RunOptions. Raises UsageError / InvalidArgument (one line);
+    HelpRequested for --help."""
+    p = _parser(prog)
+    opt_args, rest = _split_at_image(p, list(args))
+    ns = p.parse_args(opt_args)
+
+    fields: Dict[str, Any] = {}
+    env: List[str] = []
+    volumes: List[Volume] = []
+    tmpfs: List[Tmpfs] = []
+    publish: List[str] = []
+    if ns.config:
+        path = _host_path(ns.config, pwd)
+        try:
+            text = read_file(path)
+        except OSError as e:
+            raise InvalidArgument(f"cannot read run config {path}: {e.strerror or e}")
+        from tcr.common import jsonc
+
+        try:
+            data = jsonc.loads(text)
+        except ValueError as e:
+            raise InvalidArgument(f"run config {path} is not valid JSON: {str(e).splitlines()[0] if str(e) else e}")
+        cfg = parse_run_config(data, os.path.dirname(path))
+        env += cfg.pop("env", [])
+        volumes += cfg.pop("volumes", [])
+        tmpfs += cfg.pop("tmpfs", [])
+        publish += cfg.pop("publish", [])
+        fields.update(cfg)
+        fields["config_file"] = path
+
+    env_files = []
+    for f in ns.env_file:
+        path = _host_path(f, pwd)
+        try:
+            text = read_file(path)
+        except OSError as e:
+            raise InvalidArgument(f"cannot read env file {path}: {e.strerror or e}")
+        env += parse_env_file(text, path)
+        env_files.append(path)
+    for e in ns.env:
+        v = parse_env_line(e)
+        if v is not None:
+            env.append(v)
+    volumes += [parse_volume(v, pwd) for v in ns.volume]
+    tmpfs += [parse_tmpfs(t) for t in ns.tmpfs]
+    publish += list(ns.publish)
+
+    for attr in ("detach", "interactive", "tty", "rm", "read_only"):
+        if getattr(ns, attr):
+            fields[attr] = True
+    if ns.name is not None:
+        fields["name"] = ns.name
+    if ns.network is not None:
+        fields["network"] = parse_network(ns.network)
+    if ns.restart is not None:
+        fields["restart"] = parse_restart(ns.restart)
+    if ns.stop_timeout is not None:
+        fields["stop_timeout"] = _int_flag(ns.stop_timeout, "--stop-timeout", 0)
+    if ns.stop_signal is not None:
+        fields["stop_signal"] = parse_signal(ns.stop_signal)
+    if ns.memory is not None:
+        fields["memory"] = resources.parse_memory(ns.memory)
+    if ns.cpus is not None:
+        fields["cpus"] = resources.parse_cpus(ns.cpus)
+    if ns.pids_limit is not None:
+        fields["pids_limit"] = resources.parse_pids(ns.pids_limit)
+    if ns.user is not None:
+        fields["user"] = parse_user(ns.user)
+    if ns.workdir is not None:
+        fields["workdir"] = _abs_in_container(ns.workdir, "--workdir")
+    if ns.entrypoint is not None:
+        fields["entrypoint"] = (ns.entrypoint,) if ns.entrypoint else ()
+    if ns.hostname is not None:
+        if not HOSTNAME_RE.match(ns.hostname):
+            raise InvalidArgument(f"invalid hostname: {ns.hostname!r}")
+        fields["hostname"] = ns.hostname
+    for lo in ns.log_opt:
+        k, eq, v = lo.partition("=")
+        if k == "max-size" and eq:
+            ns.log_size = v
+        elif k == "max-file" and eq:
+            ns.log_files = v
+        else:
+            raise InvalidArgument(f"unsupported --log-opt {lo!r}", hint="max-size=SIZE or max-file=N")
+    if ns.log_size is not None:
+        fields["log_max_size"] = resources.parse_size(ns.log_size, "--log-size")
+    if ns.log_files is not None:
+        fields["log_max_files"] = _int_flag(ns.log_files, "--log-files", 1)
+    fields["cap_add"] = tuple(capsmod.normalize_all(ns.cap_add))
+    fields["cap_drop"] = tuple(capsmod.normalize_all(ns.cap_drop))
+
+    if rest:
+        fields["image"] = rest[0]
+        if len(rest) > 1:
+            fields["command"] = tuple(rest[1:])
+            if ns.config and ns.entrypoint is None and fields.get("entrypoint") == ():
+                # COMMAND on the line replaces the config's full argv; keep the image entrypoint
+                fields.pop("entrypoint")
+    if not fields.get("image"):
+        raise UsageError(f"tcr {prog}: requires an IMAGE argument", hint=f"usage: tcr {prog} [OPTIONS] IMAGE [COMMAND]")
+
+    opts = RunOptions(env=tuple(env), env_files=tuple(env_files), volumes=tuple(volumes), tmpfs=tuple(tmpfs),
+                      publish=tuple(publish), **fields)
+    validate(opts)
+    return opts
+
+
+def validate(opts: RunOptions) -> None:
+    """Cross-flag checks (also applied to records built elsewhere)."""
+    if not opts.image or opts.image.startswith("-"):
+        raise InvalidArgument(f"invalid image reference: {opts.image!r}")
+    if opts.name is not None and not NAME_RE.match(opts.name):
+        raise InvalidArgument(f"invalid container name {opts.name!r}", hint="letters, digits, '_', '.', '-'; "
+                              "must start with a letter or digit")
+    if opts.rm and opts.restart.name != "no":
+        raise InvalidArgument("conflicting options: --restart and --rm")
+    if opts.restart.name != "no" and not opts.detach:
+        raise InvalidArgument(f"--restart {opts.restart} needs a detached container (-d)")
+    if opts.publish and opts.network in ("host", "none"):
+        raise InvalidArgument(f"cannot publish ports with --network {opts.network}")
+    seen: Dict[str, str] = {}
+    for dst in [v.dst for v in opts.volumes] + [t.dst for t in opts.tmpfs]:
+        if dst in seen:
+            raise InvalidArgument(f"duplicate mount point: {dst}")
+        seen[dst] = dst

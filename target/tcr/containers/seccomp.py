@@ -1,0 +1,106 @@
+"""Seccomp: the default profile (tcr/data/seccomp_default.json) evaluated into an OCI linux.seccomp.
+
+The profile uses the moby/containers-common format: an allow-list with conditional entries
+(`includes`/`excludes` on `arches`, `caps` and `minKernel`). Unlike the C implementation, which
+drops every conditional entry (so `chroot`, `arch_prctl` ... fail), the conditions are evaluated here
+for the native architecture and the granted capabilities, the way docker does it. Pure.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from tcr.common.errors import InvalidArgument
+
+# Go/OCI-image arch name -> (native SCMP arch, name used in the profile's includes/excludes.arches,
+# extra SCMP arches the native kernel also runs: compat modes).
+ARCHES: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
+    "amd64": ("SCMP_ARCH_X86_64", "amd64", ("SCMP_ARCH_X86", "SCMP_ARCH_X32")),
+    "386": ("SCMP_ARCH_X86", "x86", ()),
+    "arm64": ("SCMP_ARCH_AARCH64", "arm64", ("SCMP_ARCH_ARM",)),
+    "arm": ("SCMP_ARCH_ARM", "arm", ()),
+    "ppc64le": ("SCMP_ARCH_PPC64LE", "ppc64le", ()),
+    "s390x": ("SCMP_ARCH_S390X", "s390x", ("SCMP_ARCH_S390",)),
+    "riscv64": ("SCMP_ARCH_RISCV64", "riscv64", ()),
+    "mips64le": ("SCMP_ARCH_MIPSEL64", "mips64le", ("SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64N32")),
+}
+
+_DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                             "seccomp_default.json")
+_cache: Dict[str, Dict[str, Any]] = {}
+
+
+def load_default() -> Dict[str, Any]:
+    """The shipped default profile (parsed once per process)."""
+    if "default" not in _cache:
+        with open(_DEFAULT_PATH, encoding="utf-8") as f:
+            _cache["default"] = json.load(f)
+    return _cache["default"]
+
+
+def _kernel_tuple(v: str) -> Tuple[int, ...]:
+    return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+
+def _applies(entry: Dict[str, Any], arch_name: str, caps: Sequence[str], kernel: Optional[Tuple[int, ...]]) -> bool:
+    inc = entry.get("includes") or {}
+    exc = entry.get("excludes") or {}
+    if arch_name in (exc.get("arches") or []):
+        return False
+    if any(c in caps for c in (exc.get("caps") or [])):
+        return False
+    if exc.get("minKernel") and kernel is not None and kernel >= _kernel_tuple(exc["minKernel"]):
+        return False
+    if inc.get("arches") and arch_name not in inc["arches"]:
+        return False
+    if inc.get("caps") and not all(c in caps for c in inc["caps"]):
+        return False
+    # Unknown kernel: a minKernel rule is not granted (fail closed).
+    return not (inc.get("minKernel") and (kernel is None or kernel < _kernel_tuple(inc["minKernel"])))
+
+
+def evaluate(profile: Dict[str, Any], arch: str, caps: Sequence[str],
+             kernel: Optional[Tuple[int, ...]] = None) -> Dict[str, Any]:
+    """OCI linux.seccomp for this architecture (Go name: amd64, arm64, arm ...) and capability set.
+
+    Entries that end up with the same action, errno and argument filter are merged into one, so
+    the config stays small.
+    """
+    if arch not in ARCHES:
+        raise InvalidArgument(f"no seccomp support for architecture {arch!r}")
+    native, arch_name, subs = ARCHES[arch]
+    merged: Dict[str, Dict[str, Any]] = {}
+    for entry in profile.get("syscalls", []):
+        if not _applies(entry, arch_name, caps, kernel):
+            continue
+        names: List[str] = list(entry.get("names") or ([entry["name"]] if entry.get("name") else []))
+        out: Dict[str, Any] = {"names": [], "action": entry["action"]}
+        if entry.get("errnoRet") is not None:
+            out["errnoRet"] = int(entry["errnoRet"])
+        if entry.get("args"):
+            out["args"] = [{k: a[k] for k in ("index", "value", "valueTwo", "op") if k in a} for a in entry["args"]]
+        key = json.dumps([out["action"], out.get("errnoRet"), out.get("args")], sort_keys=True)
+        slot = merged.setdefault(key, out)
+        for n in names:
+            if n not in slot["names"]:
+                slot["names"].append(n)
+    result: Dict[str, Any] = {
+        "defaultAction": profile.get("defaultAction", "SCMP_ACT_ERRNO"),
+        "architectures": [native, *subs],
+        "syscalls": list(merged.values()),
+    }
+    if profile.get("defaultErrnoRet") is not None:
+        result["defaultErrnoRet"] = int(profile["defaultErrnoRet"])
+    return result
+
+
+def allowed(oci: Dict[str, Any], syscall: str) -> str:
+    """How an evaluated filter treats a syscall: 'allow', 'conditional' (allowed for some
+    arguments only), or 'deny'. For tests, docs and `tcr inspect`-style explanations."""
+    verdict = "deny"
+    for e in oci.get("syscalls", []):
+        if syscall in e["names"] and e["action"] == "SCMP_ACT_ALLOW":
+            if not e.get("args"):
+                return "allow"
+            verdict = "conditional"
+    return verdict

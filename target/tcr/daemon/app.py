@@ -1,0 +1,127 @@
+"""The Daemon object: owns the loop, the state store and the managers, and wires them together.
+
+Start-up order: flock the state root -> become a child subreaper -> recover images -> recover
+networks -> recover containers -> listen. SIGTERM/SIGINT: stop accepting, let the managers stop
+(containers policy-aware), leave images mounted, exit 0.
+"""
+
+import argparse
+import logging
+import os
+import signal
+from typing import Any, List, Optional
+
+from tcr.common.atomic import remove_durable, write_atomic
+from tcr.daemon.loop import EventLoop
+from tcr.daemon.state import StateStore
+from tcr.images.manager import ImageManager
+from tcr.kernel import pidfd
+from tcr.kernel.flock import FileLock
+
+log = logging.getLogger("tcrd")
+
+DEFAULT_ROOT = "/var/lib/tcr"
+DEFAULT_RUN_DIR = "/run/tcr"
+DEFAULT_SOCKET = "/run/tcr/tcrd.sock"
+
+
+def default_options(**kw: Any) -> argparse.Namespace:
+    ns = argparse.Namespace(root=DEFAULT_ROOT, run_dir=DEFAULT_RUN_DIR, socket=DEFAULT_SOCKET,
+                            no_compat_socket=False, pidfile=None, syslog=False, debug=False, check=False)
+    for k, v in kw.items():
+        setattr(ns, k, v)
+    return ns
+
+
+class Daemon:
+    def __init__(self, options: Optional[argparse.Namespace] = None):
+        self.options = options or default_options()
+        self.root = os.path.abspath(self.options.root)
+        self.run_dir = os.path.abspath(self.options.run_dir)
+        self.socket_path = os.path.abspath(self.options.socket)
+        self.loop = EventLoop()
+        self.store = StateStore(self.root)
+        self.images = ImageManager(self.root, self.store, daemon=self)
+        # Set up in start() by the network/container code when present; None until then.
+        self.networks: Any = None
+        self.containers: Any = None
+        self.server: Any = None
+        self.problems: List[str] = []  # what recovery found, for `tcr info`-style reporting
+        self._lock = FileLock(os.path.join(self.root, ".lock"), what=f"state root {self.root}")
+        self._shutting_down = False
+        self._pidfile: Optional[str] = None
+
+    # ---- start -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        os.makedirs(self.run_dir, mode=0o711, exist_ok=True)
+        self._lock.acquire()  # raises "state root X is in use by tcrd (pid N)"
+        try:
+            pidfd.set_child_subreaper()
+        except OSError as exc:
+            log.warning("%s; orphaned container processes will not be reaped by tcrd", exc)
+        self.loop.reap_orphans(True)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.shutdown)
+
+        self.problems += self.images.recover()
+
+        # ---- networks: construct + recover tcr.network.manager.NetworkManager here (sets
+        #      self.networks; it stays None until then). Its recover() needs the live container ids.
+        # ---- containers: construct + recover tcr.containers.manager.ContainerManager here (sets
+        #      self.containers). ImageManager.remove() asks self.containers.uses_image(id).
+
+        from tcr.commands.dispatch import make_dispatch
+        from tcr.rpc.protocol import ABSTRACT_NAME
+        from tcr.rpc.server import RpcServer
+
+        abstract = None if self.options.no_compat_socket else ABSTRACT_NAME
+        self.server = RpcServer(self.loop, make_dispatch(self), self.socket_path, abstract)
+        self.server.start()
+        if self.options.pidfile:
+            self._pidfile = os.path.abspath(self.options.pidfile)
+            os.makedirs(os.path.dirname(self._pidfile), exist_ok=True)
+            write_atomic(self._pidfile, f"{os.getpid()}\n")
+        log.info("listening on %s%s (root %s, pid %d)", self.socket_path,
+                 "" if abstract is None else f" and @{abstract}", self.root, os.getpid())
+
+    # ---- stop --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """SIGTERM path: stop accepting, let the managers stop, leave images mounted, stop the loop."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        log.info("shutting down")
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        # Containers stop gracefully and may take a while (stop timeouts): they call back when done.
+        if self.containers is not None and hasattr(self.containers, "shutdown"):
+            self.containers.shutdown(self._after_containers)
+        else:
+            self._after_containers()
+
+    def _after_containers(self) -> None:
+        if self.networks is not None and hasattr(self.networks, "shutdown"):
+            try:
+                self.networks.shutdown()
+            except Exception:
+                log.exception("network shutdown failed")
+        self.loop.stop()
+
+    def close(self) -> None:
+        """Release what the process holds (after the loop ended, or when start() failed)."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self._pidfile:
+            try:
+                remove_durable(self._pidfile)
+            except OSError:
+                pass
+            self._pidfile = None
+        self.loop.close()
+        self._lock.release()

@@ -1,0 +1,353 @@
+"""The daemon's event loop: one thread, one selector, nothing polls.
+
+- fds: add_reader()/remove_reader() on a selectors.DefaultSelector (epoll).
+- timers: a heap of (deadline, seq, handle); select() sleeps exactly until the next deadline.
+- signals: signal.set_wakeup_fd() writes signal numbers to a socketpair the selector watches;
+  handlers then run as ordinary callbacks, never inside the Python signal handler.
+- processes: watch_process() opens a pidfd, which becomes readable when the process exits; our own
+  children (tcrd is a subreaper, so container processes become ours) are reaped with
+  waitid(P_PIDFD). Without pidfd support, SIGCHLD + waitpid(WNOHANG) for the watched pids.
+- orphans: with reap_orphans(True), SIGCHLD also reaps zombie children nobody watches (processes
+  reparented to the subreaper). Rule for daemon code: a child you do not wait for synchronously
+  must be watched before control returns to the loop, or it may be reaped as an orphan.
+
+Callback exceptions are logged and swallowed: the daemon never dies of one bad callback.
+"""
+
+import heapq
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+from tcr.kernel import pidfd as _pidfd
+
+log = logging.getLogger("tcr.loop")
+
+Callback = Callable[[], None]
+ExitCallback = Callable[[Optional[int]], None]
+
+
+class TimerHandle:
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callback):
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Watch:
+    """A watch on one process. cancel() stops it without calling the callback."""
+
+    def __init__(self, loop: "EventLoop", pid: int, callback: ExitCallback, fd: Optional[int]):
+        self.loop = loop
+        self.pid = pid
+        self.callback = callback
+        self.fd = fd
+        self.active = True
+
+    def cancel(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        self.loop._drop_watch(self)
+
+    def _fire(self, code: Optional[int]) -> None:
+        if self.active:
+            self.active = False
+            self.loop._drop_watch(self)
+            self.callback(code)
+
+
+class EventLoop:
+    def __init__(self, use_pidfd: Optional[bool] = None):
+        self._sel = selectors.DefaultSelector()
+        self._readers: Dict[int, Callback] = {}
+        self._ready: Deque[Callback] = deque()
+        self._timers: List[Tuple[float, int, TimerHandle]] = []
+        self._seq = 0
+        self._stopping = False
+        self._running = False
+        self._use_pidfd = _pidfd.supported() if use_pidfd is None else use_pidfd
+        self._watches: Dict[int, List[Watch]] = {}  # pid -> watches
+        self._signal_handlers: Dict[int, List[Callback]] = {}
+        self._old_handlers: Dict[int, object] = {}
+        self._wake_r: Optional[socket.socket] = None
+        self._wake_w: Optional[socket.socket] = None
+        self._old_wakeup_fd = -1
+        self._reap_orphans = False
+        self._sigchld_installed = False
+
+    # ---- fds ---------------------------------------------------------------------------------
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        if fd in self._readers:
+            self._sel.modify(fd, selectors.EVENT_READ)
+        else:
+            self._sel.register(fd, selectors.EVENT_READ)
+        self._readers[fd] = callback
+
+    def remove_reader(self, fd: int) -> None:
+        if self._readers.pop(fd, None) is not None:
+            try:
+                self._sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+
+    # ---- callbacks and timers ----------------------------------------------------------------
+
+    def call_soon(self, callback: Callback) -> None:
+        self._ready.append(callback)
+
+    def call_later(self, delay: float, callback: Callback) -> TimerHandle:
+        h = TimerHandle(time.monotonic() + max(0.0, delay), callback)
+        self._seq += 1
+        heapq.heappush(self._timers, (h.when, self._seq, h))
+        return h
+
+    def time(self) -> float:
+        return time.monotonic()
+
+    # ---- signals -----------------------------------------------------------------------------
+
+    def _ensure_wakeup(self) -> None:
+        if self._wake_r is not None:
+            return
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        self._wake_r, self._wake_w = r, w
+        self._old_wakeup_fd = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        self.add_reader(r.fileno(), self._on_wakeup)
+
+    def _install(self, signum: int) -> None:
+        self._ensure_wakeup()
+        if signum not in self._old_handlers:
+            # A Python-level handler is needed for the C handler to write to the wakeup fd;
+            # the real work happens in _on_wakeup.
+            self._old_handlers[signum] = signal.signal(signum, _noop_handler)
+
+    def add_signal_handler(self, signum: int, callback: Callback) -> None:
+        self._install(signum)
+        self._signal_handlers.setdefault(signum, []).append(callback)
+
+    def remove_signal_handler(self, signum: int) -> None:
+        self._signal_handlers.pop(signum, None)
+
+    def _on_wakeup(self) -> None:
+        assert self._wake_r is not None
+        try:
+            data = self._wake_r.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in dict.fromkeys(data):  # de-duplicated, in order
+            if signum == signal.SIGCHLD:
+                self._on_sigchld()
+            for cb in list(self._signal_handlers.get(signum, ())):
+                self._run_callback(cb)
+
+    # ---- processes ---------------------------------------------------------------------------
+
+    def watch_process(self, pid: int, callback: ExitCallback) -> Watch:
+        """Call callback(code) once pid has exited: docker-style code if we reaped it, else None."""
+        fd: Optional[int] = None
+        if self._use_pidfd:
+            try:
+                fd = _pidfd.open_pidfd(pid)
+            except ProcessLookupError:
+                w = Watch(self, pid, callback, None)
+                self._watches.setdefault(pid, []).append(w)
+                self.call_soon(lambda: w._fire(None))
+                return w
+        w = Watch(self, pid, callback, fd)
+        self._watches.setdefault(pid, []).append(w)
+        if fd is not None:
+            self.add_reader(fd, lambda: self._on_pidfd(w))
+        else:
+            self._install_sigchld()
+            self.call_soon(self._on_sigchld)  # it may have exited before we installed the handler
+        return w
+
+    def _drop_watch(self, w: Watch) -> None:
+        lst = self._watches.get(w.pid)
+        if lst and w in lst:
+            lst.remove(w)
+            if not lst:
+                del self._watches[w.pid]
+        if w.fd is not None:
+            self.remove_reader(w.fd)
+            os.close(w.fd)
+            w.fd = None
+
+    def _on_pidfd(self, w: Watch) -> None:
+        assert w.fd is not None
+        code = _pidfd.reap_pidfd(w.fd)
+        # Other watches on the same pid get the same result.
+        for other in list(self._watches.get(w.pid, ())):
+            if other is not w:
+                other._fire(code)
+        w._fire(code)
+
+    def _install_sigchld(self) -> None:
+        if not self._sigchld_installed:
+            self._sigchld_installed = True
+            self._install(signal.SIGCHLD)
+
+    def reap_orphans(self, enable: bool = True) -> None:
+        """Reap zombie children nobody watches, on every SIGCHLD (for a child subreaper)."""
+        self._reap_orphans = enable
+        if enable:
+            self._install_sigchld()
+            self.call_soon(self._on_sigchld)
+
+    def _on_sigchld(self) -> None:
+        # Watched pids without a pidfd (fallback mode).
+        for pid, watches in list(self._watches.items()):
+            if any(w.fd is not None for w in watches):
+                continue
+            code: Optional[int]
+            try:
+                got, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                if _pid_exists(pid):
+                    continue  # not our child and still alive: nothing to report yet
+                code = None
+            else:
+                if got == 0:
+                    continue
+                code = _pidfd.code_from_status(status)
+            for w in list(watches):
+                w._fire(code)
+        if self._reap_orphans:
+            for pid in _zombie_children():
+                if pid in self._watches:
+                    continue
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                    log.debug("reaped orphan process %d", pid)
+                except ChildProcessError:
+                    pass
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def _run_callback(self, cb: Callable[[], None]) -> None:
+        try:
+            cb()
+        except Exception:
+            log.exception("error in event loop callback %r", cb)
+
+    def run_once(self, timeout: Optional[float] = None) -> None:
+        """One iteration: ready callbacks, then wait for fds/timers (at most timeout seconds)."""
+        n = len(self._ready)
+        for _ in range(n):
+            self._run_callback(self._ready.popleft())
+        if self._stopping:
+            return
+        wait = timeout
+        if self._ready:
+            wait = 0
+        else:
+            while self._timers and self._timers[0][2].cancelled:
+                heapq.heappop(self._timers)
+            if self._timers:
+                until = max(0.0, self._timers[0][0] - time.monotonic())
+                wait = until if wait is None else min(wait, until)
+        if self._readers:
+            events = self._sel.select(wait)
+        else:
+            events = []
+            if wait is None:
+                raise RuntimeError("event loop would block forever: nothing to wait for")
+            time.sleep(wait)  # only timers left: sleeping until the next deadline is not polling
+        for key, _mask in events:
+            cb = self._readers.get(key.fd)  # type: ignore[arg-type]
+            if cb is not None:
+                self._run_callback(cb)
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _when, _seq, h = heapq.heappop(self._timers)
+            if not h.cancelled:
+                h.cancelled = True
+                self._run_callback(h.callback)
+
+    def run(self) -> None:
+        """Run until stop() is called."""
+        self._running = True
+        self._stopping = False
+        try:
+            while not self._stopping:
+                self.run_once()
+        finally:
+            self._running = False
+            self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def close(self) -> None:
+        """Restore signal handlers and the wakeup fd; close everything this loop owns."""
+        for w in [w for ws in self._watches.values() for w in ws]:
+            w.cancel()
+        for signum, old in self._old_handlers.items():
+            try:
+                signal.signal(signum, old)  # type: ignore[arg-type]
+            except (TypeError, ValueError, OSError):
+                pass
+        self._old_handlers.clear()
+        self._signal_handlers.clear()
+        if self._wake_r is not None:
+            try:
+                signal.set_wakeup_fd(self._old_wakeup_fd)
+            except ValueError:
+                pass
+            self.remove_reader(self._wake_r.fileno())
+            self._wake_r.close()
+            assert self._wake_w is not None
+            self._wake_w.close()
+            self._wake_r = self._wake_w = None
+        self._sel.close()
+
+
+def _noop_handler(signum, frame) -> None:
+    pass
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _zombie_children() -> List[int]:
+    """Our zombie children, from /proc (children lists when available, else a scan)."""
+    me = os.getpid()
+    pids: List[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{tid}/children") as f:
+                pids.extend(int(p) for p in f.read().split())
+    except OSError:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        tail = stat[stat.rfind(b")") + 2:].split()
+        if len(tail) >= 2 and tail[0] == b"Z" and int(tail[1]) == me:
+            out.append(pid)
+    return out

@@ -1,0 +1,90 @@
+"""tcrd: the tcr daemon (entry point).
+
+  tcrd [--root DIR] [--socket PATH] [--run-dir DIR] [--no-compat-socket] [--pidfile PATH]
+       [--syslog] [--debug] [--check]
+"""
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from tcr.common.errors import TcrError
+from tcr.daemon.app import DEFAULT_ROOT, DEFAULT_RUN_DIR, DEFAULT_SOCKET
+
+log = logging.getLogger("tcrd")
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tcrd", description="tcr daemon: images, containers, networks.")
+    p.add_argument("--root", default=DEFAULT_ROOT, help=f"state root (default {DEFAULT_ROOT})")
+    p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"RPC socket path (default {DEFAULT_SOCKET})")
+    p.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
+                   help=f"runtime directory (default {DEFAULT_RUN_DIR})")
+    p.add_argument("--no-compat-socket", action="store_true",
+                   help="do not listen on the abstract socket @tiny_container_runtime (C client)")
+    p.add_argument("--pidfile", help="write the daemon's pid here (removed on exit)")
+    p.add_argument("--syslog", action="store_true", help="log to syslog instead of stderr")
+    p.add_argument("--debug", action="store_true", help="debug logging")
+    p.add_argument("--check", action="store_true", help="check prerequisites and exit")
+    return p.parse_args(argv)
+
+
+def _setup_logging(opts: argparse.Namespace) -> None:
+    from tcr.common import log as tlog
+
+    tlog.setup(debug=opts.debug, prog="tcrd")
+    if opts.syslog:
+        import logging.handlers
+
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        try:
+            h = logging.handlers.SysLogHandler(address="/dev/log",
+                                               facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        except OSError as exc:
+            print(f"tcrd: syslog unavailable ({exc}); logging to stderr", file=sys.stderr)
+            tlog.setup(debug=opts.debug, prog="tcrd")
+            return
+        h.setFormatter(logging.Formatter("tcrd[%(process)d]: %(levelname)s: %(message)s"))
+        root.addHandler(h)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    opts = parse_args(argv)
+    _setup_logging(opts)
+    from tcr import check
+
+    if opts.check:
+        results = check.run_checks()
+        sys.stdout.write(check.render(results))
+        return 0 if all(c.ok for c in results) else 1
+    missing = [c for c in check.daemon_prerequisites() if not c.ok]
+    if missing:
+        for c in missing:
+            print(f"tcrd: prerequisite missing: {c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else ""),
+                  file=sys.stderr)
+        return 1
+
+    from tcr.daemon.app import Daemon
+
+    daemon = Daemon(opts)
+    try:
+        try:
+            daemon.start()
+        except TcrError as exc:
+            print(f"tcrd: {exc.render()}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"tcrd: cannot start: {exc}", file=sys.stderr)
+            return 1
+        daemon.loop.run()
+        log.info("stopped")
+        return 0
+    finally:
+        daemon.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

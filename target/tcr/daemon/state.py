@@ -1,0 +1,109 @@
+"""The daemon's persistent state: one versioned JSON file per record, written atomically.
+
+Layout: <root>/<kind>/<key>.json containing {"version": 1, "kind": KIND, "data": {...}}.
+Writes go through tcr.common.atomic (temp file, fsync, rename, fsync dir), so a crash leaves the
+old or the new record, never half of one. A damaged file is reported in one line and moved aside
+to <name>.corrupt; it never stops the daemon.
+"""
+
+import os
+import re
+from typing import Dict, List, Tuple
+
+from tcr.common import jsonc
+from tcr.common.atomic import remove_durable, write_atomic
+from tcr.common.errors import InvalidArgument
+
+VERSION = 1
+_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+MAX_RECORD = 4 * 1024 * 1024
+
+
+def _check(kind: str, key: str) -> None:
+    if not _KEY_RE.match(kind):
+        raise InvalidArgument(f"invalid state kind {kind!r}")
+    if not _KEY_RE.match(key):
+        raise InvalidArgument(f"invalid state key {key!r}")
+
+
+class StateStore:
+    def __init__(self, root: str):
+        self.root = root
+
+    def dir(self, kind: str) -> str:
+        return os.path.join(self.root, kind)
+
+    def path(self, kind: str, key: str) -> str:
+        _check(kind, key)
+        return os.path.join(self.root, kind, key + ".json")
+
+    def save(self, kind: str, key: str, data: dict) -> None:
+        p = self.path(kind, key)
+        os.makedirs(os.path.dirname(p), mode=0o700, exist_ok=True)
+        doc = {"version": VERSION, "kind": kind, "data": data}
+        write_atomic(p, jsonc.dumps_pretty(doc), mode=0o600)
+
+    def delete(self, kind: str, key: str) -> None:
+        remove_durable(self.path(kind, key))
+
+    def move_aside(self, kind: str, key: str) -> str:
+        """Move a record that parses but is invalid out of the way (to <name>.corrupt)."""
+        p = self.path(kind, key)
+        os.replace(p, p + ".corrupt")
+        return p + ".corrupt"
+
+    def load_all(self, kind: str) -> Tuple[Dict[str, dict], List[str]]:
+        """(records by key, one error line per damaged or unreadable file)."""
+        records: Dict[str, dict] = {}
+        errors: List[str] = []
+        d = self.dir(kind)
+        try:
+            names = sorted(os.listdir(d))
+        except FileNotFoundError:
+            return records, errors
+        for name in names:
+            p = os.path.join(d, name)
+            if name.startswith(".") and ".json.tmp" in name:
+                # An interrupted write_atomic: the rename never happened, the old file is intact.
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+                continue
+            if not name.endswith(".json") or not os.path.isfile(p):
+                continue
+            key = name[: -len(".json")]
+            problem = None
+            try:
+                if not _KEY_RE.match(key):
+                    raise ValueError("file name is not a valid key")
+                with open(p, "rb") as f:
+                    raw = f.read(MAX_RECORD + 1)
+                if len(raw) > MAX_RECORD:
+                    raise ValueError("file is too large")
+                doc = jsonc.loads(raw)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                version = doc.get("version")
+                if type(version) is not int:
+                    raise ValueError("no integer 'version'")
+                if version > VERSION:
+                    # Written by a newer tcr: not damaged, so leave it in place untouched.
+                    errors.append(f"{p}: written by a newer tcr (version {version}); ignored")
+                    continue
+                if doc.get("kind") != kind:
+                    raise ValueError(f"'kind' is {doc.get('kind')!r}, expected {kind!r}")
+                data = doc.get("data")
+                if not isinstance(data, dict):
+                    raise ValueError("'data' is not an object")
+                records[key] = data
+            except (ValueError, OSError) as exc:
+                problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if problem is not None:
+                aside = p + ".corrupt"
+                try:
+                    os.replace(p, aside)
+                    errors.append(f"{p}: damaged ({problem}); moved aside to {aside}")
+                except OSError as exc:
+                    errors.append(f"{p}: damaged ({problem}); could not move it aside: {exc.strerror}")
+        return records, errors

@@ -1,0 +1,74 @@
+"""Image lookup rules (pure): by id, unique id prefix, name[:tag], name@digest or digest.
+
+Order, as docker does it: full id, digest, name:tag (default tag `latest`; short names also tried
+as docker.io/NAME and docker.io/library/NAME), then a unique id prefix of at least 4 hex digits.
+"""
+
+import re
+from typing import Iterable, List, Optional, Tuple
+
+from tcr.common.errors import ImageNotFound, InvalidArgument
+from tcr.images.record import ImageRecord
+
+_HEX = re.compile(r"^[0-9a-f]{4,16}$")
+_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
+MIN_PREFIX = 4
+
+
+def split_ref(ref: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """'name[:tag][@digest]' -> (name, tag or None, digest or None)."""
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    tag = None
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:  # a colon after the last slash is a tag, not a registry port
+        ref, tag = ref[:colon], ref[colon + 1:]
+    return ref, tag, digest
+
+
+def name_candidates(name: str) -> List[str]:
+    """'busybox' -> ['busybox', 'docker.io/busybox', 'docker.io/library/busybox']."""
+    out = [name]
+    first = name.split("/", 1)[0]
+    has_registry = "/" in name and ("." in first or ":" in first or first == "localhost")
+    if not has_registry:
+        out.append("docker.io/" + name)
+        if "/" not in name:
+            out.append("docker.io/library/" + name)
+    return out
+
+
+def resolve(records: Iterable[ImageRecord], ref: str) -> ImageRecord:
+    recs = list(records)
+    if not ref or len(ref) > 512 or any(c.isspace() for c in ref):
+        raise InvalidArgument(f"invalid image reference {ref[:80]!r}")
+    for r in recs:
+        if r.id == ref:
+            return r
+    if _DIGEST.match(ref) and "/" not in ref:
+        for r in recs:
+            if r.info.digest == ref:
+                return r
+    name, tag, digest = split_ref(ref)
+    if name:
+        cands = name_candidates(name)
+        if digest is not None:
+            for r in recs:
+                if r.info.digest == digest and r.info.name in cands:
+                    return r
+        else:
+            want = [f"{c}:{tag or 'latest'}" for c in cands]
+            for w in want:
+                for r in recs:
+                    if w in r.tags:
+                        return r
+    if _HEX.match(ref):
+        hits = [r for r in recs if r.id.startswith(ref)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise InvalidArgument(f"image id prefix {ref} is ambiguous: it matches {len(hits)} images",
+                                  hint="give more digits of the id")
+    raise ImageNotFound(f"image {ref} not found", hint="see 'tcr image ls'")

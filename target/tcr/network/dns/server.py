@@ -1,0 +1,561 @@
+"""The DNS forwarder's sockets: a thin layer over forwarder.Forwarder, driven by the daemon's loop.
+
+Per gateway address: one UDP socket and one TCP listening socket bound to that address only (never
+0.0.0.0: we are not an open resolver). Upstream UDP queries leave through a small pool of sockets
+with kernel-chosen random ports (so a spoofer must guess port and id); TCP client queries are
+forwarded over a fresh TCP connection to the upstream.
+
+The loop only offers readers, so writability (a TCP connect finishing, a client's send buffer
+draining) comes from a private epoll fd registered as one reader: no polling anywhere.
+Hot path (UDP, local name): recvfrom -> Forwarder.handle_query (reply-cache dict lookup, or parse
+question + table lookup + build reply) -> sendto, repeated until EAGAIN (at most BATCH per wakeup).
+"""
+
+import errno
+import ipaddress
+import logging
+import select
+import socket
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Set
+
+from tcr.common.errors import InternalError, InvalidArgument
+from tcr.network.dns import packet
+from tcr.network.dns.forwarder import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    Forwarder,
+    Pending,
+    Zone,
+)
+from tcr.network.dns.upstreams import Upstreams
+
+log = logging.getLogger("tcr.dns")
+
+BATCH = 64  # datagrams handled per wakeup before yielding to other fds
+QUERY_BUF = 4096  # client queries (a query is small; EDNS answers are what get big)
+ANSWER_BUF = 65535  # upstream answers
+UPSTREAM_POOL = 4  # UDP sockets (random source ports) used for upstream queries, per family
+MAX_TCP_CONNS = 64  # client TCP connections over all gateways
+MAX_TCP_PENDING = 16  # forwarded queries in flight per client TCP connection
+MAX_TCP_OUT = 256 * 1024  # unsent reply bytes per client TCP connection before we give up on it
+TCP_IDLE = 10.0  # seconds a client TCP connection may stay idle (RFC 7766 suggests seconds)
+RCVBUF = 1 << 20
+
+
+class _Writability:
+    """Writability notifications through one epoll fd that the loop watches as a reader."""
+
+    def __init__(self, loop: Any):
+        self._loop = loop
+        self._ep = select.epoll()
+        self._cbs: Dict[int, Callable[[], None]] = {}
+        loop.add_reader(self._ep.fileno(), self._fire)
+
+    def watch(self, sock: socket.socket, cb: Callable[[], None]) -> None:
+        fd = sock.fileno()
+        if fd in self._cbs:
+            self._ep.modify(fd, select.EPOLLOUT)
+        else:
+            self._ep.register(fd, select.EPOLLOUT)
+        self._cbs[fd] = cb
+
+    def unwatch(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        if fd >= 0 and self._cbs.pop(fd, None) is not None:
+            try:
+                self._ep.unregister(fd)
+            except OSError:
+                pass
+
+    def _fire(self) -> None:
+        for fd, _ev in self._ep.poll(0):
+            cb = self._cbs.pop(fd, None)
+            try:
+                self._ep.unregister(fd)
+            except OSError:
+                pass
+            if cb is not None:
+                cb()
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._ep.fileno())
+        self._ep.close()
+        self._cbs.clear()
+
+
+class _Listener:
+    __slots__ = ("ip", "port", "zone", "udp", "tcp", "conns", "closed")
+
+    def __init__(self, ip: str, port: int, zone: Zone, udp: socket.socket, tcp: socket.socket):
+        self.ip = ip
+        self.port = port
+        self.zone = zone
+        self.udp = udp
+        self.tcp = tcp
+        self.conns: Set[_TcpClient] = set()
+        self.closed = False
+
+
+class DnsService:
+    def __init__(self, loop: Any, resolv_conf: str = "/etc/resolv.conf", *, upstream_port: int = 53,
+                 timeout: float = DEFAULT_TIMEOUT, max_pending: int = DEFAULT_MAX_PENDING,
+                 ttl: int = DEFAULT_TTL, tcp_idle: float = TCP_IDLE, resolv_check_interval: float = 1.0):
+        self.loop = loop
+        self.upstreams = Upstreams(resolv_conf, port=upstream_port, clock=loop.time,
+                                   min_interval=resolv_check_interval)
+        self.fwd = Forwarder(self.upstreams.get, timeout=timeout, max_pending=max_pending)
+        self.ttl = ttl
+        self.tcp_idle = tcp_idle
+        self._listeners: Dict[str, _Listener] = {}
+        self._zones: Dict[str, Zone] = {}
+        self._pool: Dict[int, List[socket.socket]] = {}  # family -> upstream UDP sockets
+        self._writable: Optional[_Writability] = None
+        self.tcp_conns = 0
+
+    # -- public interface ----------------------------------------------------------------------
+
+    def listen(self, gateway_ip: str, port: int = 53) -> None:
+        """Serve DNS (UDP and TCP) on gateway_ip:port only. Idempotent for the same address and port."""
+        ip = _check_ip(gateway_ip)
+        old = self._listeners.get(ip)
+        if old is not None:
+            if old.port == port:
+                return
+            self.unlisten(ip)
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            udp.setblocking(False)
+            tcp.setblocking(False)
+            try:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            except OSError:
+                pass
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((ip, port))
+            tcp.bind((ip, port))
+            tcp.listen(32)
+        except OSError as e:
+            udp.close()
+            tcp.close()
+            raise InternalError(f"dns: cannot listen on {ip} port {port}: {e.strerror or e}")
+        zone = self._zones.get(ip)
+        if zone is None:
+            zone = self._zones[ip] = Zone(ttl=self.ttl)
+        lst = _Listener(ip, port, zone, udp, tcp)
+        self._listeners[ip] = lst
+        self.loop.add_reader(udp.fileno(), partial(self._on_udp, lst))
+        self.loop.add_reader(tcp.fileno(), partial(self._on_accept, lst))
+        self.upstreams.exclude(self._listeners)
+        log.debug("dns: listening on %s port %d", ip, port)
+
+    def unlisten(self, gateway_ip: str) -> None:
+        ip = _check_ip(gateway_ip)
+        self._zones.pop(ip, None)
+        lst = self._listeners.pop(ip, None)
+        if lst is None:
+            return
+        lst.closed = True
+        for conn in list(lst.conns):
+            conn.close()
+        for s in (lst.udp, lst.tcp):
+            self.loop.remove_reader(s.fileno())
+            s.close()
+        self.upstreams.exclude(self._listeners)
+
+    def set_names(self, gateway_ip: str, names: Dict[str, str]) -> None:
+        """Replace the local names (name -> IPv4) answered on gateway_ip. Bad input changes nothing."""
+        ip = _check_ip(gateway_ip)
+        zone = self._zones.get(ip)
+        new = Zone(ttl=self.ttl)
+        try:
+            new.set_names(names)
+        except ValueError as e:
+            raise InvalidArgument(f"dns: {e}")
+        if zone is None:
+            self._zones[ip] = new
+        else:
+            zone.table, zone.cache = new.table, new.cache  # in place: listeners hold this zone
+
+    def close(self) -> None:
+        for ip in list(self._listeners):
+            self.unlisten(ip)
+        for p in list(self.fwd.pending.values()):
+            self._abandon(p)
+        for socks in self._pool.values():
+            for s in socks:
+                self.loop.remove_reader(s.fileno())
+                s.close()
+        self._pool.clear()
+        if self._writable is not None:
+            self._writable.close()
+            self._writable = None
+
+    def metrics(self) -> Dict[str, Any]:
+        m: Dict[str, Any] = dict(self.fwd.metrics())
+        m["tcp_connections"] = self.tcp_conns
+        m["listening"] = sorted(f"{lst.ip}:{lst.port}" for lst in self._listeners.values())
+        m["upstreams"] = [h for h, _p in self.upstreams.get()]
+        return m
+
+    # -- UDP -----------------------------------------------------------------------------------
+
+    def _on_udp(self, lst: _Listener) -> None:
+        sock = lst.udp
+        recvfrom = sock.recvfrom
+        sendto = sock.sendto
+        handle = self.fwd.handle_query
+        zone = lst.zone
+        for _ in range(BATCH):
+            try:
+                data, addr = recvfrom(QUERY_BUF)
+            except OSError:  # EAGAIN: drained (or a transient error: the next wakeup retries)
+                return
+            act = handle(data, addr, zone)
+            if act.__class__ is bytes:
+                try:
+                    sendto(act, addr)
+                except OSError:
+                    self.fwd.dropped += 1
+            elif act is not None:
+                act.origin = lst  # type: ignore[union-attr]
+                self._send_upstream(act)  # type: ignore[arg-type]
+
+    def _upstream_socket(self, host: str, pick: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        socks = self._pool.get(family)
+        if socks is None:
+            socks = self._pool[family] = []
+            for _ in range(UPSTREAM_POOL):
+                s = socket.socket(family, socket.SOCK_DGRAM)
+                s.setblocking(False)
+                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))  # random ephemeral port
+                self.loop.add_reader(s.fileno(), partial(self._on_upstream_udp, s))
+                socks.append(s)
+        return socks[pick % len(socks)]  # pick = the random transaction id
+
+    def _send_upstream(self, p: Pending) -> None:
+        if p.tcp:
+            p.io = _TcpUpstream(self, p)
+            p.timer = self.loop.call_later(self.fwd.timeout, partial(self._on_timeout, p, p.index))
+            p.io.start()
+            return
+        host, port = p.upstream
+        sock = self._upstream_socket(host, p.txid)
+        p.io = sock
+        try:
+            sock.sendto(p.query, (host, port))
+        except OSError as e:
+            log.debug("dns: sending to upstream %s failed: %s", host, e)
+            p.timer = None
+            self.loop.call_soon(partial(self._on_timeout, p, p.index))
+            return
+        p.timer = self.loop.call_later(self.fwd.timeout, partial(self._on_timeout, p, p.index))
+
+    def _on_upstream_udp(self, sock: socket.socket) -> None:
+        for _ in range(BATCH):
+            try:
+                data, addr = sock.recvfrom(ANSWER_BUF)
+            except OSError:
+                return
+            got = self.fwd.handle_upstream_reply(data, addr, sock)
+            if got is not None:
+                p, reply = got
+                if p.timer is not None:
+                    p.timer.cancel()
+                self._reply(p, reply)
+
+    def _on_timeout(self, p: Pending, attempt: int) -> None:
+        if p.done or p.index != attempt:
+            return  # answered meanwhile, or already moved on (a failed connect and its timer)
+        if p.tcp and isinstance(p.io, _TcpUpstream):
+            p.io.close()
+        if p.timer is not None:
+            p.timer.cancel()
+            p.timer = None
+        act = self.fwd.handle_timeout(p)
+        if act is None:
+            return
+        if act.__class__ is bytes:
+            self._reply(p, act)  # type: ignore[arg-type]
+        else:
+            self._send_upstream(p)
+
+    def _reply(self, p: Pending, reply: bytes) -> None:
+        if p.tcp:
+            conn: _TcpClient = p.client
+            conn.pending.discard(p)
+            conn.send(reply)
+            return
+        lst: _Listener = p.origin
+        if lst is None or lst.closed:
+            return
+        try:
+            lst.udp.sendto(reply, p.client)
+        except OSError:
+            self.fwd.dropped += 1
+
+    def _abandon(self, p: Pending) -> None:
+        """Forget a pending query whose client went away."""
+        self.fwd.cancel(p)
+        if p.timer is not None:
+            p.timer.cancel()
+            p.timer = None
+        if isinstance(p.io, _TcpUpstream):
+            p.io.close()
+
+    # -- TCP -----------------------------------------------------------------------------------
+
+    def writable(self) -> _Writability:
+        if self._writable is None:
+            self._writable = _Writability(self.loop)
+        return self._writable
+
+    def _on_accept(self, lst: _Listener) -> None:
+        for _ in range(16):
+            try:
+                sock, addr = lst.tcp.accept()
+            except OSError:
+                return
+            if self.tcp_conns >= MAX_TCP_CONNS:
+                sock.close()
+                self.fwd.dropped += 1
+                continue
+            sock.setblocking(False)
+            conn = _TcpClient(self, lst, sock)
+            lst.conns.add(conn)
+            self.tcp_conns += 1
+            self.loop.add_reader(sock.fileno(), conn.on_readable)
+
+
+class _TcpClient:
+    """One client TCP connection: length-prefixed queries in, length-prefixed replies out."""
+
+    def __init__(self, svc: DnsService, lst: _Listener, sock: socket.socket):
+        self.svc = svc
+        self.lst = lst
+        self.sock = sock
+        self.buf = bytearray()
+        self.out = bytearray()
+        self.pending: Set[Pending] = set()
+        self.closed = False
+        self.eof = False
+        self.last = svc.loop.time()
+        self.timer = svc.loop.call_later(svc.tcp_idle, self._on_idle)
+
+    def on_readable(self) -> None:
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        if not chunk:
+            # Client done sending: answer what is in flight, then close.
+            self.eof = True
+            self.svc.loop.remove_reader(self.sock.fileno())
+            self._maybe_finish()
+            return
+        self.last = self.svc.loop.time()
+        self.buf += chunk
+        buf = self.buf
+        fwd = self.svc.fwd
+        while len(buf) >= 2 and not self.closed:
+            size = (buf[0] << 8) | buf[1]
+            if len(buf) < 2 + size:
+                break
+            msg = bytes(buf[2:2 + size])
+            del buf[:2 + size]
+            if len(self.pending) >= MAX_TCP_PENDING:
+                end = packet.question_end(msg)
+                if end >= 0:
+                    fwd.servfail += 1
+                    self.send(packet.empty_reply(msg, end, packet.SERVFAIL, aa=False))
+                else:
+                    fwd.dropped += 1
+                continue
+            act = fwd.handle_query(msg, self, self.lst.zone, tcp=True)
+            if act is None:
+                continue
+            if act.__class__ is bytes:
+                self.send(act)  # type: ignore[arg-type]
+            else:
+                p: Pending = act  # type: ignore[assignment]
+                p.origin = self.lst
+                self.pending.add(p)
+                self.svc._send_upstream(p)
+
+    def send(self, reply: bytes) -> None:
+        if self.closed:
+            return
+        self.last = self.svc.loop.time()
+        frame = len(reply).to_bytes(2, "big") + reply
+        if self.out:
+            self.out += frame
+            if len(self.out) > MAX_TCP_OUT:
+                self.close()
+            return
+        try:
+            n = self.sock.send(frame)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self.close()
+            return
+        if n < len(frame):
+            self.out = bytearray(frame[n:])
+            self.svc.writable().watch(self.sock, self._flush)
+        else:
+            self._maybe_finish()
+
+    def _flush(self) -> None:
+        if self.closed:
+            return
+        try:
+            n = self.sock.send(self.out)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self.close()
+            return
+        del self.out[:n]
+        if self.out:
+            self.svc.writable().watch(self.sock, self._flush)
+        else:
+            self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if self.eof and not self.pending and not self.out:
+            self.close()
+
+    def _on_idle(self) -> None:
+        if self.closed:
+            return
+        left = self.last + self.svc.tcp_idle - self.svc.loop.time()
+        if left > 0 or self.pending:
+            self.timer = self.svc.loop.call_later(max(left, 0.5), self._on_idle)
+            return
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        svc = self.svc
+        self.timer.cancel()
+        if not self.eof:
+            svc.loop.remove_reader(self.sock.fileno())
+        if svc._writable is not None:
+            svc._writable.unwatch(self.sock)
+        self.sock.close()
+        for p in list(self.pending):
+            svc._abandon(p)
+        self.pending.clear()
+        self.lst.conns.discard(self)
+        svc.tcp_conns -= 1
+
+
+class _TcpUpstream:
+    """One TCP query to an upstream: non-blocking connect, send the frame, read one framed answer."""
+
+    def __init__(self, svc: DnsService, p: Pending):
+        self.svc = svc
+        self.p = p
+        self.buf = bytearray()
+        self.sock: Optional[socket.socket] = None
+        self.reading = False
+
+    def start(self) -> None:
+        host, port = self.p.upstream
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            self.sock = socket.socket(family, socket.SOCK_STREAM)
+            self.sock.setblocking(False)
+            err = self.sock.connect_ex((host, port))
+        except OSError as e:
+            err = e.errno or errno.EIO
+        if err not in (0, errno.EINPROGRESS):
+            self._fail()
+            return
+        assert self.sock is not None
+        self.svc.writable().watch(self.sock, self._on_connected)
+
+    def _on_connected(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._fail()
+            return
+        frame = len(self.p.query).to_bytes(2, "big") + self.p.query
+        try:
+            n = sock.send(frame)
+        except OSError:
+            n = -1
+        if n != len(frame):  # a fresh socket's send buffer holds any DNS message
+            self._fail()
+            return
+        self.reading = True
+        self.svc.loop.add_reader(sock.fileno(), self._on_readable)
+
+    def _on_readable(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            chunk = sock.recv(65537)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._fail()
+            return
+        self.buf += chunk
+        if len(self.buf) < 2:
+            return
+        size = (self.buf[0] << 8) | self.buf[1]
+        if len(self.buf) < 2 + size:
+            return
+        msg = bytes(self.buf[2:2 + size])
+        self.close()
+        got = self.svc.fwd.handle_upstream_reply(msg, self.p.upstream, self)
+        if got is not None:
+            p, reply = got
+            if p.timer is not None:
+                p.timer.cancel()
+                p.timer = None
+            self.svc._reply(p, reply)
+
+    def _fail(self) -> None:
+        """Connection refused/reset: try the next upstream now instead of waiting for the timer."""
+        self.close()
+        p = self.p
+        if p.io is self and not p.done:
+            self.svc.loop.call_soon(partial(self.svc._on_timeout, p, p.index))
+
+    def close(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        self.sock = None
+        if self.reading:
+            self.svc.loop.remove_reader(sock.fileno())
+        if self.svc._writable is not None:
+            self.svc._writable.unwatch(sock)
+        sock.close()
+
+
+def _check_ip(ip: str) -> str:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise InvalidArgument(f"dns: not an IP address: {ip!r}")
+    if addr.is_unspecified:
+        raise InvalidArgument("dns: refusing to listen on the unspecified address (open resolver)")
+    return str(addr)

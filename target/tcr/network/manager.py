@@ -1,0 +1,546 @@
+"""NAT bridge networks: records, bridges, per-container netns + veth, nftables, DNS wiring.
+
+Order of every change: validate everything first (names, ports, conflicts, subnet) so that bad
+input changes nothing; then kernel objects; then the record (durable); then the nft ruleset,
+regenerated whole from the records and applied in one transaction. Failures roll back.
+"""
+
+import errno
+import logging
+import os
+import re
+import time
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from tcr.common.errors import InternalError, InUse, InvalidArgument, NetworkNotFound, TcrError
+from tcr.common.run import run
+from tcr.kernel import netns
+from tcr.network import netplan, nftplan, ports
+from tcr.network.records import KIND, Attachment, Lease, NetworkRecord, PortMapping
+
+log = logging.getLogger("tcr.network")
+
+_CID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+EPHEMERAL = (49152, 65535)  # where `-p CTR` picks its host port
+NOT_ATTACHED = ("host", "none")
+
+
+def _oserr(what: str, exc: OSError) -> TcrError:
+    return InternalError(f"{what}: {exc.strerror or exc}")
+
+
+def _write_sysctl(path: str, value: str) -> None:
+    try:
+        with open(path) as f:
+            if f.read().strip() == value:
+                return
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise _oserr(f"cannot set {path}", exc)
+
+
+class NetworkManager:
+    def __init__(self, daemon: Any, dns: Any = None):
+        self.daemon = daemon
+        self.store = daemon.store
+        self.loop = getattr(daemon, "loop", None)
+        self.tag = netplan.instance_tag(daemon.root)
+        self.prefix = netplan.if_prefix(self.tag)
+        self.table = netplan.nft_table(self.tag)
+        self.netns_dir = os.path.join(daemon.run_dir, "netns")
+        self._dns = dns
+        self._dns_tried = dns is not None
+        self._dns_up: Set[str] = set()  # gateways the DNS service listens on
+        self._nl: Any = None
+        self._bridge_idx: Dict[str, int] = {}
+        self._nft_applied: Optional[str] = None
+        self._forward_on = False
+        self._nets: Dict[str, NetworkRecord] = {}
+        records, errors = self.store.load_all(KIND)
+        for line in errors:
+            log.warning("%s", line)
+        for key, d in records.items():
+            try:
+                rec = NetworkRecord.from_dict(d)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("network record %s is unusable (%s); ignored", key, exc)
+                continue
+            self._nets[rec.name] = rec
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def nl(self) -> Any:
+        if self._nl is None:
+            from tcr.network.links import Netlink
+
+            self._nl = Netlink()
+        return self._nl
+
+    def _save(self, rec: NetworkRecord) -> None:
+        self.store.save(KIND, rec.name, rec.to_dict())
+
+    def _apply_nft(self, force: bool = False) -> None:
+        text = nftplan.ruleset(self.table, list(self._nets.values()))
+        if text == self._nft_applied and not force:
+            return
+        run(["nft", "-f", "-"], input=text)
+        self._nft_applied = text
+
+    def _enable_forwarding(self) -> None:
+        if not self._forward_on:
+            _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            self._forward_on = True
+
+    def _host_nets(self) -> List[Any]:
+        """Host addresses and routes, minus those on our own bridges (they are records already)."""
+        import ipaddress
+
+        ours = {idx for name, idx in self._bridge_idx.items()}
+        out = []
+        for idx, ip, plen in self.nl.addrs():
+            if idx not in ours and not ip.startswith("127."):
+                out.append(ipaddress.IPv4Network(f"{ip}/{plen}", strict=False))
+        for dst, dlen, oif in self.nl.routes():
+            if oif not in ours and dlen > 0 and not dst.startswith("127."):
+                out.append(ipaddress.IPv4Network(f"{dst}/{dlen}", strict=False))
+        return out
+
+    def _ensure_bridge(self, rec: NetworkRecord) -> int:
+        nl = self.nl
+        idx = nl.index(rec.bridge)
+        if idx is None:
+            idx = nl.add_bridge(rec.bridge)
+        nl.add_addr(idx, rec.gateway, rec.prefixlen)
+        nl.set_up(idx)
+        # Lets the host reach a published port via 127.0.0.1: after DNAT the packet leaves through
+        # the bridge with a 127.x source, which the kernel refuses to route without this.
+        _write_sysctl(f"/proc/sys/net/ipv4/conf/{rec.bridge}/route_localnet", "1")
+        self._bridge_idx[rec.bridge] = idx
+        return idx
+
+    def _later(self, fn: Any) -> None:
+        """Slow teardown (veth deletion waits for an RCU grace period) off the caller's path."""
+        if self.loop is not None:
+            self.loop.call_soon(fn)
+        else:
+            fn()
+
+    # -- DNS -----------------------------------------------------------------------------------
+
+    @property
+    def dns(self) -> Any:
+        if not self._dns_tried:
+            self._dns_tried = True
+            if self.loop is not None:
+                try:
+                    from tcr.network.dns.server import DnsService  # type: ignore[import-not-found]
+
+                    self._dns = DnsService(self.loop)
+                except Exception as exc:  # DNS is a convenience; networking works without it
+                    log.warning("DNS forwarder unavailable: %s", exc)
+        return self._dns
+
+    def _dns_sync(self, rec: Optional[NetworkRecord], gone_gateway: Optional[str] = None) -> None:
+        dns = self.dns
+        if dns is None:
+            return
+        try:
+            if gone_gateway is not None:
+                if gone_gateway in self._dns_up:
+                    dns.unlisten(gone_gateway)
+                    self._dns_up.discard(gone_gateway)
+                return
+            if rec is None:
+                return
+            if rec.gateway not in self._dns_up:
+                dns.listen(rec.gateway)
+                self._dns_up.add(rec.gateway)
+            dns.set_names(rec.gateway, self._names(rec))
+        except Exception as exc:
+            log.warning("DNS on %s: %s", rec.gateway if rec else gone_gateway, exc)
+
+    @staticmethod
+    def _names(rec: NetworkRecord) -> Dict[str, str]:
+        try:
+            from tcr.network.dns.forwarder import names_for_container
+        except ImportError:  # pragma: no cover
+            names_for_container = None  # type: ignore[assignment]
+        names: Dict[str, str] = {}
+        for le in rec.leases:
+            if names_for_container is not None:
+                names.update(names_for_container(le.name, le.cid, le.ip))
+            else:
+                names.update({n: le.ip for n in (le.name, le.cid) if n})
+        return names
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def get(self, name: str) -> NetworkRecord:
+        rec = self._nets.get(name)
+        if rec is None:
+            raise NetworkNotFound(f"network {name[:80]!r} not found",
+                                  hint="see 'tcr network ls'; create it with 'tcr network create NAME'")
+        return rec
+
+    def network_of(self, cid: str) -> Optional[NetworkRecord]:
+        for rec in self._nets.values():
+            if rec.lease(cid) is not None:
+                return rec
+        return None
+
+    def _published(self) -> List[Tuple[str, PortMapping]]:
+        return [(le.cid, m) for rec in self._nets.values() for le in rec.leases for m in le.ports]
+
+    def netns_path(self, cid: str) -> str:
+        return os.path.join(self.netns_dir, cid)
+
+    def attachment(self, cid: str) -> Optional[Attachment]:
+        rec = self.network_of(cid)
+        if rec is None:
+            return None
+        le = rec.lease(cid)
+        assert le is not None
+        return Attachment(network=rec.name, netns_path=self.netns_path(cid), ip=le.ip,
+                          prefixlen=rec.prefixlen, gateway=rec.gateway, dns=(rec.gateway,), mac=le.mac,
+                          ports=le.ports)
+
+    def resolv_conf(self, cid: str) -> str:
+        """resolv.conf for the container: the DNS forwarder on its gateway, or (without it) the
+        host's own non-loopback resolvers."""
+        rec = self.network_of(cid)
+        if rec is not None and rec.gateway in self._dns_up:
+            return f"nameserver {rec.gateway}\noptions ndots:0\n"
+        servers = []
+        try:
+            with open("/etc/resolv.conf") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[0] == "nameserver" and not parts[1].startswith("127."):
+                        servers.append(parts[1])
+        except OSError:
+            pass
+        return "".join(f"nameserver {s}\n" for s in servers or ["8.8.8.8"])
+
+    def hosts_entries(self, cid: str) -> List[Tuple[str, str]]:
+        """(ip, names) lines for the container's /etc/hosts: itself and its network neighbours."""
+        rec = self.network_of(cid)
+        if rec is None:
+            return []
+        out = []
+        for le in rec.leases:
+            names = " ".join(n for n in (le.name, le.cid[:12]) if n)
+            out.append((le.ip, names))
+        return out
+
+    def list(self) -> List[Dict[str, Any]]:
+        return [{"name": r.name, "subnet": r.subnet, "gateway": r.gateway, "bridge": r.bridge,
+                 "containers": len(r.leases), "created": r.created}
+                for r in sorted(self._nets.values(), key=lambda r: r.name)]
+
+    def inspect(self, name: str) -> Dict[str, Any]:
+        rec = self.get(name)
+        d = rec.to_dict()
+        d.pop("version", None)
+        d["nftTable"] = f"ip {self.table}"
+        d["dns"] = rec.gateway in self._dns_up
+        d["containers"] = d.pop("leases")
+        for c in d["containers"]:
+            c["netns"] = self.netns_path(c["cid"])
+        return d
+
+    # -- networks ------------------------------------------------------------------------------
+
+    def create(self, name: str, subnet: Optional[str] = None) -> Dict[str, Any]:
+        netplan.validate_name(name)
+        if name in self._nets:
+            raise InUse(f"network {name!r} already exists")
+        net = netplan.parse_subnet(subnet) if subnet else None
+        self._create(name, net)
+        return self.inspect(name)
+
+    def _create(self, name: str, net: Any) -> NetworkRecord:
+        import ipaddress
+
+        taken = [ipaddress.IPv4Network(r.subnet) for r in self._nets.values()]
+        try:
+            host = self._host_nets()
+        except OSError as exc:
+            raise _oserr("cannot read the host's routes", exc)
+        if net is not None:
+            netplan.check_subnet(net, taken, host)
+        else:
+            net = netplan.choose_subnet(taken, host)
+        bridge = netplan.bridge_name(name, self.tag)
+        if any(r.bridge == bridge for r in self._nets.values()):  # pragma: no cover - hash collision
+            raise InUse(f"bridge name {bridge} is taken; choose another network name")
+        rec = NetworkRecord(name=name, subnet=str(net), gateway=netplan.gateway_of(net), bridge=bridge,
+                            created=round(time.time(), 3))
+        try:
+            self._enable_forwarding()
+            self._ensure_bridge(rec)
+            self._nets[name] = rec
+            self._save(rec)
+            self._apply_nft()
+        except BaseException as exc:
+            self._nets.pop(name, None)
+            self._bridge_idx.pop(bridge, None)
+            try:
+                self.store.delete(KIND, name)
+                self.nl.delete(bridge)
+            except Exception:
+                pass
+            if isinstance(exc, OSError):
+                raise _oserr(f"cannot create network {name}", exc)
+            raise
+        log.info("network %s created: %s on %s", name, rec.subnet, bridge)
+        self._dns_sync(rec)
+        return rec
+
+    def remove(self, name: str) -> None:
+        rec = self.get(name)
+        if rec.leases:
+            who = ", ".join(le.name or le.cid[:12] for le in rec.leases[:5])
+            raise InUse(f"network {name!r} is in use by {len(rec.leases)} container(s): {who}",
+                        hint="stop and remove those containers first")
+        del self._nets[name]
+        self.store.delete(KIND, name)
+        self._apply_nft()
+        self._dns_sync(None, gone_gateway=rec.gateway)
+        self._bridge_idx.pop(rec.bridge, None)
+        try:
+            self.nl.delete(rec.bridge)
+        except OSError as exc:
+            log.warning("cannot delete bridge %s: %s", rec.bridge, exc.strerror)
+        log.info("network %s removed", name)
+
+    # -- containers ----------------------------------------------------------------------------
+
+    def attach(self, cid: str, name: str, network: str, publish: List[str]) -> Attachment:
+        if not isinstance(cid, str) or not _CID_RE.match(cid):
+            raise InvalidArgument(f"invalid container id {cid!r}")
+        if network in NOT_ATTACHED:
+            raise InvalidArgument(f"--network {network} needs no network attachment")
+        if network != netplan.DEFAULT_NETWORK:
+            netplan.validate_name(network)
+        mappings = ports.parse_all(publish or [])
+        rec = self._nets.get(network)
+        if rec is None and network != netplan.DEFAULT_NETWORK:
+            self.get(network)  # raises NetworkNotFound
+        ports.check_conflicts(self._published(), mappings, owner=cid)
+        if self.network_of(cid) is not None:
+            self.detach(cid)  # a stale attachment (restart): start clean
+        if rec is None:
+            import ipaddress
+
+            default = ipaddress.IPv4Network(netplan.DEFAULT_SUBNET)
+            try:
+                free = not netplan.host_conflicts(default, self._host_nets()) and not any(
+                    ipaddress.IPv4Network(r.subnet).overlaps(default) for r in self._nets.values())
+            except OSError as exc:
+                raise _oserr("cannot read the host's routes", exc)
+            rec = self._create(network, default if free else None)
+        mappings = self._resolve_random_ports(mappings)
+        import ipaddress
+
+        subnet = ipaddress.IPv4Network(rec.subnet)
+        ip = netplan.allocate_ip(subnet, {le.ip for le in rec.leases})
+        lease = Lease(cid=cid, ip=ip, mac=netplan.mac_for(ip), name=name or "", ports=tuple(mappings))
+        self._plumb(rec, lease)
+        new = rec.with_lease(lease)
+        try:
+            self._nets[network] = new
+            self._save(new)
+            self._apply_nft()
+        except BaseException:
+            self._nets[network] = rec
+            try:
+                self._save(rec)
+            except Exception:
+                pass
+            self._unplumb(cid, defer=False)
+            raise
+        self._dns_sync(new)
+        att = self.attachment(cid)
+        assert att is not None
+        return att
+
+    def _plumb(self, rec: NetworkRecord, lease: Lease) -> None:
+        """netns file + veth (peer born as eth0 inside the netns) + address, lo, default route."""
+        from tcr.network.links import Netlink
+
+        path = self.netns_path(lease.cid)
+        veth = netplan.veth_name(lease.cid, self.tag)
+        os.makedirs(self.netns_dir, mode=0o755, exist_ok=True)
+        netns.remove(path)  # leftovers of an earlier life of this id
+        self.nl.delete(veth)
+        try:
+            br = self._bridge_idx.get(rec.bridge)
+            if br is None:
+                br = self._ensure_bridge(rec)
+            netns.create(path)
+            with netns.inside(path):
+                inner = Netlink()
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    try:
+                        self.nl.add_veth(veth, br, "eth0", fd, lease.mac)
+                    except OSError as exc:
+                        if exc.errno not in (errno.ENODEV, errno.EINVAL):
+                            raise
+                        br = self._ensure_bridge(rec)  # the bridge vanished under us: rebuild once
+                        self.nl.add_veth(veth, br, "eth0", fd, lease.mac)
+                finally:
+                    os.close(fd)
+                # Hairpin: with br_netfilter loaded, a container reaching its OWN published port via a
+                # host address is DNATed back out of the port it came in on; the bridge drops such
+                # frames unless the port is in hairpin mode.
+                _write_sysctl(f"/sys/class/net/{veth}/brport/hairpin_mode", "1")
+                eth0 = inner.index("eth0")
+                if eth0 is None:
+                    raise OSError(errno.ENODEV, "eth0 missing in the new namespace")
+                inner.set_up(1)  # lo is always ifindex 1 in a fresh namespace
+                inner.add_addr(eth0, lease.ip, rec.prefixlen)
+                inner.set_up(eth0)
+                inner.add_default_route(rec.gateway, eth0)
+            finally:
+                inner.close()
+        except OSError as exc:
+            self._unplumb(lease.cid, defer=False)
+            raise _oserr(f"cannot attach container {lease.cid[:12]} to network {rec.name}", exc)
+        except BaseException:
+            self._unplumb(lease.cid, defer=False)
+            raise
+
+    def _unplumb(self, cid: str, defer: bool = True) -> None:
+        veth = netplan.veth_name(cid, self.tag)
+        netns.remove(self.netns_path(cid))
+        try:
+            idx = self.nl.index(veth)
+        except OSError:
+            idx = None
+        if idx is None:
+            return
+
+        def reap() -> None:
+            try:
+                self.nl.delete(index=idx)
+            except OSError as exc:
+                log.warning("cannot delete %s: %s", veth, exc.strerror)
+
+        # By ifindex, so a re-attach of the same id (same veth name) meanwhile is never hit.
+        self._later(reap) if defer else reap()
+
+    def _resolve_random_ports(self, mappings: List[PortMapping]) -> List[PortMapping]:
+        import dataclasses
+        import socket
+
+        out: List[PortMapping] = []
+        for m in mappings:
+            if m.host_port:
+                out.append(m)
+                continue
+            busy = self._published() + [("", o) for o in out]
+            for port in range(EPHEMERAL[0], EPHEMERAL[1] + 1):
+                cand = dataclasses.replace(m, host_port=port)
+                if any(ports.clash(cand, o) for _w, o in busy):
+                    continue
+                kind = socket.SOCK_STREAM if m.proto == "tcp" else socket.SOCK_DGRAM
+                with socket.socket(socket.AF_INET, kind) as s:
+                    try:
+                        s.bind((m.host_ip or "0.0.0.0", port))
+                    except OSError:
+                        continue
+                out.append(cand)
+                break
+            else:
+                raise InUse(f"no free host port for container port {m.container_port}/{m.proto}")
+        return out
+
+    def detach(self, cid: str) -> None:
+        """Idempotent. Lease, ports and DNS name go at once; kernel objects are reaped after."""
+        rec = self.network_of(cid)
+        if rec is not None:
+            new = rec.without(cid)
+            self._nets[rec.name] = new
+            self._save(new)
+            try:
+                self._apply_nft()
+            except TcrError as exc:
+                log.warning("nft update after detaching %s failed: %s", cid[:12], exc)
+            self._dns_sync(new)
+        if _CID_RE.match(cid or ""):
+            self._unplumb(cid)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def recover(self, live_container_ids: Set[str]) -> None:
+        """Rebuild bridges + nft + DNS from the records; drop leases, veths and netns files of
+        containers that are gone (after a crash or a reboot)."""
+        live = set(live_container_ids)
+        for name, rec in list(self._nets.items()):
+            dead = [le.cid for le in rec.leases if le.cid not in live]
+            if dead:
+                for c in dead:
+                    rec = rec.without(c)
+                self._nets[name] = rec
+                self._save(rec)
+                log.info("network %s: released %d stale lease(s)", name, len(dead))
+        if self._nets:
+            self._enable_forwarding()
+        for rec in self._nets.values():
+            try:
+                self._ensure_bridge(rec)
+            except (OSError, TcrError) as exc:
+                log.error("network %s: cannot bring up bridge %s: %s", rec.name, rec.bridge, exc)
+        bridges = {r.bridge for r in self._nets.values()}
+        veths = {netplan.veth_name(le.cid, self.tag) for r in self._nets.values() for le in r.leases}
+        leased = {le.cid for r in self._nets.values() for le in r.leases}
+        veth_master = {netplan.veth_name(le.cid, self.tag): self._bridge_idx[r.bridge]
+                       for r in self._nets.values() if r.bridge in self._bridge_idx for le in r.leases}
+        try:
+            links = self.nl.links()
+        except OSError as exc:
+            raise _oserr("cannot list network links", exc)
+        for link in links:
+            ours_bridge = link.kind == "bridge" and (link.name == self.prefix + "0"
+                                                     or link.name.startswith(self.prefix + "-"))
+            ours_veth = link.kind == "veth" and link.name.startswith(self.prefix + "v")
+            if (ours_bridge and link.name not in bridges) or (ours_veth and link.name not in veths):
+                log.info("removing leftover link %s", link.name)
+                try:
+                    self.nl.delete(index=link.index)
+                except OSError as exc:
+                    log.warning("cannot delete %s: %s", link.name, exc.strerror)
+            elif ours_veth and link.master != veth_master.get(link.name, link.master):
+                # a live container whose bridge was rebuilt: plug its veth into the new bridge
+                try:
+                    self.nl.set_master(link.index, veth_master[link.name])
+                except OSError as exc:
+                    log.warning("cannot re-attach %s: %s", link.name, exc.strerror)
+        try:
+            entries = os.listdir(self.netns_dir)
+        except FileNotFoundError:
+            entries = []
+        for e in entries:
+            if e not in leased:
+                log.info("removing leftover netns %s", e)
+                netns.remove(os.path.join(self.netns_dir, e))
+        self._apply_nft(force=True)
+        for rec in self._nets.values():
+            self._dns_sync(rec)
+
+    def shutdown(self) -> None:
+        """Networks stay up across a daemon restart (bridges, nft, leases); close our handles."""
+        if self._dns is not None:
+            try:
+                self._dns.close()
+            except Exception as exc:
+                log.warning("closing DNS: %s", exc)
+            self._dns = None
+            self._dns_up.clear()
+        if self._nl is not None:
+            self._nl.close()
+            self._nl = None

@@ -1,0 +1,129 @@
+"""Pure network planning: names, interface names, subnet choice, IP leases, MACs.
+
+Nothing here touches the kernel: the manager feeds in the host's addresses/routes and the
+existing records, so every decision is unit-tested with fake inputs.
+"""
+
+import hashlib
+import ipaddress
+import re
+from typing import Iterable, List, Optional, Set
+
+from tcr.common.errors import InUse, InvalidArgument
+
+DEFAULT_NETWORK = "tcr_default"
+DEFAULT_SUBNET = "10.88.0.0/24"
+RESERVED = ("host", "none", "bridge", "default")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+IFNAMSIZ = 15  # usable characters of a Linux interface name
+
+IPv4Net = ipaddress.IPv4Network
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidArgument(f"invalid network name {name!r}",
+                              hint="use 1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
+    if name in RESERVED:
+        raise InvalidArgument(f"network name {name!r} is reserved")
+    return name
+
+
+def instance_tag(root: str, default_root: str = "/var/lib/tcr") -> str:
+    """'' for the default state root; else 4 hex digits, so test daemons never clash with each
+    other or with a real tcr on the machine (names, bridges, nft table)."""
+    if root.rstrip("/") == default_root:
+        return ""
+    return hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:4]
+
+
+def if_prefix(tag: str) -> str:
+    """'tcr' for the default instance, 'tc<tag>' otherwise ('r' is never a hex digit)."""
+    return "tcr" if not tag else f"tc{tag}"
+
+
+def bridge_name(network: str, tag: str = "") -> str:
+    p = if_prefix(tag)
+    if network == DEFAULT_NETWORK:
+        return p + "0"
+    h = hashlib.sha256(network.encode()).hexdigest()
+    return (p + "-" + h)[:IFNAMSIZ]
+
+
+def veth_name(cid: str, tag: str = "") -> str:
+    return (if_prefix(tag) + "v" + cid)[:IFNAMSIZ]
+
+
+def nft_table(tag: str = "") -> str:
+    return "tcr" if not tag else f"tcr_{tag}"
+
+
+def parse_subnet(cidr: str) -> IPv4Net:
+    try:
+        net = ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid subnet {cidr!r}: {exc}", hint="use an IPv4 CIDR such as 10.89.0.0/24")
+    if not 8 <= net.prefixlen <= 29:
+        raise InvalidArgument(f"subnet {cidr} must have a prefix length between /8 and /29")
+    if net.is_loopback or net.is_multicast or net.is_link_local or net.is_reserved or net.is_unspecified:
+        raise InvalidArgument(f"subnet {cidr} is not usable for a container network")
+    return net
+
+
+def host_conflicts(net: IPv4Net, host_nets: Iterable[IPv4Net]) -> List[IPv4Net]:
+    """Host routes/addresses overlapping net. Default routes (/0) never count."""
+    return [h for h in host_nets if h.prefixlen > 0 and h.overlaps(net)]
+
+
+def check_subnet(net: IPv4Net, taken: Iterable[IPv4Net], host_nets: Iterable[IPv4Net]) -> None:
+    for t in taken:
+        if t.overlaps(net):
+            raise InUse(f"subnet {net} overlaps the tcr network subnet {t}")
+    bad = host_conflicts(net, host_nets)
+    if bad:
+        raise InUse(f"subnet {net} overlaps the host route or address {bad[0]}",
+                    hint="choose another --subnet")
+
+
+def candidates():
+    """10.88.0.0/24, 10.88.1.0/24, ... 10.88.255.0/24, then 172.16-31.x.0/24."""
+    for i in range(256):
+        yield ipaddress.IPv4Network(f"10.88.{i}.0/24")
+    for b in range(16, 32):
+        for c in range(256):
+            yield ipaddress.IPv4Network(f"172.{b}.{c}.0/24")
+
+
+def choose_subnet(taken: Iterable[IPv4Net], host_nets: Iterable[IPv4Net]) -> IPv4Net:
+    taken = list(taken)
+    host_nets = [h for h in host_nets if h.prefixlen > 0]
+    for net in candidates():
+        if not any(t.overlaps(net) for t in taken) and not any(h.overlaps(net) for h in host_nets):
+            return net
+    raise InUse("no free subnet left for a new network", hint="pass --subnet")
+
+
+def gateway_of(net: IPv4Net) -> str:
+    return str(net.network_address + 1)
+
+
+def allocate_ip(net: IPv4Net, used: Set[str], preferred: Optional[str] = None) -> str:
+    """Lowest free address from .2 (deterministic); .0, gateway .1 and broadcast are never leased."""
+    first = int(net.network_address) + 2
+    last = int(net.broadcast_address) - 1
+    if preferred and preferred not in used:
+        p = int(ipaddress.IPv4Address(preferred))
+        if first <= p <= last:
+            return preferred
+    for n in range(first, last + 1):
+        ip = str(ipaddress.IPv4Address(n))
+        if ip not in used:
+            return ip
+    raise InUse(f"no free address left in {net}")
+
+
+def mac_for(ip: str) -> str:
+    """Locally administered MAC derived from the IP (02:42:a:b:c:d), so a reused IP keeps its MAC
+    and neighbours' ARP caches stay right."""
+    octets = [int(x) for x in ip.split(".")]
+    return "02:42:" + ":".join(f"{o:02x}" for o in octets)

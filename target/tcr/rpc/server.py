@@ -1,0 +1,317 @@
+"""tcrd's RPC transport: Unix SOCK_SEQPACKET sockets served from the daemon's event loop.
+
+Thin on purpose: it receives one message at a time (non-blocking), checks the peer's credentials,
+decodes with tcr.rpc.protocol, calls dispatch() and sends the reply with the request's id.
+Everything that can go wrong with input becomes an error reply; the daemon never dies of it and
+one client can never block another (sends never block: a client that does not read is dropped).
+"""
+
+import errno
+import logging
+import os
+import socket
+import struct
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError
+from tcr.rpc import protocol
+from tcr.rpc.protocol import ErrorReply, ExecResult, ProtocolError, Result, StreamChunk
+
+log = logging.getLogger("tcr.rpc")
+
+Dispatch = Callable[..., Any]  # (method, args, pwd, pid, uid, gid, stream) -> Output | Pending
+_SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+_SNDBUF = 4 * protocol.MAX_MESSAGE  # room for a max-size reply plus stream messages
+_BATCH = 32  # messages handled per wake-up per client, so a busy client cannot starve others
+
+
+def peer_groups(pid: int) -> List[int]:
+    """Supplementary groups of a process, from /proc/<pid>/status (empty if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return [int(g) for g in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return []
+
+
+def group_id(name: Optional[str]) -> Optional[int]:
+    if not name:
+        return None
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+class Connection:
+    def __init__(self, server: "RpcServer", sock: socket.socket, pid: int, uid: int, gid: int):
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.pid, self.uid, self.gid = pid, uid, gid
+        self.pending: Dict[int, Any] = {}  # token -> Pending
+        self.closed = False
+
+    def send(self, msg: Union[Result, ExecResult, ErrorReply, StreamChunk]) -> bool:
+        """Send one message without ever blocking. False (and the connection closed) on failure."""
+        if self.closed:
+            return False
+        data = protocol.encode(msg)
+        if len(data) > protocol.MAX_MESSAGE and not isinstance(msg, StreamChunk):
+            data = protocol.encode(
+                ErrorReply(msg.id, INTERNAL, f"reply too large ({len(data)} bytes, max {protocol.MAX_MESSAGE})")
+            )
+        try:
+            self.sock.send(data, socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0))
+            return True
+        except BlockingIOError:
+            log.warning("rpc: client pid %s is not reading its replies; dropping it", self.pid)
+        except OSError as exc:
+            if exc.errno == errno.EMSGSIZE:
+                return self.send(ErrorReply(msg.id, INTERNAL, f"reply too large ({len(data)} bytes)"))
+            log.debug("rpc: send to pid %s failed: %s", self.pid, exc)
+        self.close()
+        return False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.server._forget(self)
+        self.server.loop.remove_reader(self.fd)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        pendings, self.pending = list(self.pending.values()), {}
+        for p in pendings:
+            try:
+                p.cancel()
+            except Exception:
+                log.exception("rpc: error cancelling a pending reply")
+
+
+class RpcServer:
+    def __init__(
+        self,
+        loop: Any,
+        dispatch: Dispatch,
+        socket_path: str,
+        abstract_name: Optional[str] = protocol.ABSTRACT_NAME,
+        socket_group: Optional[str] = "tcr",
+    ):
+        self.loop = loop
+        self.dispatch = dispatch
+        self.socket_path = socket_path
+        self.abstract_name = abstract_name
+        self.socket_group = socket_group
+        self._group_gid: Optional[int] = None
+        self._listeners: List[socket.socket] = []
+        self._conns: Dict[int, Connection] = {}
+        self._buf = bytearray(protocol.MAX_MESSAGE + 1)  # one receive buffer for all clients
+        self._token = 0
+        self._inode: Optional[int] = None
+
+    # ---- listening ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._group_gid = group_id(self.socket_group)
+        self._listeners.append(self._bind_path(self.socket_path))
+        if self.abstract_name:
+            try:
+                self._listeners.append(self._bind("\0" + self.abstract_name))
+            except OSError as exc:
+                # Another daemon (maybe the C one) owns the name; the filesystem socket still works.
+                log.warning("rpc: abstract socket @%s unavailable: %s", self.abstract_name, exc.strerror)
+        for s in self._listeners:
+            self.loop.add_reader(s.fileno(), lambda s=s: self._on_accept(s))
+
+    def _bind(self, address: str) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            s.setblocking(False)
+            s.bind(address)
+            s.listen(64)
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def _bind_path(self, path: str) -> socket.socket:
+        parent = os.path.dirname(path) or "."
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+        if os.path.exists(path) or os.path.islink(path):
+            if _is_live(path):
+                raise TcrError(f"{path}: another tcrd is already listening", hint="stop it or use --socket PATH")
+            os.unlink(path)  # stale socket left by a crash
+        old = os.umask(0o117)  # never world-accessible, not even between bind() and chmod()
+        try:
+            s = self._bind(path)
+        except OSError as exc:
+            raise TcrError(f"cannot listen on {path}: {exc.strerror}")
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o660)
+        if self._group_gid is not None:
+            try:
+                os.chown(path, -1, self._group_gid)
+            except OSError as exc:
+                log.warning("rpc: cannot give %s to group %s: %s", path, self.socket_group, exc.strerror)
+        self._inode = os.stat(path).st_ino
+        return s
+
+    def close(self) -> None:
+        for s in self._listeners:
+            self.loop.remove_reader(s.fileno())
+            s.close()
+        self._listeners = []
+        for c in list(self._conns.values()):
+            c.close()
+        try:  # only our own socket: a newer daemon may have replaced it
+            if self._inode is not None and os.stat(self.socket_path).st_ino == self._inode:
+                os.unlink(self.socket_path)
+        except OSError:
+            pass
+        self._inode = None
+
+    # ---- connections -------------------------------------------------------------------------
+
+    def allowed(self, pid: int, uid: int, gid: int) -> bool:
+        """root, the daemon's own user, or a member of the socket group (primary or supplementary)."""
+        if uid == 0 or uid == os.geteuid():
+            return True
+        g = self._group_gid
+        return g is not None and (gid == g or g in peer_groups(pid))
+
+    def _on_accept(self, listener: socket.socket) -> None:
+        for _ in range(_BATCH):
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE etc.: keep serving the others
+                log.warning("rpc: accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            try:
+                creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+                pid, uid, gid = struct.unpack("3i", creds)
+            except OSError:
+                sock.close()
+                continue
+            conn = Connection(self, sock, pid, uid, gid)
+            if not self.allowed(pid, uid, gid):
+                log.info("rpc: refused uid %d (pid %d): not in group %s", uid, pid, self.socket_group)
+                self._refuse(conn)
+                continue
+            try:  # replies up to MAX_MESSAGE must fit in one datagram
+                sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, _SNDBUF)
+            except OSError:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
+                except OSError:
+                    pass
+            self._conns[conn.fd] = conn
+            self.loop.add_reader(conn.fd, lambda c=conn: self._on_readable(c))
+
+    def _refuse(self, conn: Connection) -> None:
+        # Drain what the client already sent: closing with unread data makes the kernel report
+        # ECONNRESET to the client before our reply, which it would then never read.
+        for _ in range(_BATCH):
+            try:
+                conn.sock.recvmsg_into([self._buf])
+            except OSError:
+                break
+        conn.send(ErrorReply(0, INTERNAL, "permission denied",
+                             f"run as root or add the user to group '{self.socket_group or 'tcr'}'"))
+        conn.closed = True
+        conn.sock.close()
+
+    def _forget(self, conn: Connection) -> None:
+        if self._conns.get(conn.fd) is conn:
+            del self._conns[conn.fd]
+
+    def _on_readable(self, conn: Connection) -> None:
+        for _ in range(_BATCH):
+            if conn.closed:
+                return
+            try:
+                n, _anc, flags, _addr = conn.sock.recvmsg_into([self._buf])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                conn.close()
+                return
+            if n == 0:
+                conn.close()  # peer closed (an empty datagram is not a request either)
+                return
+            if flags & socket.MSG_TRUNC or n > protocol.MAX_MESSAGE:
+                conn.send(ErrorReply(0, INVALID_ARGUMENT, f"message too large (max {protocol.MAX_MESSAGE} bytes)"))
+                continue
+            self._handle(conn, bytes(memoryview(self._buf)[:n]))
+
+    def _handle(self, conn: Connection, data: bytes) -> None:
+        try:
+            req = protocol.decode_request(data)
+        except ProtocolError as exc:
+            conn.send(ErrorReply(exc.id, exc.code, exc.message))
+            return
+        stream = None
+        if req.stream:
+            def stream(kind: str, text: str, _id=req.id) -> None:
+                if text and not conn.closed:
+                    out = StreamChunk(_id, stdout=text) if kind == "stdout" else StreamChunk(_id, stderr=text)
+                    conn.send(out)
+        try:
+            out = self.dispatch(req.method, req.args, req.pwd or "/", req.pid, conn.uid, conn.gid, stream)
+        except TcrError as exc:
+            conn.send(ErrorReply.from_exception(req.id, exc))
+            return
+        except Exception as exc:
+            log.exception("rpc: %s %s failed", req.method, req.args)
+            conn.send(ErrorReply(req.id, INTERNAL, f"internal error: {type(exc).__name__}: {exc}"[:500]))
+            return
+        self._reply(conn, req.id, out)
+
+    def _reply(self, conn: Connection, rid: Union[int, float], out: Any) -> None:
+        from tcr.commands.base import Pending
+
+        if isinstance(out, Pending):
+            self._token += 1
+            token = self._token
+            conn.pending[token] = out
+
+            def send(final: Any) -> None:
+                conn.pending.pop(token, None)
+                if isinstance(final, BaseException):
+                    err = final if isinstance(final, TcrError) else TcrError(f"internal error: {final}")
+                    conn.send(ErrorReply.from_exception(rid, err))
+                else:
+                    self._reply(conn, rid, final)
+
+            out.bind(send)
+            return
+        if out is None or not hasattr(out, "exit_code"):
+            conn.send(ErrorReply(rid, INTERNAL, "internal error: command returned no output"))
+        elif out.exec_args:
+            conn.send(ExecResult(rid, list(out.exec_args)))
+        else:
+            conn.send(Result(rid, int(out.exit_code), out.stdout or "", out.stderr or ""))
+
+
+def _is_live(path: str) -> bool:
+    """Is someone accepting on this socket path?"""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        s.settimeout(1.0)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()

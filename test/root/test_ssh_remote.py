@@ -1,0 +1,133 @@
+"""`tcr -H ssh://...` against a real sshd on 127.0.0.1 (keys made here) and a real tcrd."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from test.fixtures.images import c_tool_sqfs
+
+pytestmark = pytest.mark.root
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SSHD = "/usr/sbin/sshd"
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def sshd(tcrd):
+    """sshd on 127.0.0.1:PORT whose sessions find a `tcr` wired to the tcrd under test."""
+    if not os.access(SSHD, os.X_OK) or not shutil.which("ssh"):
+        pytest.skip("openssh-server/openssh-client not installed")
+    d = tempfile.mkdtemp(prefix=f"tcr-sshd-{os.getpid()}-")
+    made_run_sshd = not os.path.isdir("/run/sshd")
+    if made_run_sshd:
+        os.makedirs("/run/sshd", mode=0o755)
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, name)], check=True)
+    shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
+    bindir = os.path.join(d, "bin")
+    os.makedirs(bindir)
+    with open(os.path.join(bindir, "tcr"), "w") as f:
+        f.write(f"#!/bin/sh\nPYTHONPATH={os.path.join(REPO, 'target')} exec {sys.executable} -m tcr.cli.main "
+                f"--socket {tcrd.socket} \"$@\"\n")
+    os.chmod(os.path.join(bindir, "tcr"), 0o755)
+    port = _free_port()
+    cfg = os.path.join(d, "sshd_config")
+    with open(cfg, "w") as f:
+        f.write(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_key
+PidFile {d}/sshd.pid
+AuthorizedKeysFile {d}/authorized_keys
+PermitRootLogin yes
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+SetEnv PATH={bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+    log = open(os.path.join(d, "sshd.log"), "wb")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", cfg], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # bounded wait for the listener (set-up only, not an assertion on time)
+            assert proc.poll() is None, open(os.path.join(d, "sshd.log")).read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "sshd did not listen"
+                time.sleep(0.05)
+        opts = (f"-i {d}/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                f"-o LogLevel=ERROR -o IdentitiesOnly=yes")
+        yield type("Sshd", (), {"url": f"ssh://root@127.0.0.1:{port}", "opts": opts, "dir": d, "port": port})
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+        if made_run_sshd:
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def local_tcr(sshd, *args, cwd=None, host=None):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=sshd.opts)
+    env.pop("TCR_SOCKET", None)
+    return subprocess.run([sys.executable, "-m", "tcr.cli.main", "-H", host or sshd.url, *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_remote_image_load_and_ls(tcrd, sshd):
+    work = tempfile.mkdtemp(prefix=f"tcr-ssh-img-{os.getpid()}-")
+    try:
+        img = c_tool_sqfs(work, name="my image.sqfs", sidecar=True)
+        r = local_tcr(sshd, "image", "load", "./" + os.path.basename(img), cwd=work)
+        assert r.returncode == 0, r.stderr
+        image_id = r.stdout.strip().split()[-1]
+
+        # the file went to the daemon's incoming dir (with its sidecar), under a safe name
+        incoming = os.path.join(tcrd.root, "incoming")
+        assert "my_image.sqfs" in os.listdir(incoming)
+        assert "my_image.sqfs.sha256" in os.listdir(incoming)
+        assert not [n for n in os.listdir(incoming) if n.endswith(".part")]
+
+        r = local_tcr(sshd, "image", "ls", "--format", "json")
+        assert r.returncode == 0, r.stderr
+        remote = json.loads(r.stdout)
+        local = json.loads(tcrd.cli("image", "ls", "--format", "json").stdout)
+        assert remote == local
+        assert image_id in r.stdout or any(image_id.startswith(str(i.get("id", "-"))) for i in remote)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_remote_exit_codes_and_quoting(tcrd, sshd):
+    # arguments arrive untouched (quoting) and errors keep their exit codes across ssh
+    r = local_tcr(sshd, "image", "rm", "no such; image $(id)")
+    assert r.returncode == 1
+    assert "no such; image $(id)" in r.stderr
+    r = local_tcr(sshd, "frobnicate")
+    assert r.returncode == 2 and "unknown command" in r.stderr
+    r = local_tcr(sshd, "version")
+    assert r.returncode == 0 and "Server: tcrd" in r.stdout
+
+
+def test_ssh_connection_failure(sshd):
+    r = local_tcr(sshd, "ps", host=f"ssh://root@127.0.0.1:{_free_port()}")
+    assert r.returncode == 1
+    assert "tcr: ssh to ssh://root@127.0.0.1:" in r.stderr and "failed" in r.stderr

@@ -1,0 +1,64 @@
+"""ContainerRecord: round trip, validation, names."""
+
+import dataclasses
+
+import pytest
+
+from tcr.containers.names import random_name
+from tcr.containers.record import ContainerRecord, NetSummary, new_id
+
+
+def _rec(**kw):
+    base = dict(id=new_id(), name="calm_otter", image_id="0123456789abcdef", image_ref="busybox:latest",
+                options={"restart": "always", "detach": True}, command=["sh", "-c", "echo hi"],
+                created=1700000000.5)
+    base.update(kw)
+    return ContainerRecord(**base)
+
+
+def test_round_trip_full():
+    r = _rec(state="running", pid=42, exit_code=None, started_at=1.5, finished_at=2.0, restart_count=3,
+             stopped_by_user=True, interactive=True, error="boom", interrupted=True,
+             net=NetSummary("nat", "tcr_default", "10.88.0.2", "10.88.0.1", "/run/netns/x", ["8080:80/tcp"]))
+    d = r.to_dict()
+    assert d["version"] == 1
+    assert ContainerRecord.from_dict(d) == r
+
+
+def test_round_trip_minimal_and_exit_codes():
+    for code in (None, 0, 137):
+        r = _rec(state="exited", exit_code=code)
+        assert ContainerRecord.from_dict(r.to_dict()) == r
+
+
+def test_record_is_frozen():
+    r = _rec()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.state = "running"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("patch", [
+    {"id": "xyz"}, {"name": "-bad"}, {"name": "a/b"}, {"state": "zombie"}, {"version": 99},
+    {"version": "1"}, {"exitCode": "0"}, {"command": "sh"}, {"options": []}, {"pid": "1"},
+    {"net": {"mode": "bridge"}},
+])
+def test_from_dict_rejects(patch):
+    d = _rec().to_dict()
+    d.update(patch)
+    with pytest.raises(ValueError):
+        ContainerRecord.from_dict(d)
+
+
+def test_ids_are_16_hex_and_random():
+    ids = {new_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+
+def test_random_name_avoids_taken():
+    taken = set()
+    for _ in range(50):
+        n = random_name(lambda x: x in taken, "0123456789abcdef")
+        assert n not in taken
+        taken.add(n)
+    assert random_name(lambda x: True, "0123456789abcdef") == "tcr-01234567"

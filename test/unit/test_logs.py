@@ -1,0 +1,119 @@
+"""Rotating container logs: exact cap, rotation, framing, tail; the FIFO pump without root."""
+
+import os
+
+import pytest
+
+from tcr.common.errors import InvalidArgument
+from tcr.containers import logs as L
+
+
+def _total(paths):
+    return sum(os.path.getsize(p) for p in paths)
+
+
+def test_cap_is_never_exceeded(tmp_path):
+    path = str(tmp_path / "container.log")
+    log = L.RotatingLog(path, max_size=1000, max_files=3)
+    framer = L.LineFramer()
+    for i in range(2000):
+        for rec in framer.feed(b"line %d %s\n" % (i, b"x" * (i % 70)), now=0):
+            log.write_record(rec)
+        files = log.files()
+        assert len(files) <= 3
+        assert all(os.path.getsize(p) <= 1000 for p in files)
+        assert _total(files) <= 3000
+    log.close()
+    lines = L.read_lines(path, 3)
+    # The newest line survived, older lines rotated away in order.
+    assert lines[-1].endswith("line 1999 " + "x" * (1999 % 70))
+    nums = [int(L.split_record(r)[1].split()[1]) for r in lines]
+    assert nums == sorted(nums) and nums[0] > 0
+
+
+def test_single_file_and_huge_line(tmp_path):
+    path = str(tmp_path / "c.log")
+    log = L.RotatingLog(path, max_size=4096, max_files=1)
+    framer = L.LineFramer()
+    for rec in framer.feed(b"y" * 100000 + b"\n"):
+        log.write_record(rec)
+    log.close()
+    assert os.path.getsize(path) <= 4096
+    assert L.log_files(path, 1) == [path]
+
+
+def test_framer_partial_and_flush():
+    f = L.LineFramer()
+    assert f.feed(b"abc", now=0) == []
+    recs = f.feed(b"def\nghi", now=0)
+    assert recs == [b"1970-01-01T00:00:00.000000Z abcdef\n"]
+    assert f.flush(now=0) == [b"1970-01-01T00:00:00.000000Z ghi\n"]
+    assert f.flush() == []
+    long = f.feed(b"z" * (L.LINE_MAX * 2 + 5), now=0)
+    assert len(long) == 2 and f.flush(now=0)[0].endswith(b" zzzzz\n")
+
+
+def test_tail_and_format(tmp_path):
+    path = str(tmp_path / "c.log")
+    log = L.RotatingLog(path, max_size=200, max_files=4)
+    fr = L.LineFramer()
+    for i in range(30):
+        for rec in fr.feed(b"n%d\n" % i, now=0):
+            log.write_record(rec)
+    log.close()
+    last3 = L.read_lines(path, 4, tail=3)
+    assert L.format_lines(last3, timestamps=False) == "n27\nn28\nn29\n"
+    assert L.format_lines(last3, timestamps=True).startswith("1970-01-01T00:00:00.000000Z n27\n")
+    assert L.read_lines(path, 4, tail=0) == []
+    assert L.read_lines(str(tmp_path / "nope.log"), 2) == []
+
+
+def test_parse_size():
+    assert L.parse_size("1m") == 1 << 20
+    assert L.parse_size("512k") == 512 * 1024
+    assert L.parse_size("8192") == 8192
+    for bad in ("", "abc", "1x", "10"):
+        with pytest.raises(InvalidArgument):
+            L.parse_size(bad)
+
+
+class _Loop:
+    def __init__(self):
+        self.readers = {}
+
+    def add_reader(self, fd, cb):
+        self.readers[fd] = cb
+
+    def remove_reader(self, fd):
+        self.readers.pop(fd, None)
+
+
+def test_pump_reads_fifo_until_writers_are_gone(tmp_path):
+    fifo = str(tmp_path / "log.fifo")
+    L.make_fifo(fifo)
+    w = L.open_writer(fifo)
+    loop = _Loop()
+    pump = L.LogPump(loop, fifo, L.RotatingLog(str(tmp_path / "c.log"), 4096, 2))
+    pump.open()
+    got = []
+    pump.followers.append(got.append)
+    os.write(w, b"hello\nwor")
+    loop.readers[pump.fd]()
+    os.write(w, b"ld\n")
+    os.close(w)  # the container is gone
+    pump.drain()
+    assert pump.fd is None and loop.readers == {}
+    assert [L.split_record(r)[1] for r in L.read_lines(str(tmp_path / "c.log"), 2)] == ["hello", "world"]
+    assert got[-1] is None and b"".join(g for g in got if g).count(b"\n") == 2
+
+
+def test_writer_survives_without_reader(tmp_path):
+    """No SIGPIPE/EPIPE when tcrd (the reader) is gone: the writer's own fd keeps the pipe open."""
+    fifo = str(tmp_path / "log.fifo")
+    L.make_fifo(fifo)
+    w = L.open_writer(fifo)
+    assert os.write(w, b"nobody reads this yet\n") > 0
+    r = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # tcrd comes back
+    assert os.read(r, 100) == b"nobody reads this yet\n"
+    os.close(r)
+    os.close(w)

@@ -1,0 +1,69 @@
+"""Subnet choice, names and leases (pure)."""
+
+import ipaddress
+
+import pytest
+
+from tcr.common.errors import InUse, InvalidArgument
+from tcr.network import netplan
+
+Net = ipaddress.IPv4Network
+
+
+def test_default_subnet_first():
+    assert netplan.choose_subnet([], []) == Net("10.88.0.0/24")
+
+
+def test_skips_host_routes_addresses_and_tcr_networks():
+    host = [Net("0.0.0.0/0"), Net("10.88.0.0/16")]  # another runtime owns 10.88/16; default ignored
+    assert netplan.choose_subnet([], host) == Net("172.16.0.0/24")
+    host = [Net("10.88.0.0/24"), Net("10.88.2.0/23")]
+    assert netplan.choose_subnet([Net("10.88.1.0/24")], host) == Net("10.88.4.0/24")
+    assert netplan.choose_subnet([], [Net("10.88.0.5/32")]) == Net("10.88.1.0/24")
+
+
+def test_exhausted():
+    with pytest.raises(InUse):
+        netplan.choose_subnet([Net("10.0.0.0/8"), Net("172.16.0.0/12")], [])
+
+
+def test_user_subnet_validation():
+    assert netplan.parse_subnet("10.89.0.0/24") == Net("10.89.0.0/24")
+    for bad in ("10.89.0.1/24", "10.89.0.0/30", "10.0.0.0/7", "127.0.0.0/8", "nonsense", "fd00::/64"):
+        with pytest.raises(InvalidArgument):
+            netplan.parse_subnet(bad)
+    with pytest.raises(InUse):
+        netplan.check_subnet(Net("192.168.1.0/24"), [], [Net("192.168.0.0/16")])
+    with pytest.raises(InUse):
+        netplan.check_subnet(Net("10.88.0.0/25"), [Net("10.88.0.0/24")], [])
+    netplan.check_subnet(Net("10.89.0.0/24"), [Net("10.88.0.0/24")], [Net("0.0.0.0/0")])
+
+
+def test_names():
+    assert netplan.validate_name("lab-1.x") == "lab-1.x"
+    for bad in ("", "-x", "a b", "x" * 65, "host", "none", "a/b"):
+        with pytest.raises(InvalidArgument):
+            netplan.validate_name(bad)
+    assert netplan.bridge_name("tcr_default") == "tcr0"
+    assert netplan.instance_tag("/var/lib/tcr/") == ""
+    tag = netplan.instance_tag("/tmp/test-root")
+    assert len(tag) == 4 and tag != netplan.instance_tag("/tmp/other-root")
+    for name in ("tcr_default", "a-very-long-network-name-indeed"):
+        for t in ("", tag):
+            assert len(netplan.bridge_name(name, t)) <= 15
+    assert netplan.bridge_name("x", tag).startswith("tc" + tag + "-")
+    assert len(netplan.veth_name("f" * 64, tag)) == 15
+    assert netplan.veth_name("0123456789abcdef") == "tcrv0123456789a"
+    assert netplan.nft_table(tag) == "tcr_" + tag and netplan.nft_table("") == "tcr"
+
+
+def test_leases_deterministic():
+    net = Net("10.88.0.0/29")  # .1 gateway, .2-.6 usable, .7 broadcast
+    assert netplan.allocate_ip(net, set()) == "10.88.0.2"
+    assert netplan.allocate_ip(net, {"10.88.0.2", "10.88.0.4"}) == "10.88.0.3"
+    assert netplan.allocate_ip(net, {"10.88.0.2"}, preferred="10.88.0.5") == "10.88.0.5"
+    assert netplan.allocate_ip(net, set(), preferred="10.88.0.7") == "10.88.0.2"
+    with pytest.raises(InUse):
+        netplan.allocate_ip(net, {f"10.88.0.{i}" for i in range(2, 7)})
+    assert netplan.gateway_of(net) == "10.88.0.1"
+    assert netplan.mac_for("10.88.0.2") == "02:42:0a:58:00:02"

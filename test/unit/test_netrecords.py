@@ -1,0 +1,29 @@
+"""Network records round-trip (and through the state store)."""
+
+from tcr.daemon.state import StateStore
+from tcr.network.records import KIND, Attachment, Lease, NetworkRecord, PortMapping
+
+
+def _rec():
+    le1 = Lease("bbb", "10.88.0.3", "02:42:0a:58:00:03", "b", (PortMapping(8080, 80, "tcp", "127.0.0.1"),))
+    le2 = Lease("aaa", "10.88.0.2", "02:42:0a:58:00:02", "", ())
+    return NetworkRecord("tcr_default", "10.88.0.0/24", "10.88.0.1", "tcr0", 1.5, (le1,)).with_lease(le2)
+
+
+def test_round_trip(tmp_path):
+    rec = _rec()
+    assert [le.cid for le in rec.leases] == ["aaa", "bbb"]
+    assert NetworkRecord.from_dict(rec.to_dict()) == rec
+    store = StateStore(str(tmp_path))
+    store.save(KIND, rec.name, rec.to_dict())
+    loaded, errors = store.load_all(KIND)
+    assert errors == [] and NetworkRecord.from_dict(loaded["tcr_default"]) == rec
+    assert rec.without("aaa").lease("aaa") is None and rec.lease("bbb").ports[0].host_ip == "127.0.0.1"
+    assert rec.prefixlen == 24
+
+
+def test_attachment_round_trip():
+    a = Attachment("n", "/run/tcr/netns/x", "10.88.0.2", 24, "10.88.0.1", ("10.88.0.1",), "02:42:0a:58:00:02",
+                   (PortMapping(1, 2, "udp"),))
+    assert Attachment.from_dict(a.to_dict()) == a
+    assert str(a.ports[0]) == "1->2/udp"

@@ -1,0 +1,254 @@
+"""tcr.rpc.server: the real transport (real sockets, real EventLoop), with a dispatch double only."""
+
+import json
+import os
+import socket
+import stat
+
+import pytest
+
+from tcr.commands.base import Output, Pending
+from tcr.common.errors import ContainerNotFound, TcrError
+from tcr.daemon.loop import EventLoop
+from tcr.rpc import protocol
+from tcr.rpc.server import RpcServer, peer_groups
+
+
+class Double:
+    """Dispatch double: records calls, answers by method."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.calls = []
+        self.pendings = []
+
+    def __call__(self, method, args, pwd, pid, uid, gid, stream):
+        self.calls.append((method, list(args), pwd, pid, uid, gid, stream is not None))
+        if method == "echo":
+            return Output(0, " ".join(args) + "\n", "err\n")
+        if method == "exec":
+            return Output(exec_args=list(args))
+        if method == "notfound":
+            raise ContainerNotFound("container not found: x", hint="see 'tcr ps -a'")
+        if method == "crash":
+            raise ZeroDivisionError("oops")
+        if method == "none":
+            return None
+        if method == "big":
+            return Output(0, "y" * int(args[0]))
+        if method in ("later", "stream", "never", "failing"):
+            p = Pending()
+            self.pendings.append(p)
+            if method == "later":
+                self.loop.call_later(0.01, lambda: p.resolve(Output(3, "late\n")))
+            elif method == "stream":
+                def go():
+                    if stream:
+                        stream("stdout", "a")
+                        stream("stderr", "b")
+                    p.resolve(Output(0, "end"))
+                self.loop.call_soon(go)
+            elif method == "failing":
+                self.loop.call_soon(lambda: p.fail(TcrError("went wrong", code=5)))
+            return p
+        raise TcrError(f"unknown command: {method}", code=1)
+
+
+@pytest.fixture
+def env(tmp_path):
+    loop = EventLoop()
+    double = Double(loop)
+    path = str(tmp_path / "run" / "tcrd.sock")
+    srv = RpcServer(loop, double, path, abstract_name=None, socket_group=None)
+    srv.start()
+    clients = []
+
+    def connect():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(path)
+        s.setblocking(False)
+        clients.append(s)
+        pump()  # accept
+        return s
+
+    def pump(n=3):
+        for _ in range(n):
+            loop.run_once(0.05)
+
+    def recv(s, tries=50):
+        for _ in range(tries):
+            try:
+                return s.recv(4 * protocol.MAX_MESSAGE)
+            except BlockingIOError:
+                loop.run_once(0.05)
+        raise AssertionError("no reply")
+
+    def ask(s, data):
+        s.send(data if isinstance(data, bytes) else protocol.encode(data))
+        return protocol.decode_reply(recv(s))
+
+    e = type("Env", (), dict(loop=loop, double=double, path=path, srv=srv, connect=connect, pump=pump,
+                              recv=recv, ask=ask))
+    yield e
+    for s in clients:
+        s.close()
+    srv.close()
+    loop.close()
+
+
+def req(method, *args, rid=1, stream=False):
+    return protocol.Request(rid, method, list(args), "/work", 4321, stream)
+
+
+def test_socket_file_mode_and_parent(env):
+    st = os.stat(env.path)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    assert stat.S_IMODE(os.stat(os.path.dirname(env.path)).st_mode) == 0o755
+
+
+def test_result_exec_and_error_replies(env):
+    s = env.connect()
+    assert env.ask(s, req("echo", "a", "b", rid=11)) == protocol.Result(11, 0, "a b\n", "err\n")
+    assert env.ask(s, req("exec", "crun", "run", rid=12)) == protocol.ExecResult(12, ["crun", "run"])
+    assert env.ask(s, req("notfound", rid=13)) == protocol.ErrorReply(13, 2, "container not found: x",
+                                                                       "see 'tcr ps -a'")
+    r = env.ask(s, req("crash", rid=14))
+    assert isinstance(r, protocol.ErrorReply) and r.code == 7 and "ZeroDivisionError" in r.message
+    r = env.ask(s, req("none", rid=15))
+    assert isinstance(r, protocol.ErrorReply) and r.code == 7
+    # the dispatch double saw what the client sent, plus the peer's credentials
+    assert env.double.calls[0] == ("echo", ["a", "b"], "/work", 4321, os.getuid(), os.getgid(), False)
+
+
+def test_bad_input_gets_error_replies_and_server_keeps_serving(env):
+    s = env.connect()
+    r = env.ask(s, b"{nonsense")
+    assert (r.id, r.code) == (0, 1)
+    r = env.ask(s, b'{"id":9,"method":"ps","params":{"args":[1,2]}}')
+    assert (r.id, r.code) == (9, 6)
+    r = env.ask(s, b'{"id":10,"method":"nosuch","params":{"args":[]}}')
+    assert (r.id, r.code) == (10, 1)
+    # oversized: more than 1 MiB in one datagram
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * protocol.MAX_MESSAGE)
+    if s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) > protocol.MAX_MESSAGE + 4096:
+        r = env.ask(s, b"x" * (protocol.MAX_MESSAGE + 10))
+        assert (r.id, r.code) == (0, 6) and "too large" in r.message
+    assert env.ask(s, req("echo", "still", rid=3)).stdout == "still\n"
+
+
+def test_several_requests_on_one_connection_keep_their_ids(env):
+    s = env.connect()
+    s.send(protocol.encode(req("later", rid=1)))
+    s.send(protocol.encode(req("echo", "now", rid=2)))
+    first = protocol.decode_reply(env.recv(s))
+    second = protocol.decode_reply(env.recv(s))
+    assert first == protocol.Result(2, 0, "now\n", "err\n")  # not blocked by the pending one
+    assert second == protocol.Result(1, 3, "late\n", "")
+
+
+def test_pending_failure_is_an_error_reply(env):
+    s = env.connect()
+    assert env.ask(s, req("failing", rid=4)) == protocol.ErrorReply(4, 5, "went wrong")
+
+
+def test_stream_only_when_asked(env):
+    s = env.connect()
+    assert env.ask(s, req("stream", rid=5)) == protocol.Result(5, 0, "end", "")
+    s.send(protocol.encode(req("stream", rid=6, stream=True)))
+    got = [protocol.decode_reply(env.recv(s)) for _ in range(3)]
+    assert got == [protocol.StreamChunk(6, stdout="a"), protocol.StreamChunk(6, stderr="b"),
+                   protocol.Result(6, 0, "end", "")]
+
+
+def test_client_disconnect_cancels_pending(env):
+    s = env.connect()
+    s.send(protocol.encode(req("never", rid=1)))
+    env.pump()
+    (p,) = env.double.pendings
+    cancelled = []
+    p.on_cancel = lambda: cancelled.append(True)
+    s.close()
+    env.pump()
+    assert cancelled == [True] and p.done
+    p.resolve(Output(0, "too late"))  # harmless after the client left
+    # others still served
+    s2 = env.connect()
+    assert env.ask(s2, req("echo", "x")).stdout == "x\n"
+
+
+def test_reply_too_large_becomes_error(env):
+    s = env.connect()
+    r = env.ask(s, req("big", str(protocol.MAX_MESSAGE + 1)))
+    assert isinstance(r, protocol.ErrorReply) and r.code == 7 and "too large" in r.message
+    r = env.ask(s, req("big", str(protocol.MAX_MESSAGE - 200), rid=2))
+    assert isinstance(r, protocol.Result) and len(r.stdout) == protocol.MAX_MESSAGE - 200
+
+
+def test_stale_socket_replaced_live_socket_refused(env, tmp_path):
+    loop2 = EventLoop()
+    srv2 = RpcServer(loop2, env.double, env.path, abstract_name=None, socket_group=None)
+    with pytest.raises(TcrError, match="already listening"):
+        srv2.start()
+    loop2.close()
+    stale = str(tmp_path / "stale.sock")
+    old = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    old.bind(stale)
+    old.close()  # a socket file nobody listens on, as after a crash
+    loop3 = EventLoop()
+    srv3 = RpcServer(loop3, env.double, stale, abstract_name=None, socket_group=None)
+    srv3.start()
+    assert stat.S_IMODE(os.stat(stale).st_mode) == 0o660
+    srv3.close()
+    loop3.close()
+    assert not os.path.exists(stale)
+
+
+def test_abstract_socket(env, tmp_path):
+    name = f"tcr_test_{os.getpid()}_{id(env)}"
+    loop = EventLoop()
+    srv = RpcServer(loop, env.double, str(tmp_path / "a.sock"), abstract_name=name, socket_group=None)
+    srv.start()
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect("\0" + name)
+        s.send(protocol.encode(req("echo", "abs")))
+        for _ in range(5):
+            loop.run_once(0.05)
+        assert protocol.decode_reply(s.recv(65536)).stdout == "abs\n"
+        s.close()
+    finally:
+        srv.close()
+        loop.close()
+
+
+def test_close_unlinks_and_disconnects(env):
+    s = env.connect()
+    env.srv.close()
+    assert not os.path.exists(env.path)
+    s.setblocking(True)
+    s.settimeout(2)
+    assert s.recv(100) == b""  # connection closed
+
+
+def test_permission_rules(env):
+    srv = env.srv
+    assert srv.allowed(os.getpid(), 0, 0)
+    assert srv.allowed(os.getpid(), os.geteuid(), 12345)
+    other = 54321 if os.geteuid() != 54321 else 54322
+    assert not srv.allowed(os.getpid(), other, 54321)  # no socket group configured
+    srv._group_gid = 54321
+    assert srv.allowed(os.getpid(), other, 54321)  # primary group
+    mine = peer_groups(os.getpid())
+    if mine:
+        srv._group_gid = mine[0]
+        assert srv.allowed(os.getpid(), other, 1)  # supplementary group from /proc
+    srv._group_gid = None
+
+
+def test_echo_double_via_json(env):
+    s = env.connect()
+    r = env.ask(s, b'{"id":1,"method":"echo","params":{"args":["\\u00e9"]}}')
+    assert r.stdout == "\u00e9\n"
+    assert env.double.calls[-1][2] == "/"  # no pwd: "/" as the C daemon does
+    json.dumps(env.double.calls)

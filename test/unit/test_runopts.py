@@ -1,0 +1,308 @@
+"""`tcr run` flag parsing into RunOptions, the C tool's run config, and the record round trip."""
+
+import os
+
+import pytest
+
+from tcr.commands.base import HelpRequested
+from tcr.common.errors import InvalidArgument, TcrError, UsageError
+from tcr.containers.runopts import (
+    RestartPolicy,
+    RunOptions,
+    Tmpfs,
+    Volume,
+    parse_run_args,
+)
+
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples", "runconfig")
+
+
+def files(mapping):
+    """A read_file that serves a dict of path -> text (OSError otherwise)."""
+
+    def read(path):
+        if path not in mapping:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return mapping[path]
+
+    return read
+
+
+def parse(*args, pwd="/home/u", read_file=None):
+    return parse_run_args(list(args), pwd, read_file or files({}))
+
+
+def test_defaults():
+    o = parse("busybox")
+    assert o.image == "busybox" and o.command == () and o.entrypoint is None
+    assert not (o.detach or o.interactive or o.tty or o.rm or o.read_only)
+    assert o.network == "tcr_default" and o.restart == RestartPolicy("no", 0)
+    assert o.stop_timeout == 10 and o.memory is None and o.cpus is None and o.pids_limit is None
+    assert o.cap_add == () and o.cap_drop == ()
+
+
+def test_options_stop_at_image():
+    o = parse("-d", "--name", "web", "busybox", "ls", "-l", "--name", "x", "-d")
+    assert o.detach and o.name == "web" and o.image == "busybox"
+    assert o.command == ("ls", "-l", "--name", "x", "-d")
+
+
+def test_double_dash_ends_options():
+    o = parse("--rm", "--", "busybox", "-x")
+    assert o.rm and o.image == "busybox" and o.command == ("-x",)
+
+
+@pytest.mark.parametrize("flags", [["-it"], ["-ti"], ["-i", "-t"], ["--interactive", "--tty"]])
+def test_interactive_tty_forms(flags):
+    o = parse(*flags, "busybox", "sh")
+    assert o.interactive and o.tty and not o.detach
+
+
+def test_dit_cluster_and_attached_values():
+    o = parse("-dit", "-eA=1", "-p8080:80", "-w/srv", "--name=n1", "busybox")
+    assert o.detach and o.interactive and o.tty
+    assert o.env == ("A=1",) and o.publish == ("8080:80",) and o.workdir == "/srv" and o.name == "n1"
+
+
+def test_cluster_with_value_flag_last_takes_next_arg():
+    o = parse("-de", "A=1", "busybox", "env")
+    assert o.detach and o.env == ("A=1",) and o.command == ("env",)
+
+
+def test_env_precedence_and_env_file():
+    envfile = "# comment\n\nA=from-file\nB=file\nEMPTY=\nRAW=\"quoted\" stays\nUNSET_IN_CLIENT\n"
+    o = parse("--env-file", "vars.env", "-e", "A=cli", "-e", "C=3", "-e", "ONLYKEY", "busybox",
+              read_file=files({"/home/u/vars.env": envfile}))
+    assert o.env == ("A=from-file", "B=file", "EMPTY=", 'RAW="quoted" stays', "A=cli", "C=3")
+    assert o.env_files == ("/home/u/vars.env",)
+
+
+def test_env_file_missing_and_bad_line():
+    with pytest.raises(InvalidArgument, match="cannot read env file /home/u/nope"):
+        parse("--env-file", "nope", "busybox")
+    with pytest.raises(InvalidArgument, match="line 2"):
+        parse("--env-file", "/e", "busybox", read_file=files({"/e": "A=1\n=oops\n"}))
+
+
+def test_volumes_relative_to_pwd():
+    o = parse("-v", "./data:/data", "-v", "sub/dir:/x:ro", "-v", "/abs:/y:rw", "-v", "../up:/z", "busybox",
+              pwd="/home/u/proj")
+    assert o.volumes == (
+        Volume("/home/u/proj/data", "/data", False),
+        Volume("/home/u/proj/sub/dir", "/x", True),
+        Volume("/abs", "/y", False),
+        Volume("/home/u/up", "/z", False),
+    )
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("data:/data", "named volumes are not supported"),
+        ("/data", "anonymous volumes"),
+        ("/a:rel", "absolute path"),
+        ("/a:/b:rx", "invalid volume mode"),
+        ("/a:/b:ro:z", "invalid volume"),
+        (":/b", "invalid volume"),
+        ("/a:/", "cannot mount over /"),
+    ],
+)
+def test_bad_volumes(spec, match):
+    with pytest.raises(InvalidArgument, match=match):
+        parse("-v", spec, "busybox")
+
+
+def test_tmpfs_forms():
+    o = parse("--tmpfs", "/run", "--tmpfs", "/tmp:size=8m,mode=1770,exec", "--tmpfs", "/c:16m", "--tmpfs",
+              "/r:ro,noexec,nosuid", "busybox")
+    assert o.tmpfs == (
+        Tmpfs("/run", 64 << 20),
+        Tmpfs("/tmp", 8 << 20, 0o1770, True),
+        Tmpfs("/c", 16 << 20),
+        Tmpfs("/r", 64 << 20, None, False, True),
+    )
+
+
+@pytest.mark.parametrize("spec", ["run", "/t:size=lots", "/t:mode=999", "/t:uid=0", "/:size=1m"])
+def test_bad_tmpfs(spec):
+    with pytest.raises(InvalidArgument):
+        parse("--tmpfs", spec, "busybox")
+
+
+@pytest.mark.parametrize(
+    "text, expect",
+    [("no", RestartPolicy("no")), ("always", RestartPolicy("always")),
+     ("unless-stopped", RestartPolicy("unless-stopped")), ("on-failure", RestartPolicy("on-failure", 0)),
+     ("on-failure:5", RestartPolicy("on-failure", 5))],
+)
+def test_restart(text, expect):
+    o = parse("-d", "--restart", text, "busybox")
+    assert o.restart == expect
+
+
+def test_limits_and_misc():
+    o = parse("--memory", "64m", "--cpus", "0.5", "--pids-limit", "100", "--stop-timeout", "3", "--stop-signal",
+              "int", "-u", "www:video", "-h", "box1", "--entrypoint", "/bin/sh", "--read-only",
+              "--log-size", "2m", "--log-files", "5", "--network", "host", "busybox", "-c", "true")
+    assert o.memory == 64 << 20 and o.cpus == 0.5 and o.pids_limit == 100 and o.stop_timeout == 3
+    assert o.stop_signal == "SIGINT" and o.user == "www:video" and o.hostname == "box1"
+    assert o.entrypoint == ("/bin/sh",) and o.command == ("-c", "true") and o.read_only
+    assert o.log_max_size == 2 << 20 and o.log_max_files == 5 and o.network == "host"
+
+
+def test_empty_entrypoint_clears():
+    assert parse("--entrypoint", "", "busybox", "echo").entrypoint == ()
+
+
+def test_log_opt_aliases_and_net_alias():
+    o = parse("--log-opt", "max-size=512k", "--log-opt", "max-file=2", "--net", "bridge", "busybox")
+    assert o.log_max_size == 512 << 10 and o.log_max_files == 2 and o.network == "tcr_default"
+
+
+def test_caps_normalized():
+    o = parse("--cap-add", "net_admin", "--cap-add", "CAP_SYS_PTRACE", "--cap-drop", "all", "busybox")
+    assert o.cap_add == ("CAP_NET_ADMIN", "CAP_SYS_PTRACE") and o.cap_drop == ("ALL",)
+
+
+@pytest.mark.parametrize(
+    "args, exc",
+    [
+        ([], UsageError),
+        (["--bogus", "busybox"], UsageError),
+        (["-z", "busybox"], UsageError),
+        (["--name"], UsageError),
+        (["--memory", "lots", "busybox"], InvalidArgument),
+        (["--memory", "1k", "busybox"], InvalidArgument),
+        (["--cpus", "-1", "busybox"], InvalidArgument),
+        (["--pids-limit", "many", "busybox"], InvalidArgument),
+        (["--restart", "sometimes", "-d", "busybox"], InvalidArgument),
+        (["--restart", "always:3", "-d", "busybox"], InvalidArgument),
+        (["--restart", "on-failure:x", "-d", "busybox"], InvalidArgument),
+        (["--restart", "always", "busybox"], InvalidArgument),  # needs -d: the daemon supervises
+        (["--rm", "-d", "--restart", "always", "busybox"], InvalidArgument),
+        (["--stop-timeout", "-1", "busybox"], InvalidArgument),
+        (["--stop-timeout", "soon", "busybox"], InvalidArgument),
+        (["--stop-signal", "SIGNOPE", "busybox"], InvalidArgument),
+        (["--cap-add", "SUPERPOWER", "busybox"], InvalidArgument),
+        (["--cap-drop", "", "busybox"], InvalidArgument),
+        (["-u", "", "busybox"], InvalidArgument),
+        (["-u", "bob:", "busybox"], InvalidArgument),
+        (["-u", "bad name", "busybox"], InvalidArgument),
+        (["-w", "relative", "busybox"], InvalidArgument),
+        (["-h", "bad_host!", "busybox"], InvalidArgument),
+        (["--name", "-x", "busybox"], UsageError),
+        (["--name", "has space", "busybox"], InvalidArgument),
+        (["--network", "bad/name", "busybox"], InvalidArgument),
+        (["-p", "80:80", "--network", "host", "busybox"], InvalidArgument),
+        (["-p", "80:80", "--network", "none", "busybox"], InvalidArgument),
+        (["-e", "=x", "busybox"], InvalidArgument),
+        (["--log-files", "0", "busybox"], InvalidArgument),
+        (["--log-opt", "compress=true", "busybox"], InvalidArgument),
+        (["-v", "/a:/x", "--tmpfs", "/x", "busybox"], InvalidArgument),
+        (["--config", "missing.json"], InvalidArgument),
+    ],
+)
+def test_bad_flags_one_line(args, exc):
+    with pytest.raises(exc) as e:
+        parse(*args)
+    assert isinstance(e.value, TcrError)
+    assert e.value.message and "\n" not in e.value.message
+
+
+def test_help():
+    with pytest.raises(HelpRequested) as e:
+        parse("--help")
+    assert "--cap-add" in e.value.text and "IMAGE" in e.value.text
+
+
+def test_round_trip():
+    o = parse("-dit", "--name", "rt", "-e", "A=1", "-v", "/a:/b:ro", "--tmpfs", "/t:size=1m,exec,mode=700",
+              "-p", "127.0.0.1:8080:80/udp", "--network", "net1", "--read-only", "--restart", "on-failure:2",
+              "--stop-timeout", "4", "--stop-signal", "HUP", "--memory", "1g", "--cpus", "1.5",
+              "--pids-limit", "9", "--cap-add", "ALL", "--cap-drop", "SYS_ADMIN", "-u", "1000:1000", "-w", "/w",
+              "--entrypoint", "", "-h", "h", "--log-size", "1m", "--log-files", "2", "busybox:1.36", "a", "b")
+    d = o.to_dict()
+    again = RunOptions.from_dict(d)
+    assert again == o
+    import json
+
+    assert RunOptions.from_dict(json.loads(json.dumps(d))) == o
+    assert RunOptions.from_dict(RunOptions().to_dict()) == RunOptions()
+
+
+# --- the C tool's run config -------------------------------------------------------------------
+
+
+def sample(name):
+    path = os.path.join(SAMPLES, name)
+    with open(path) as f:
+        return path, f.read()
+
+
+def test_config_full_sample():
+    path, text = sample("full.json")
+    o = parse("--config", path, read_file=files({path: text}))
+    assert o.image == "docker.io/library/busybox:latest" and o.name == "web-1"
+    assert o.detach and o.read_only and not o.tty and not o.rm
+    assert o.entrypoint == () and o.command == ("httpd", "-f", "-p", "80")
+    assert o.env == ("MY_VAR=hello", "DEBUG=1")
+    assert o.volumes == (Volume(os.path.join(SAMPLES, "www"), "/var/www", True), Volume("/var/lib/web-data", "/data"))
+    assert o.tmpfs == (Tmpfs("/tmp", 8 << 20), Tmpfs("/run", 64 << 20))
+    assert o.publish == ("8080:80/tcp", "0.0.0.0:5353:53/udp")
+    assert o.network == "tcr_default" and o.restart == RestartPolicy("unless-stopped") and o.stop_timeout == 5
+    assert o.config_file == path
+
+
+def test_config_minimal_and_no_network_samples():
+    path, text = sample("minimal.json")
+    o = parse("--config", path, read_file=files({path: text}))
+    assert o.image == "busybox:latest" and o.command == () and o.entrypoint is None
+    path, text = sample("no-network.json")
+    o = parse("--config", path, read_file=files({path: text}))
+    assert o.network == "none" and o.tty and o.rm and o.name == "offline" and o.command == ("sh",)
+
+
+def test_cli_overrides_config():
+    path, text = sample("full.json")
+    o = parse("--config", path, "--name", "web-2", "-e", "DEBUG=0", "--stop-timeout", "1", "-p", "9090:90",
+              "busybox:other", "echo", "hi", read_file=files({path: text}))
+    assert o.name == "web-2" and o.image == "busybox:other" and o.stop_timeout == 1
+    assert o.env == ("MY_VAR=hello", "DEBUG=1", "DEBUG=0")
+    assert o.publish[-1] == "9090:90" and len(o.publish) == 3
+    # COMMAND on the line replaces the config's argv and the image entrypoint applies again
+    assert o.command == ("echo", "hi") and o.entrypoint is None
+
+
+def test_config_relative_to_pwd():
+    o = parse("--config", "cfg/run.json", pwd="/srv", read_file=files({"/srv/cfg/run.json": '{"image": "b",'
+                                                                       '"mounts": [{"source": "d", "destination": "/d"}]}'}))
+    assert o.volumes == (Volume("/srv/cfg/d", "/d"),)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[]", "JSON object"),
+        ("{", "not valid JSON"),
+        ("{}", "'image' is required"),
+        ('{"image": 1}', "must be a string"),
+        ('{"image": "b", "extra": 1}', "unknown key 'extra'"),
+        ('{"image": "b", "detached": "yes"}', "must be a boolean"),
+        ('{"image": "b", "command": []}', "must not be empty"),
+        ('{"image": "b", "command": "sh"}', "must be an array"),
+        ('{"image": "b", "env": {"A": 1}}', "must be a string"),
+        ('{"image": "b", "mounts": [{"source": "/a"}]}', "mounts\\[0\\]"),
+        ('{"image": "b", "mounts": [{"source": "/a", "destination": "rel"}]}', "absolute"),
+        ('{"image": "b", "tmpfs": [{"destination": "/t", "size": -1}]}', "size"),
+        ('{"image": "b", "ports": [{"hostPort": 0, "containerPort": 80}]}', "1-65535"),
+        ('{"image": "b", "ports": [{"hostPort": 80, "containerPort": 80, "protocol": "sctp"}]}', "protocol"),
+        ('{"image": "b", "network": "n", "noNetwork": true}', "mutually exclusive"),
+        ('{"image": "b", "restartPolicy": "on-failure"}', "restartPolicy"),
+        ('{"image": "b", "stopTimeout": true}', "must be an integer"),
+        ('{"image": "b", "restartPolicy": "always"}', "detached"),
+    ],
+)
+def test_bad_run_configs(text, match):
+    with pytest.raises(InvalidArgument, match=match) as e:
+        parse("--config", "/c.json", read_file=files({"/c.json": text}))
+    assert "\n" not in e.value.message
