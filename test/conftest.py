@@ -59,3 +59,4 @@ def busybox_layout():
 
 
 from test.fixtures.daemon import tcrd  # noqa: E402,F401  (the shared real-daemon fixture)
+from test.fixtures.registry import registry  # noqa: E402,F401  (docker-registry on 127.0.0.1)

@@ -297,3 +297,58 @@ def test_recover_removes_leftovers(env):
     # teardown runs through env.mgr
     for cid in ("c1aaaaaaaaaaaaaa", "c3cccccccccccccc"):
         mgr2.detach(cid)
+
+
+def test_commands_and_dns_names(env):
+    import json
+    import struct
+
+    from tcr.commands import networks as cmds
+    from tcr.commands.base import Ctx
+    from tcr.daemon.loop import EventLoop
+
+    loop = EventLoop()
+    env.d.loop = loop
+    mgr = env.mgr = env.d.networks = NetworkManager(env.d)
+
+    def cmd(*args):
+        return cmds.cmd_network(Ctx(daemon=env.d, method="network", args=list(args)))
+
+    try:
+        assert cmd("create", "--subnet", f"10.{N}.5.0/24", "web").stdout == "web\n"
+        with pytest.raises(InvalidArgument):
+            cmd("create", "--subnet", "10.1.2.3/24", "web2")
+        items = json.loads(cmd("ls", "--format", "json").stdout)
+        assert [(i["name"], i["subnet"], i["containers"]) for i in items] == [("web", f"10.{N}.5.0/24", 0)]
+        assert "web" in cmd("ls").stdout and cmd("ls", "-q").stdout == "web\n"
+        a = mgr.attach("c1aaaaaaaaaaaaaa", "db", "web", [])
+        assert mgr.resolv_conf("c1aaaaaaaaaaaaaa").startswith(f"nameserver {a.gateway}\n")
+        hosts = [(ip, n.split()) for ip, n in mgr.hosts_entries("c1aaaaaaaaaaaaaa")]
+        assert (a.ip, ["db", "c1aaaaaaaaaa"]) in hosts
+        # the container's name resolves through the forwarder on its gateway
+        q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + b"\x02db\x00" + struct.pack(">HH", 1, 1)
+        with netns.inside(a.netns_path):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with s:
+            s.setblocking(False)
+            s.sendto(q, (a.gateway, 53))
+            reply = b""
+            for _ in range(20):
+                loop.run_once(0.2)
+                try:
+                    reply = s.recv(512)
+                    break
+                except BlockingIOError:
+                    continue
+        assert reply[:2] == b"\x42\x42" and reply.endswith(socket.inet_aton(a.ip))
+        info = json.loads(cmd("inspect", "web").stdout)[0]
+        assert info["containers"][0]["ip"] == a.ip and info["dns"] is True
+        with pytest.raises(InUse):
+            cmd("rm", "web")
+        mgr.detach("c1aaaaaaaaaaaaaa")
+        assert cmd("rm", "web").stdout == "web\n"
+        with pytest.raises(NetworkNotFound):
+            cmd("inspect", "web")
+    finally:
+        mgr.shutdown()
+        loop.close()

@@ -20,7 +20,9 @@ def test_all_caps_numbering():
     assert caps.CAP_NUMBER["CAP_CHECKPOINT_RESTORE"] == 40
 
 
-@pytest.mark.parametrize("name", ["net_admin", "NET_ADMIN", "CAP_NET_ADMIN", "cap_net_admin", "Net_Admin", " net_admin "])
+@pytest.mark.parametrize(
+    "name", ["net_admin", "NET_ADMIN", "CAP_NET_ADMIN", "cap_net_admin", "Net_Admin", " net_admin "]
+)
 def test_normalize_forms(name):
     assert caps.normalize(name) == "CAP_NET_ADMIN"
 

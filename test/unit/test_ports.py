@@ -12,12 +12,13 @@ def test_forms():
     assert parse_publish("127.0.0.1:8080:80/udp") == [P(8080, 80, "udp", "127.0.0.1")]
     assert parse_publish("0.0.0.0:53:53/UDP") == [P(53, 53, "udp")]
     assert parse_publish("80") == [P(0, 80)]
+    assert parse_publish("0:80") == [P(0, 80)]  # 0 = pick a free port, as docker does
     assert parse_publish("10.0.0.1::80") == [P(0, 80, "tcp", "10.0.0.1")]
     assert parse_publish("8000-8002:80-82") == [P(8000, 80), P(8001, 81), P(8002, 82)]
 
 
 @pytest.mark.parametrize("bad", [
-    "", "x", "8080:", ":80", "0:80", "8080:0", "70000:80", "80:70000", "8080:80/sctp", "1.2.3:80:80",
+    "", "x", "8080:", ":80", "8080:0", "70000:80", "80:70000", "8080:80/sctp", "1.2.3:80:80",
     "300.1.1.1:80:80", "[::1]:80:80", "a:b:c:d", "8000-8001:80", "80-81", "9-1:9-1", "1-2000:1-2000",
 ])
 def test_errors(bad):

@@ -8,8 +8,19 @@ from tcr.containers import resources
 
 @pytest.mark.parametrize(
     "text, expect",
-    [("1", 1), ("512", 512), ("512b", 512), ("4k", 4096), ("64m", 64 << 20), ("64M", 64 << 20),
-     ("1g", 1 << 30), ("1.5g", 3 << 29), ("64mb", 64 << 20), ("64MiB", 64 << 20), ("2t", 2 << 40)],
+    [
+        ("1", 1),
+        ("512", 512),
+        ("512b", 512),
+        ("4k", 4096),
+        ("64m", 64 << 20),
+        ("64M", 64 << 20),
+        ("1g", 1 << 30),
+        ("1.5g", 3 << 29),
+        ("64mb", 64 << 20),
+        ("64MiB", 64 << 20),
+        ("2t", 2 << 40),
+    ],
 )
 def test_parse_size(text, expect):
     assert resources.parse_size(text) == expect
@@ -63,7 +74,13 @@ def test_device_rules_deny_first_then_standard_set():
 
 @pytest.mark.parametrize(
     "hard, expect",
-    [(-1, (1024, 1 << 20)), (4096, (1024, 4096)), (512, (512, 512)), (1 << 30, (1024, 1 << 20)), (None, (1024, 1 << 20))],
+    [
+        (-1, (1024, 1 << 20)),
+        (4096, (1024, 4096)),
+        (512, (512, 512)),
+        (1 << 30, (1024, 1 << 20)),
+        (None, (1024, 1 << 20)),
+    ],
 )
 def test_rlimits_clamped_to_host_hard_limit(hard, expect):
     limits = {} if hard is None else {"RLIMIT_NOFILE": hard}

@@ -70,9 +70,19 @@ def test_cluster_with_value_flag_last_takes_next_arg():
 
 
 def test_env_precedence_and_env_file():
-    envfile = "# comment\n\nA=from-file\nB=file\nEMPTY=\nRAW=\"quoted\" stays\nUNSET_IN_CLIENT\n"
-    o = parse("--env-file", "vars.env", "-e", "A=cli", "-e", "C=3", "-e", "ONLYKEY", "busybox",
-              read_file=files({"/home/u/vars.env": envfile}))
+    envfile = '# comment\n\nA=from-file\nB=file\nEMPTY=\nRAW="quoted" stays\nUNSET_IN_CLIENT\n'
+    o = parse(
+        "--env-file",
+        "vars.env",
+        "-e",
+        "A=cli",
+        "-e",
+        "C=3",
+        "-e",
+        "ONLYKEY",
+        "busybox",
+        read_file=files({"/home/u/vars.env": envfile}),
+    )
     assert o.env == ("A=from-file", "B=file", "EMPTY=", 'RAW="quoted" stays', "A=cli", "C=3")
     assert o.env_files == ("/home/u/vars.env",)
 
@@ -85,8 +95,18 @@ def test_env_file_missing_and_bad_line():
 
 
 def test_volumes_relative_to_pwd():
-    o = parse("-v", "./data:/data", "-v", "sub/dir:/x:ro", "-v", "/abs:/y:rw", "-v", "../up:/z", "busybox",
-              pwd="/home/u/proj")
+    o = parse(
+        "-v",
+        "./data:/data",
+        "-v",
+        "sub/dir:/x:ro",
+        "-v",
+        "/abs:/y:rw",
+        "-v",
+        "../up:/z",
+        "busybox",
+        pwd="/home/u/proj",
+    )
     assert o.volumes == (
         Volume("/home/u/proj/data", "/data", False),
         Volume("/home/u/proj/sub/dir", "/x", True),
@@ -113,8 +133,17 @@ def test_bad_volumes(spec, match):
 
 
 def test_tmpfs_forms():
-    o = parse("--tmpfs", "/run", "--tmpfs", "/tmp:size=8m,mode=1770,exec", "--tmpfs", "/c:16m", "--tmpfs",
-              "/r:ro,noexec,nosuid", "busybox")
+    o = parse(
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/tmp:size=8m,mode=1770,exec",
+        "--tmpfs",
+        "/c:16m",
+        "--tmpfs",
+        "/r:ro,noexec,nosuid",
+        "busybox",
+    )
     assert o.tmpfs == (
         Tmpfs("/run", 64 << 20),
         Tmpfs("/tmp", 8 << 20, 0o1770, True),
@@ -131,9 +160,13 @@ def test_bad_tmpfs(spec):
 
 @pytest.mark.parametrize(
     "text, expect",
-    [("no", RestartPolicy("no")), ("always", RestartPolicy("always")),
-     ("unless-stopped", RestartPolicy("unless-stopped")), ("on-failure", RestartPolicy("on-failure", 0)),
-     ("on-failure:5", RestartPolicy("on-failure", 5))],
+    [
+        ("no", RestartPolicy("no")),
+        ("always", RestartPolicy("always")),
+        ("unless-stopped", RestartPolicy("unless-stopped")),
+        ("on-failure", RestartPolicy("on-failure", 0)),
+        ("on-failure:5", RestartPolicy("on-failure", 5)),
+    ],
 )
 def test_restart(text, expect):
     o = parse("-d", "--restart", text, "busybox")
@@ -141,9 +174,34 @@ def test_restart(text, expect):
 
 
 def test_limits_and_misc():
-    o = parse("--memory", "64m", "--cpus", "0.5", "--pids-limit", "100", "--stop-timeout", "3", "--stop-signal",
-              "int", "-u", "www:video", "-h", "box1", "--entrypoint", "/bin/sh", "--read-only",
-              "--log-size", "2m", "--log-files", "5", "--network", "host", "busybox", "-c", "true")
+    o = parse(
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "100",
+        "--stop-timeout",
+        "3",
+        "--stop-signal",
+        "int",
+        "-u",
+        "www:video",
+        "-h",
+        "box1",
+        "--entrypoint",
+        "/bin/sh",
+        "--read-only",
+        "--log-size",
+        "2m",
+        "--log-files",
+        "5",
+        "--network",
+        "host",
+        "busybox",
+        "-c",
+        "true",
+    )
     assert o.memory == 64 << 20 and o.cpus == 0.5 and o.pids_limit == 100 and o.stop_timeout == 3
     assert o.stop_signal == "SIGINT" and o.user == "www:video" and o.hostname == "box1"
     assert o.entrypoint == ("/bin/sh",) and o.command == ("-c", "true") and o.read_only
@@ -216,11 +274,53 @@ def test_help():
 
 
 def test_round_trip():
-    o = parse("-dit", "--name", "rt", "-e", "A=1", "-v", "/a:/b:ro", "--tmpfs", "/t:size=1m,exec,mode=700",
-              "-p", "127.0.0.1:8080:80/udp", "--network", "net1", "--read-only", "--restart", "on-failure:2",
-              "--stop-timeout", "4", "--stop-signal", "HUP", "--memory", "1g", "--cpus", "1.5",
-              "--pids-limit", "9", "--cap-add", "ALL", "--cap-drop", "SYS_ADMIN", "-u", "1000:1000", "-w", "/w",
-              "--entrypoint", "", "-h", "h", "--log-size", "1m", "--log-files", "2", "busybox:1.36", "a", "b")
+    o = parse(
+        "-dit",
+        "--name",
+        "rt",
+        "-e",
+        "A=1",
+        "-v",
+        "/a:/b:ro",
+        "--tmpfs",
+        "/t:size=1m,exec,mode=700",
+        "-p",
+        "127.0.0.1:8080:80/udp",
+        "--network",
+        "net1",
+        "--read-only",
+        "--restart",
+        "on-failure:2",
+        "--stop-timeout",
+        "4",
+        "--stop-signal",
+        "HUP",
+        "--memory",
+        "1g",
+        "--cpus",
+        "1.5",
+        "--pids-limit",
+        "9",
+        "--cap-add",
+        "ALL",
+        "--cap-drop",
+        "SYS_ADMIN",
+        "-u",
+        "1000:1000",
+        "-w",
+        "/w",
+        "--entrypoint",
+        "",
+        "-h",
+        "h",
+        "--log-size",
+        "1m",
+        "--log-files",
+        "2",
+        "busybox:1.36",
+        "a",
+        "b",
+    )
     d = o.to_dict()
     again = RunOptions.from_dict(d)
     assert again == o
@@ -246,7 +346,10 @@ def test_config_full_sample():
     assert o.detach and o.read_only and not o.tty and not o.rm
     assert o.entrypoint == () and o.command == ("httpd", "-f", "-p", "80")
     assert o.env == ("MY_VAR=hello", "DEBUG=1")
-    assert o.volumes == (Volume(os.path.join(SAMPLES, "www"), "/var/www", True), Volume("/var/lib/web-data", "/data"))
+    assert o.volumes == (
+        Volume(os.path.join(SAMPLES, "www"), "/var/www", True),
+        Volume("/var/lib/web-data", "/data"),
+    )
     assert o.tmpfs == (Tmpfs("/tmp", 8 << 20), Tmpfs("/run", 64 << 20))
     assert o.publish == ("8080:80/tcp", "0.0.0.0:5353:53/udp")
     assert o.network == "tcr_default" and o.restart == RestartPolicy("unless-stopped") and o.stop_timeout == 5
@@ -264,8 +367,22 @@ def test_config_minimal_and_no_network_samples():
 
 def test_cli_overrides_config():
     path, text = sample("full.json")
-    o = parse("--config", path, "--name", "web-2", "-e", "DEBUG=0", "--stop-timeout", "1", "-p", "9090:90",
-              "busybox:other", "echo", "hi", read_file=files({path: text}))
+    o = parse(
+        "--config",
+        path,
+        "--name",
+        "web-2",
+        "-e",
+        "DEBUG=0",
+        "--stop-timeout",
+        "1",
+        "-p",
+        "9090:90",
+        "busybox:other",
+        "echo",
+        "hi",
+        read_file=files({path: text}),
+    )
     assert o.name == "web-2" and o.image == "busybox:other" and o.stop_timeout == 1
     assert o.env == ("MY_VAR=hello", "DEBUG=1", "DEBUG=0")
     assert o.publish[-1] == "9090:90" and len(o.publish) == 3
@@ -274,8 +391,14 @@ def test_cli_overrides_config():
 
 
 def test_config_relative_to_pwd():
-    o = parse("--config", "cfg/run.json", pwd="/srv", read_file=files({"/srv/cfg/run.json": '{"image": "b",'
-                                                                       '"mounts": [{"source": "d", "destination": "/d"}]}'}))
+    o = parse(
+        "--config",
+        "cfg/run.json",
+        pwd="/srv",
+        read_file=files(
+            {"/srv/cfg/run.json": '{"image": "b","mounts": [{"source": "d", "destination": "/d"}]}'}
+        ),
+    )
     assert o.volumes == (Volume("/srv/cfg/d", "/d"),)
 
 
@@ -306,3 +429,10 @@ def test_bad_run_configs(text, match):
     with pytest.raises(InvalidArgument, match=match) as e:
         parse("--config", "/c.json", read_file=files({"/c.json": text}))
     assert "\n" not in e.value.message
+
+
+def test_create_allows_restart_without_detach():
+    o = parse_run_args(["--restart", "always", "busybox"], "/", files({}), prog="create")
+    assert o.restart == RestartPolicy("always") and not o.detach
+    with pytest.raises(UsageError, match="tcr create: unknown flag: --nope"):
+        parse_run_args(["--nope", "busybox"], "/", files({}), prog="create")

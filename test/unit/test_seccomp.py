@@ -31,10 +31,33 @@ def test_default_caps_amd64_allows_and_denies():
         assert seccomp.allowed(f, name) == "allow", name
     for name in ("socket", "clone", "personality"):
         assert seccomp.allowed(f, name) == "conditional", name
-    for name in ("bpf", "mount", "umount2", "unshare", "setns", "kexec_load", "init_module", "finit_module",
-                 "add_key", "keyctl", "request_key", "reboot", "sethostname", "setdomainname", "swapon",
-                 "perf_event_open", "open_by_handle_at", "iopl", "settimeofday", "syslog", "acct",
-                 "set_tls", "riscv_flush_icache", "userfaultfd", "clone3"):
+    for name in (
+        "bpf",
+        "mount",
+        "umount2",
+        "unshare",
+        "setns",
+        "kexec_load",
+        "init_module",
+        "finit_module",
+        "add_key",
+        "keyctl",
+        "request_key",
+        "reboot",
+        "sethostname",
+        "setdomainname",
+        "swapon",
+        "perf_event_open",
+        "open_by_handle_at",
+        "iopl",
+        "settimeofday",
+        "syslog",
+        "acct",
+        "set_tls",
+        "riscv_flush_icache",
+        "userfaultfd",
+        "clone3",
+    ):
         assert seccomp.allowed(f, name) == "deny", name
 
 
@@ -94,7 +117,9 @@ def test_ptrace_needs_kernel_48():
 
 def test_merged_and_small():
     f = ev()
-    keys = [json.dumps([e["action"], e.get("errnoRet"), e.get("args")], sort_keys=True) for e in f["syscalls"]]
+    keys = [
+        json.dumps([e["action"], e.get("errnoRet"), e.get("args")], sort_keys=True) for e in f["syscalls"]
+    ]
     assert len(keys) == len(set(keys))  # one entry per action/args combination
     plain = [e for e in f["syscalls"] if e["action"] == "SCMP_ACT_ALLOW" and not e.get("args")]
     assert len(plain) == 1

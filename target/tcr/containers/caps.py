@@ -11,34 +11,82 @@ from tcr.common.errors import InvalidArgument
 
 # Every capability the Linux uapi defines, in number order (index == capability number).
 ALL_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 )
 CAP_NUMBER: Dict[str, int] = {name: i for i, name in enumerate(ALL_CAPS)}
 
 # Docker's default grant: enough for typical daemons (bind low ports, drop privileges, chown files)
 # without anything that reaches the kernel or other containers (no SYS_ADMIN, NET_ADMIN, SYS_PTRACE ...).
 DEFAULT_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-    "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 )
 
 
 def normalize(name: str) -> str:
-    """'net_admin', 'CAP_NET_ADMIN', 'Net_Admin' -> 'CAP_NET_ADMIN'; 'all' -> 'ALL'. Unknown -> InvalidArgument."""
+    """'net_admin', 'CAP_NET_ADMIN', 'Net_Admin' -> 'CAP_NET_ADMIN'; 'all' -> 'ALL'.
+
+    An unknown name is an InvalidArgument."""
     raw = name.strip().upper()
     if raw == "ALL":
         return "ALL"
     full = raw if raw.startswith("CAP_") else "CAP_" + raw
     if full not in CAP_NUMBER:
-        raise InvalidArgument(f"unknown capability: {name!r}", hint="names like NET_ADMIN or CAP_NET_ADMIN, or ALL")
+        raise InvalidArgument(
+            f"unknown capability: {name!r}", hint="names like NET_ADMIN or CAP_NET_ADMIN, or ALL"
+        )
     return full
 
 
@@ -51,8 +99,12 @@ def normalize_all(names: Iterable[str]) -> List[str]:
     return out
 
 
-def resolve(cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), last_cap: Optional[int] = None,
-            available: Optional[int] = None) -> List[str]:
+def resolve(
+    cap_add: Sequence[str] = (),
+    cap_drop: Sequence[str] = (),
+    last_cap: Optional[int] = None,
+    available: Optional[int] = None,
+) -> List[str]:
     """The granted capability set, in capability-number order.
 
     last_cap (the kernel's /proc/sys/kernel/cap_last_cap) and available (the daemon's own bounding
@@ -90,4 +142,10 @@ def oci_capabilities(caps: Sequence[str], is_root: bool) -> Dict[str, List[str]]
     """
     caps = list(caps)
     live = caps if is_root else []
-    return {"bounding": caps, "effective": list(live), "permitted": list(live), "inheritable": [], "ambient": []}
+    return {
+        "bounding": caps,
+        "effective": list(live),
+        "permitted": list(live),
+        "inheritable": [],
+        "ambient": [],
+    }

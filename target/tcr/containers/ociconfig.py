@@ -22,16 +22,38 @@ ANN_ENTRYPOINT = "org.tcr.image.entrypoint"
 ANN_CMD = "org.tcr.image.cmd"
 
 MASKED_PATHS = (
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 )
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 _MACHINE_TO_ARCH = {
-    "x86_64": "amd64", "amd64": "amd64", "i386": "386", "i486": "386", "i586": "386", "i686": "386",
-    "aarch64": "arm64", "arm64": "arm64", "armv8l": "arm", "armv7l": "arm", "armv6l": "arm", "armv5tel": "arm",
-    "riscv64": "riscv64", "ppc64le": "ppc64le", "s390x": "s390x", "mips64": "mips64le",
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "i386": "386",
+    "i486": "386",
+    "i586": "386",
+    "i686": "386",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv8l": "arm",
+    "armv7l": "arm",
+    "armv6l": "arm",
+    "armv5tel": "arm",
+    "riscv64": "riscv64",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "mips64": "mips64le",
 }
 
 
@@ -49,17 +71,29 @@ class HostInfo:
     ncpu: int = 1
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"arch": self.arch, "cgroupVersion": self.cgroup_version, "rlimits": dict(self.rlimits),
-                "kernel": list(self.kernel), "capLastCap": self.cap_last_cap,
-                "capBounding": self.cap_bounding, "hostname": self.hostname,
-                "ncpu": self.ncpu}
+        return {
+            "arch": self.arch,
+            "cgroupVersion": self.cgroup_version,
+            "rlimits": dict(self.rlimits),
+            "kernel": list(self.kernel),
+            "capLastCap": self.cap_last_cap,
+            "capBounding": self.cap_bounding,
+            "hostname": self.hostname,
+            "ncpu": self.ncpu,
+        }
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "HostInfo":
-        return cls(arch=str(d["arch"]), cgroup_version=d["cgroupVersion"], rlimits=dict(d.get("rlimits") or {}),
-                   kernel=tuple(int(x) for x in d.get("kernel") or (0, 0)), cap_last_cap=d.get("capLastCap"),
-                   cap_bounding=d.get("capBounding"),
-                   hostname=str(d.get("hostname", "localhost")), ncpu=int(d.get("ncpu", 1)))
+        return cls(
+            arch=str(d["arch"]),
+            cgroup_version=d["cgroupVersion"],
+            rlimits=dict(d.get("rlimits") or {}),
+            kernel=tuple(int(x) for x in d.get("kernel") or (0, 0)),
+            cap_last_cap=d.get("capLastCap"),
+            cap_bounding=d.get("capBounding"),
+            hostname=str(d.get("hostname", "localhost")),
+            ncpu=int(d.get("ncpu", 1)),
+        )
 
     @classmethod
     def detect(cls) -> "HostInfo":
@@ -96,8 +130,16 @@ class HostInfo:
                         bounding = int(line.split()[1], 16)
         except (OSError, ValueError):
             pass
-        return cls(arch=arch, cgroup_version=cg, rlimits=limits, kernel=kernel, cap_last_cap=last, cap_bounding=bounding,
-                   hostname=socket.gethostname(), ncpu=os.cpu_count() or 1)
+        return cls(
+            arch=arch,
+            cgroup_version=cg,
+            rlimits=limits,
+            kernel=kernel,
+            cap_last_cap=last,
+            cap_bounding=bounding,
+            hostname=socket.gethostname(),
+            ncpu=os.cpu_count() or 1,
+        )
 
 
 @dataclass(frozen=True)
@@ -111,20 +153,34 @@ class BundlePaths:
     netns_path: Optional[str] = None  # None = new (empty) netns; "host" = no network namespace
     volume_sources: Tuple[str, ...] = ()  # resolved -v sources, parallel to opts.volumes (empty = as given)
     cgroup_path: Optional[str] = None  # default "/tcr/<id>"
-    image_user_db: Optional[str] = None  # rootfs whose /etc/passwd and /etc/group resolve --user; default rootfs
+    image_user_db: Optional[str] = (
+        None  # rootfs whose /etc/passwd and /etc/group resolve --user; default rootfs
+    )
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"rootfs": self.rootfs, "etcHosts": self.etc_hosts, "etcHostname": self.etc_hostname,
-                "etcResolv": self.etc_resolv, "netnsPath": self.netns_path,
-                "volumeSources": list(self.volume_sources), "cgroupPath": self.cgroup_path,
-                "imageUserDb": self.image_user_db}
+        return {
+            "rootfs": self.rootfs,
+            "etcHosts": self.etc_hosts,
+            "etcHostname": self.etc_hostname,
+            "etcResolv": self.etc_resolv,
+            "netnsPath": self.netns_path,
+            "volumeSources": list(self.volume_sources),
+            "cgroupPath": self.cgroup_path,
+            "imageUserDb": self.image_user_db,
+        }
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "BundlePaths":
-        return cls(rootfs=str(d["rootfs"]), etc_hosts=d.get("etcHosts"), etc_hostname=d.get("etcHostname"),
-                   etc_resolv=d.get("etcResolv"), netns_path=d.get("netnsPath"),
-                   volume_sources=tuple(d.get("volumeSources") or ()), cgroup_path=d.get("cgroupPath"),
-                   image_user_db=d.get("imageUserDb"))
+        return cls(
+            rootfs=str(d["rootfs"]),
+            etc_hosts=d.get("etcHosts"),
+            etc_hostname=d.get("etcHostname"),
+            etc_resolv=d.get("etcResolv"),
+            netns_path=d.get("netnsPath"),
+            volume_sources=tuple(d.get("volumeSources") or ()),
+            cgroup_path=d.get("cgroupPath"),
+            image_user_db=d.get("imageUserDb"),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +260,9 @@ def resolve_user(spec: str, root: Optional[str]) -> ExecUser:
                     gid = int(g[2]) if g[2].isdigit() else gid
                     break
             else:
-                raise InvalidArgument(f"unable to find group {group}: no matching entries in the image's /etc/group")
+                raise InvalidArgument(
+                    f"unable to find group {group}: no matching entries in the image's /etc/group"
+                )
     extra: List[int] = []
     if name is not None:
         for g in groups:
@@ -249,7 +307,9 @@ def resolve_args(image_config: Dict[str, Any], opts: RunOptions) -> List[str]:
         cmd = [] if opts.entrypoint is not None else image_cmd
     args = ep + cmd
     if not args:
-        raise InvalidArgument("no command specified", hint="the image has no entrypoint or cmd; give a COMMAND")
+        raise InvalidArgument(
+            "no command specified", hint="the image has no entrypoint or cmd; give a COMMAND"
+        )
     return args
 
 
@@ -280,8 +340,12 @@ def default_mounts() -> List[Dict[str, Any]]:
     return [
         _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
         _mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        _mount("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
-                                                "gid=5"]),
+        _mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
         _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
         _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
@@ -295,7 +359,9 @@ def _user_mounts(opts: RunOptions, paths: BundlePaths) -> List[Dict[str, Any]]:
     out = []
     for i, v in enumerate(opts.volumes):
         src = paths.volume_sources[i] if paths.volume_sources else v.src
-        out.append(_mount(v.dst, "bind", src, ["rbind", "rprivate", "nosuid", "nodev"] + (["ro"] if v.ro else [])))
+        out.append(
+            _mount(v.dst, "bind", src, ["rbind", "rprivate", "nosuid", "nodev"] + (["ro"] if v.ro else []))
+        )
     for t in opts.tmpfs:
         o = ["nosuid", "nodev"] + ([] if t.executable else ["noexec"])
         o += [f"mode={t.mode:o}" if t.mode is not None else "mode=1777", f"size={t.size}"]
@@ -305,8 +371,9 @@ def _user_mounts(opts: RunOptions, paths: BundlePaths) -> List[Dict[str, Any]]:
     return out
 
 
-def build_config(image_config: Dict[str, Any], opts: RunOptions, host: HostInfo, paths: BundlePaths,
-                 container_id: str) -> Dict[str, Any]:
+def build_config(
+    image_config: Dict[str, Any], opts: RunOptions, host: HostInfo, paths: BundlePaths, container_id: str
+) -> Dict[str, Any]:
     """The config.json crun runs. Raises InvalidArgument for requests this host cannot honour."""
     proc_in = image_config.get("process") or {}
     if opts.cpus and opts.cpus > host.ncpu:
@@ -352,8 +419,11 @@ def build_config(image_config: Dict[str, Any], opts: RunOptions, host: HostInfo,
 
     mounts = default_mounts()
     etc_opts = ["rbind", "rprivate", "nosuid", "nodev", "noexec"] + (["ro"] if opts.read_only else [])
-    for dst, src in (("/etc/hosts", paths.etc_hosts), ("/etc/hostname", paths.etc_hostname),
-                     ("/etc/resolv.conf", paths.etc_resolv)):
+    for dst, src in (
+        ("/etc/hosts", paths.etc_hosts),
+        ("/etc/hostname", paths.etc_hostname),
+        ("/etc/resolv.conf", paths.etc_resolv),
+    ):
         if src:
             mounts.append(_mount(dst, "bind", src, list(etc_opts)))
     mounts += _user_mounts(opts, paths)
@@ -367,8 +437,11 @@ def build_config(image_config: Dict[str, Any], opts: RunOptions, host: HostInfo,
     if host.cgroup_version == 2:
         namespaces.append({"type": "cgroup"})
 
-    annotations = {k: str(v) for k, v in (image_config.get("annotations") or {}).items()
-                   if str(k).startswith("org.opencontainers.image.")}
+    annotations = {
+        k: str(v)
+        for k, v in (image_config.get("annotations") or {}).items()
+        if str(k).startswith("org.opencontainers.image.")
+    }
     config: Dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": process,

@@ -22,7 +22,9 @@ def parse_size(text: str, what: str = "size") -> int:
     """'64m', '1g', '512k', '1048576', '1.5g' -> bytes (binary units, like docker)."""
     m = _SIZE_RE.match(str(text))
     if not m:
-        raise InvalidArgument(f"invalid {what}: {text!r}", hint="use a number with an optional unit b, k, m, g")
+        raise InvalidArgument(
+            f"invalid {what}: {text!r}", hint="use a number with an optional unit b, k, m, g"
+        )
     value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     if value <= 0:
         raise InvalidArgument(f"invalid {what}: {text!r} must be greater than 0")

@@ -63,8 +63,13 @@ class Tmpfs:
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Tmpfs":
         mode = d.get("mode")
-        return cls(str(d["dst"]), int(d.get("size") or DEFAULT_TMPFS_SIZE), None if mode is None else int(mode),
-                   bool(d.get("exec", False)), bool(d.get("ro", False)))
+        return cls(
+            str(d["dst"]),
+            int(d.get("size") or DEFAULT_TMPFS_SIZE),
+            None if mode is None else int(mode),
+            bool(d.get("exec", False)),
+            bool(d.get("ro", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,9 @@ class RestartPolicy:
     max_retries: int = 0  # on-failure only; 0 = unlimited
 
     def __str__(self) -> str:
-        return f"{self.name}:{self.max_retries}" if self.name == "on-failure" and self.max_retries else self.name
+        return (
+            f"{self.name}:{self.max_retries}" if self.name == "on-failure" and self.max_retries else self.name
+        )
 
     def to_dict(self) -> Dict[str, Any]:
         return {"name": self.name, "maxRetries": self.max_retries}
@@ -207,8 +214,10 @@ def parse_volume(spec: str, pwd: str) -> Volume:
     """-v SRC:DST[:ro|rw]. SRC is a host path (relative ones against pwd); named volumes do not exist here."""
     parts = spec.split(":")
     if len(parts) == 1:
-        raise InvalidArgument(f"invalid volume {spec!r}: anonymous volumes are not supported",
-                              hint="use -v HOST_PATH:CONTAINER_PATH[:ro]")
+        raise InvalidArgument(
+            f"invalid volume {spec!r}: anonymous volumes are not supported",
+            hint="use -v HOST_PATH:CONTAINER_PATH[:ro]",
+        )
     if len(parts) > 3 or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume {spec!r}", hint="use -v HOST_PATH:CONTAINER_PATH[:ro]")
     src, dst = parts[0], parts[1]
@@ -216,8 +225,10 @@ def parse_volume(spec: str, pwd: str) -> Volume:
     if mode not in ("ro", "rw"):
         raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use ro or rw")
     if not (src.startswith("/") or src.startswith(".") or "/" in src):
-        raise InvalidArgument(f"named volumes are not supported: {src!r}",
-                              hint=f"use a host path, e.g. ./{src}:{dst} or /abs/path:{dst}")
+        raise InvalidArgument(
+            f"named volumes are not supported: {src!r}",
+            hint=f"use a host path, e.g. ./{src}:{dst} or /abs/path:{dst}",
+        )
     dst = _abs_in_container(dst, "volume destination")
     if dst == "/":
         raise InvalidArgument(f"invalid volume {spec!r}: cannot mount over /")
@@ -249,15 +260,19 @@ def parse_tmpfs(spec: str) -> Tmpfs:
         elif not eq and re.match(r"^\d", opt):
             t = replace(t, size=resources.parse_size(opt, "tmpfs size"))
         else:
-            raise InvalidArgument(f"unsupported tmpfs option {opt!r} in {spec!r}",
-                                  hint="size=N, mode=OCTAL, exec, noexec, ro, rw")
+            raise InvalidArgument(
+                f"unsupported tmpfs option {opt!r} in {spec!r}",
+                hint="size=N, mode=OCTAL, exec, noexec, ro, rw",
+            )
     return t
 
 
 def parse_restart(text: str) -> RestartPolicy:
     name, _, count = text.partition(":")
     if name not in RESTART_POLICIES:
-        raise InvalidArgument(f"invalid restart policy {text!r}", hint="no, on-failure[:N], unless-stopped, always")
+        raise InvalidArgument(
+            f"invalid restart policy {text!r}", hint="no, on-failure[:N], unless-stopped, always"
+        )
     if count:
         if name != "on-failure":
             raise InvalidArgument(f"invalid restart policy {text!r}: only on-failure takes a retry count")
@@ -335,8 +350,23 @@ def _int_flag(text: str, flag: str, minimum: int = 0) -> int:
 # ---------------------------------------------------------------------------------------------
 # The C tool's JSON run config (tools/run-config-schema.json).
 
-_CONFIG_KEYS = {"image", "name", "detached", "terminal", "readonly", "autoRemove", "command", "env", "mounts",
-                "tmpfs", "ports", "network", "noNetwork", "restartPolicy", "stopTimeout"}
+_CONFIG_KEYS = {
+    "image",
+    "name",
+    "detached",
+    "terminal",
+    "readonly",
+    "autoRemove",
+    "command",
+    "env",
+    "mounts",
+    "tmpfs",
+    "ports",
+    "network",
+    "noNetwork",
+    "restartPolicy",
+    "stopTimeout",
+}
 
 
 def _want(value: Any, typ: Any, what: str) -> Any:
@@ -353,14 +383,21 @@ def parse_run_config(data: Any, config_dir: str) -> Dict[str, Any]:
         raise InvalidArgument("run config must be a JSON object")
     unknown = sorted(set(data) - _CONFIG_KEYS)
     if unknown:
-        raise InvalidArgument(f"run config: unknown key {unknown[0]!r}", hint="see tools/run-config-schema.json")
+        raise InvalidArgument(
+            f"run config: unknown key {unknown[0]!r}", hint="see tools/run-config-schema.json"
+        )
     out: Dict[str, Any] = {}
     if "image" not in data:
         raise InvalidArgument("run config: 'image' is required")
     out["image"] = _want(data["image"], str, "'image'")
     if data.get("name") is not None:
         out["name"] = _want(data["name"], str, "'name'")
-    for key, attr in (("detached", "detach"), ("terminal", "tty"), ("readonly", "read_only"), ("autoRemove", "rm")):
+    for key, attr in (
+        ("detached", "detach"),
+        ("terminal", "tty"),
+        ("readonly", "read_only"),
+        ("autoRemove", "rm"),
+    ):
         if data.get(key) is not None:
             out[attr] = _want(data[key], bool, f"'{key}'")
     if data.get("command") is not None:
@@ -379,10 +416,14 @@ def parse_run_config(data: Any, config_dir: str) -> Dict[str, Any]:
         _want(m, dict, f"mounts[{i}]")
         extra = set(m) - {"source", "destination", "readonly"}
         if extra or "source" not in m or "destination" not in m:
-            raise InvalidArgument(f"run config: mounts[{i}] needs source and destination only"
-                                  + (f" (unknown {sorted(extra)[0]!r})" if extra else ""))
+            raise InvalidArgument(
+                f"run config: mounts[{i}] needs source and destination only"
+                + (f" (unknown {sorted(extra)[0]!r})" if extra else "")
+            )
         src = _want(m["source"], str, f"mounts[{i}].source")
-        dst = _abs_in_container(_want(m["destination"], str, f"mounts[{i}].destination"), f"mounts[{i}].destination")
+        dst = _abs_in_container(
+            _want(m["destination"], str, f"mounts[{i}].destination"), f"mounts[{i}].destination"
+        )
         ro = _want(m.get("readonly", False), bool, f"mounts[{i}].readonly")
         vols.append(Volume(_host_path(src, config_dir), dst, ro))
     out["volumes"] = vols
@@ -391,7 +432,9 @@ def parse_run_config(data: Any, config_dir: str) -> Dict[str, Any]:
         _want(t, dict, f"tmpfs[{i}]")
         if "destination" not in t or set(t) - {"destination", "size"}:
             raise InvalidArgument(f"run config: tmpfs[{i}] needs destination and optional size only")
-        dst = _abs_in_container(_want(t["destination"], str, f"tmpfs[{i}].destination"), f"tmpfs[{i}].destination")
+        dst = _abs_in_container(
+            _want(t["destination"], str, f"tmpfs[{i}].destination"), f"tmpfs[{i}].destination"
+        )
         size = _want(t.get("size", 0), int, f"tmpfs[{i}].size")
         if size < 0:
             raise InvalidArgument(f"run config: tmpfs[{i}].size must be >= 0")
@@ -444,8 +487,12 @@ def _read_text(path: str) -> str:
 def _parser(prog: str):
     from tcr.commands.base import Parser
 
-    p = Parser(prog, add_help=False, usage=f"tcr {prog} [OPTIONS] IMAGE [COMMAND [ARG...]]",
-               description="Run a command in a new container." if prog == "run" else "Create a new container.")
+    p = Parser(
+        prog,
+        add_help=False,
+        usage=f"tcr {prog} [OPTIONS] IMAGE [COMMAND [ARG...]]",
+        description="Run a command in a new container." if prog == "run" else "Create a new container.",
+    )
     a = p.add_argument
     a("--help", action="help", help="show this help")
     a("-d", "--detach", action="store_true", default=None, help="run in the background, print the id")
@@ -456,9 +503,21 @@ def _parser(prog: str):
     a("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
     a("--env-file", action="append", default=[], metavar="FILE", help="read KEY=VALUE lines from a file")
     a("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount a host path")
-    a("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs (size=64m, mode, exec)")
+    a(
+        "--tmpfs",
+        action="append",
+        default=[],
+        metavar="DST[:OPTS]",
+        help="mount a tmpfs (size=64m, mode, exec)",
+    )
     a("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/PROTO]", help="publish a port")
-    a("--network", "--net", dest="network", metavar="NAME", help="tcr_default (default), host, none, or a network")
+    a(
+        "--network",
+        "--net",
+        dest="network",
+        metavar="NAME",
+        help="tcr_default (default), host, none, or a network",
+    )
     a("--read-only", action="store_true", default=None, help="mount the root filesystem read-only")
     a("--restart", metavar="POLICY", help="no, on-failure[:N], unless-stopped, always")
     a("--stop-timeout", metavar="SECONDS", help="seconds between the stop signal and SIGKILL (default 10)")
@@ -474,7 +533,13 @@ def _parser(prog: str):
     a("-h", "--hostname", metavar="NAME", help="container hostname")
     a("--log-size", metavar="BYTES", help="size of one log file for detached runs (default 1m)")
     a("--log-files", metavar="N", help="number of rotated log files kept (default 3)")
-    a("--log-opt", action="append", default=[], metavar="max-size=S|max-file=N", help="docker-style log options")
+    a(
+        "--log-opt",
+        action="append",
+        default=[],
+        metavar="max-size=S|max-file=N",
+        help="docker-style log options",
+    )
     a("--config", metavar="FILE", help="JSON run config (the C tool's format); flags override it")
     return p
 
@@ -487,13 +552,13 @@ def _split_at_image(p: argparse.ArgumentParser, args: List[str]) -> Tuple[List[s
     while i < len(args):
         tok = args[i]
         if tok == "--":
-            return args[:i], args[i + 1:]
+            return args[:i], args[i + 1 :]
         if not tok.startswith("-") or tok == "-":
             return args[:i], args[i:]
         if tok.startswith("--"):
             opt = tok.split("=", 1)[0]
             if opt not in known:
-                raise UsageError(f"tcr run: unknown flag: {opt}", hint="see 'tcr run --help'")
+                raise UsageError(f"{p.prog}: unknown flag: {opt}", hint=f"see '{p.prog} --help'")
             i += 2 if (opt in takes_value and "=" not in tok) else 1
             continue
         # a cluster of short flags: -dit, -eK=V, -p80:80
@@ -502,7 +567,9 @@ def _split_at_image(p: argparse.ArgumentParser, args: List[str]) -> Tuple[List[s
         while j < len(tok):
             opt = "-" + tok[j]
             if opt not in known:
-                raise UsageError(f"tcr run: unknown shorthand flag: {tok[j]!r} in {tok}", hint="see 'tcr run --help'")
+                raise UsageError(
+                    f"{p.prog}: unknown shorthand flag: {tok[j]!r} in {tok}", hint=f"see '{p.prog} --help'"
+                )
             if opt in takes_value:
                 skip = 1 if j + 1 < len(tok) else 2
                 break
@@ -511,8 +578,9 @@ def _split_at_image(p: argparse.ArgumentParser, args: List[str]) -> Tuple[List[s
     return args, []
 
 
-def parse_run_args(args: List[str], pwd: str, read_file: Callable[[str], str] = _read_text,
-                   prog: str = "run") -> RunOptions:
+def parse_run_args(
+    args: List[str], pwd: str, read_file: Callable[[str], str] = _read_text, prog: str = "run"
+) -> RunOptions:
     """argv after `tcr run` -> validated RunOptions. Raises UsageError / InvalidArgument (one line);
     HelpRequested for --help."""
     p = _parser(prog)
@@ -535,7 +603,9 @@ def parse_run_args(args: List[str], pwd: str, read_file: Callable[[str], str] = 
         try:
             data = jsonc.loads(text)
         except ValueError as e:
-            raise InvalidArgument(f"run config {path} is not valid JSON: {str(e).splitlines()[0] if str(e) else e}")
+            raise InvalidArgument(
+                f"run config {path} is not valid JSON: {str(e).splitlines()[0] if str(e) else e}"
+            )
         cfg = parse_run_config(data, os.path.dirname(path))
         env += cfg.pop("env", [])
         volumes += cfg.pop("volumes", [])
@@ -553,8 +623,8 @@ def parse_run_args(args: List[str], pwd: str, read_file: Callable[[str], str] = 
             raise InvalidArgument(f"cannot read env file {path}: {e.strerror or e}")
         env += parse_env_file(text, path)
         env_files.append(path)
-    for e in ns.env:
-        v = parse_env_line(e)
+    for item in ns.env:
+        v = parse_env_line(item)
         if v is not None:
             env.append(v)
     volumes += [parse_volume(v, pwd) for v in ns.volume]
@@ -613,24 +683,35 @@ def parse_run_args(args: List[str], pwd: str, read_file: Callable[[str], str] = 
                 # COMMAND on the line replaces the config's full argv; keep the image entrypoint
                 fields.pop("entrypoint")
     if not fields.get("image"):
-        raise UsageError(f"tcr {prog}: requires an IMAGE argument", hint=f"usage: tcr {prog} [OPTIONS] IMAGE [COMMAND]")
+        raise UsageError(
+            f"tcr {prog}: requires an IMAGE argument", hint=f"usage: tcr {prog} [OPTIONS] IMAGE [COMMAND]"
+        )
 
-    opts = RunOptions(env=tuple(env), env_files=tuple(env_files), volumes=tuple(volumes), tmpfs=tuple(tmpfs),
-                      publish=tuple(publish), **fields)
-    validate(opts)
+    opts = RunOptions(
+        env=tuple(env),
+        env_files=tuple(env_files),
+        volumes=tuple(volumes),
+        tmpfs=tuple(tmpfs),
+        publish=tuple(publish),
+        **fields,
+    )
+    validate(opts, created=prog == "create")
     return opts
 
 
-def validate(opts: RunOptions) -> None:
-    """Cross-flag checks (also applied to records built elsewhere)."""
+def validate(opts: RunOptions, created: bool = False) -> None:
+    """Cross-flag checks (also applied to records built elsewhere). created: `tcr create`, whose
+    container is started later by the daemon, so a restart policy needs no -d."""
     if not opts.image or opts.image.startswith("-"):
         raise InvalidArgument(f"invalid image reference: {opts.image!r}")
     if opts.name is not None and not NAME_RE.match(opts.name):
-        raise InvalidArgument(f"invalid container name {opts.name!r}", hint="letters, digits, '_', '.', '-'; "
-                              "must start with a letter or digit")
+        raise InvalidArgument(
+            f"invalid container name {opts.name!r}",
+            hint="letters, digits, '_', '.', '-'; must start with a letter or digit",
+        )
     if opts.rm and opts.restart.name != "no":
         raise InvalidArgument("conflicting options: --restart and --rm")
-    if opts.restart.name != "no" and not opts.detach:
+    if opts.restart.name != "no" and not opts.detach and not created:
         raise InvalidArgument(f"--restart {opts.restart} needs a detached container (-d)")
     if opts.publish and opts.network in ("host", "none"):
         raise InvalidArgument(f"cannot publish ports with --network {opts.network}")

@@ -25,8 +25,9 @@ ARCHES: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "mips64le": ("SCMP_ARCH_MIPSEL64", "mips64le", ("SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64N32")),
 }
 
-_DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                             "seccomp_default.json")
+_DEFAULT_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "seccomp_default.json"
+)
 _cache: Dict[str, Dict[str, Any]] = {}
 
 
@@ -42,7 +43,9 @@ def _kernel_tuple(v: str) -> Tuple[int, ...]:
     return tuple(int(p) for p in v.split(".") if p.isdigit())
 
 
-def _applies(entry: Dict[str, Any], arch_name: str, caps: Sequence[str], kernel: Optional[Tuple[int, ...]]) -> bool:
+def _applies(
+    entry: Dict[str, Any], arch_name: str, caps: Sequence[str], kernel: Optional[Tuple[int, ...]]
+) -> bool:
     inc = entry.get("includes") or {}
     exc = entry.get("excludes") or {}
     if arch_name in (exc.get("arches") or []):
@@ -59,8 +62,9 @@ def _applies(entry: Dict[str, Any], arch_name: str, caps: Sequence[str], kernel:
     return not (inc.get("minKernel") and (kernel is None or kernel < _kernel_tuple(inc["minKernel"])))
 
 
-def evaluate(profile: Dict[str, Any], arch: str, caps: Sequence[str],
-             kernel: Optional[Tuple[int, ...]] = None) -> Dict[str, Any]:
+def evaluate(
+    profile: Dict[str, Any], arch: str, caps: Sequence[str], kernel: Optional[Tuple[int, ...]] = None
+) -> Dict[str, Any]:
     """OCI linux.seccomp for this architecture (Go name: amd64, arm64, arm ...) and capability set.
 
     Entries that end up with the same action, errno and argument filter are merged into one, so
@@ -78,7 +82,9 @@ def evaluate(profile: Dict[str, Any], arch: str, caps: Sequence[str],
         if entry.get("errnoRet") is not None:
             out["errnoRet"] = int(entry["errnoRet"])
         if entry.get("args"):
-            out["args"] = [{k: a[k] for k in ("index", "value", "valueTwo", "op") if k in a} for a in entry["args"]]
+            out["args"] = [
+                {k: a[k] for k in ("index", "value", "valueTwo", "op") if k in a} for a in entry["args"]
+            ]
         key = json.dumps([out["action"], out.get("errnoRet"), out.get("args")], sort_keys=True)
         slot = merged.setdefault(key, out)
         for n in names:

@@ -68,8 +68,12 @@ class Daemon:
 
         self.problems += self.images.recover()
 
-        # ---- networks: construct + recover tcr.network.manager.NetworkManager here (sets
-        #      self.networks; it stays None until then). Its recover() needs the live container ids.
+        # ---- networks: NetworkManager loads its records here (cheap, no kernel work); its
+        #      recover(live_container_ids) is called by the container manager's recovery, which
+        #      knows which containers are still alive.
+        from tcr.network.manager import NetworkManager
+
+        self.networks = NetworkManager(self)
         # ---- containers: construct + recover tcr.containers.manager.ContainerManager here (sets
         #      self.containers). ImageManager.remove() asks self.containers.uses_image(id).
 

@@ -11,7 +11,6 @@ socket there (a socket stays bound to the namespace it was created in).
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from typing import Iterator, Optional
 
@@ -26,7 +25,8 @@ _libc = None
 def _lib():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # CDLL(None): libc is already loaded into the interpreter; find_library would run ldconfig.
+        _libc = ctypes.CDLL(None, use_errno=True)
         _libc.unshare.argtypes = [ctypes.c_int]
         _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
     return _libc

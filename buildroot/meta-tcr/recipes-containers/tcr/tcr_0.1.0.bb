@@ -57,6 +57,7 @@ RDEPENDS:${PN} += " \
     python3-json \
     python3-logging \
     python3-math \
+    python3-resource \
     python3-shell \
     crun \
     nftables \
