@@ -9,6 +9,7 @@ On any failure nothing is left at the output path and the temporary files are re
 import errno
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -95,13 +96,22 @@ def skopeo_copy_argv(ref: ImageRef, dest: str, arch: Optional[Tuple[str, str]], 
     return argv
 
 
-def classify_skopeo(exc: CommandError, ref: ImageRef) -> TcrError:
+def _skopeo_reason(stderr: str) -> str:
+    """The last message skopeo logged, without its logrus framing (time=... level=fatal msg="...")."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else "unknown error"
+    m = re.search(r'msg="((?:[^"\\]|\\.)*)"', last)
+    if m:
+        last = m.group(1).replace('\\"', '"')
+    return last[:300]
+
+
+def classify_skopeo(exc: CommandError, ref: ImageRef, arch: str = "") -> TcrError:
     """skopeo's stderr -> one clear message."""
-    err = exc.stderr
-    low = err.lower()
-    last = exc.message.split(": ", 1)[-1]
+    low = exc.stderr.lower()
+    last = _skopeo_reason(exc.stderr)
     if "no image found in manifest list" in low or "no image found in image index" in low:
-        return ImageNotFound(f"image {ref.source} has no image for the requested architecture",
+        return ImageNotFound(f"image {ref.source} has no image for linux/{arch or 'this machine'}",
                              hint="choose one with --arch")
     if any(s in low for s in ("manifest unknown", "name unknown", "repository name not known",
                               "not found", "no such file or directory", "does not exist")):
@@ -176,7 +186,7 @@ def create_image(image: str, output: Optional[str] = None, *, arch: Optional[str
                 run(skopeo_copy_argv(ref, f"oci:{layout_dir}:{lref}", want, tls_verify, creds, authfile,
                                      insecure_policy=not _has_policy()), timeout=None)
             except CommandError as exc:
-                raise classify_skopeo(exc, ref)
+                raise classify_skopeo(exc, ref, arch or "")
             prog.done()
             layout = Layout(layout_dir)
         else:

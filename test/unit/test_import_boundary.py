@@ -71,8 +71,8 @@ def test_only_declared_third_party():
     stdlib = set(sys.stdlib_module_names)
     undeclared = {m: sorted(w) for m, w in found.items()
                   if m != "tcr" and m not in stdlib and m not in ALLOWED_THIRD_PARTY}
-    assert not undeclared, (
-        f"target/tcr imports undeclared third-party modules: {undeclared}; allowed: {sorted(ALLOWED_THIRD_PARTY)}")
+    assert not undeclared, (f"target/tcr imports undeclared third-party modules: {undeclared}; "
+                            f"allowed: {sorted(ALLOWED_THIRD_PARTY)}")
 
 
 def test_declared_third_party_are_pyproject_dependencies():
@@ -110,7 +110,8 @@ def test_cli_fast_path_loads_no_heavy_or_build_pc_module(module):
         pytest.skip(f"{module} not written yet")
     loaded = _loaded_after(f"import {module}")
     assert "tcr" in loaded
-    assert not (loaded & (HEAVY | FORBIDDEN)), f"importing {module} loads {sorted(loaded & (HEAVY | FORBIDDEN))}"
+    bad = sorted(loaded & (HEAVY | FORBIDDEN))
+    assert not bad, f"importing {module} loads {bad}"
 
 
 def test_daemon_import_loads_no_build_pc_module():

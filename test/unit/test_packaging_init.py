@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -17,8 +18,8 @@ PURGE = os.path.join(INIT, "tcr-purge")
 sys.path.insert(0, os.path.join(ROOT, "target"))
 
 
-def unit_settings():
-    out = {}
+def unit_settings() -> Dict[Tuple[str, str], List[str]]:
+    out: Dict[Tuple[str, str], List[str]] = {}
     section = ""
     with open(UNIT, encoding="utf-8") as f:
         for line in f:

@@ -242,12 +242,14 @@ def test_recipe_build_classes_and_init_integration():
 def test_license_checksum_matches_pyproject():
     v = bb_vars(recipe_path())
     assert v["LICENSE"] == "MIT"
-    m = re.fullmatch(r"file://([^;]+);beginline=(\d+);endline=(\d+);md5=([0-9a-f]{32})", v["LIC_FILES_CHKSUM"])
+    m = re.fullmatch(r"file://([^;]+);beginline=(\d+);endline=(\d+);md5=([0-9a-f]{32})",
+                     v["LIC_FILES_CHKSUM"])
     assert m, v["LIC_FILES_CHKSUM"]
     with open(os.path.join(ROOT, m.group(1)), "rb") as f:
         lines = f.readlines()[int(m.group(2)) - 1:int(m.group(3))]
     assert b"MIT" in b"".join(lines)
-    assert hashlib.md5(b"".join(lines)).hexdigest() == m.group(4), "pyproject.toml moved: update LIC_FILES_CHKSUM"
+    md5 = hashlib.md5(b"".join(lines)).hexdigest()
+    assert md5 == m.group(4), "pyproject.toml changed: update LIC_FILES_CHKSUM"
 
 
 def test_default_source_is_the_tree_holding_the_layer():
@@ -264,7 +266,8 @@ def test_layer_conf():
     assert 'BBFILE_PATTERN_tcr = "^${LAYERDIR}/"' in text
     assert re.search(r'^LAYERSERIES_COMPAT_tcr = "[a-z ]+"$', text, re.M)
     deps = re.search(r'^LAYERDEPENDS_tcr = "([^"]+)"$', text, re.M)
-    assert deps and {"core", "meta-python", "networking-layer", "virtualization-layer"} <= set(deps.group(1).split())
+    assert deps
+    assert {"core", "meta-python", "networking-layer", "virtualization-layer"} <= set(deps.group(1).split())
     # BBFILES globs pick up every recipe of the layer
     for d, _, files in os.walk(LAYER):
         for f in files:
@@ -273,7 +276,8 @@ def test_layer_conf():
                 assert len(rel) == 3 and rel[0].startswith("recipes-"), rel
 
 
-@pytest.mark.parametrize("name,pypi", [("python3-dnslib", "dnslib"), ("python3-pysquashfsimage", "PySquashfsImage")])
+@pytest.mark.parametrize("name,pypi", [("python3-dnslib", "dnslib"),
+                                       ("python3-pysquashfsimage", "PySquashfsImage")])
 def test_pypi_recipes(name, pypi):
     d = os.path.join(LAYER, "recipes-devtools", "python")
     bbs = [f for f in os.listdir(d) if f.startswith(name + "_") and f.endswith(".bb")]

@@ -1,0 +1,476 @@
+"""Shared helpers for the bench scripts (stdlib only; each bench stays a standalone script).
+
+- statistics: median(), summarize(); interleave() runs A/B/... cases in alternating order
+  (ABBA...) after a warm-up, so drift (CPU frequency, page cache) hits every case alike.
+- docs/benchmarks.md: replace_section() (pure) and write_section() replace ONLY one `## Title`
+  section; the header + `## Summary` at the top belong to bench/run_all.py.
+- results: record() writes a bench's headline metrics (value, target, met) as JSON under
+  build/bench/results/ (or $TCR_BENCH_RESULTS) for run_all's summary table.
+- machine(): CPU model, cores, kernel, Python, date.
+- BenchDaemon: a tcrd on a private root/socket/run dir, started from sys.executable; rpc()
+  talks to it in-process (no CLI start-up in the timing), cli() runs the real `tcr` client.
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.path.join(REPO, "target")
+BENCH_MD = os.path.join(REPO, "docs", "benchmarks.md")
+RESULTS_DIR = os.path.join(REPO, "build", "bench", "results")
+TITLE = "# Benchmarks"
+
+
+def setup_path() -> None:
+    """Make `tcr` (target/) and `test.fixtures` (repo root) importable from a bench script."""
+    for p in (TARGET, REPO):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+
+
+# ---- statistics ------------------------------------------------------------------------------
+
+def median(xs: Sequence[float]) -> float:
+    if not xs:
+        raise ValueError("median of no values")
+    s = sorted(xs)
+    n = len(s)
+    mid = n // 2
+    return float(s[mid]) if n % 2 else (s[mid - 1] + s[mid]) / 2.0
+
+
+def summarize(xs: Sequence[float]) -> Dict[str, float]:
+    s = sorted(xs)
+    return {"n": float(len(s)), "median": median(s), "min": float(s[0]), "max": float(s[-1])}
+
+
+def interleave(cases: Dict[str, Callable[[], Optional[float]]], runs: int = 10, warmup: int = 1,
+               between: Optional[Callable[[str], None]] = None) -> Dict[str, List[float]]:
+    """Run every case `warmup` times (discarded), then `runs` times, interleaved.
+
+    A case returns its own elapsed seconds (when only part of it is the measured thing) or None,
+    in which case the whole call is timed. The order alternates every round (A B, B A, ...).
+    between(label), if given, runs untimed after each call (e.g. remove what a load made).
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError("runs must be >= 1 and warmup >= 0")
+    labels = list(cases)
+    out: Dict[str, List[float]] = {k: [] for k in labels}
+    for rnd in range(warmup + runs):
+        order = labels if rnd % 2 == 0 else labels[::-1]
+        for label in order:
+            t0 = time.perf_counter()
+            got = cases[label]()
+            elapsed = time.perf_counter() - t0 if got is None else got
+            if between is not None:
+                between(label)
+            if rnd >= warmup:
+                out[label].append(elapsed)
+    return out
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+# ---- docs/benchmarks.md ----------------------------------------------------------------------
+
+def _section_re(title: str) -> "re.Pattern[str]":
+    return re.compile(r"^## " + re.escape(title) + r"[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
+
+
+def replace_section(text: str, title: str, body: str, top: bool = False) -> str:
+    """Return text with section `## title` replaced by body (which must start with that heading).
+
+    A missing section is appended, or inserted right after the `# ...` title line when top=True.
+    Nothing else in the text changes.
+    """
+    if not body.startswith(f"## {title}\n"):
+        raise ValueError(f"section body must start with '## {title}'")
+    section = body.rstrip("\n") + "\n\n"
+    if not text.strip():
+        text = TITLE + "\n\n"
+    m = _section_re(title).search(text)
+    if m:
+        return text[:m.start()] + section + text[m.end():]
+    if top:
+        first = re.search(r"^## ", text, re.M)
+        at = first.start() if first else len(text)
+        head = text[:at].rstrip("\n") + "\n\n"
+        return head + section + text[at:]
+    return text.rstrip("\n") + "\n\n" + section
+
+
+def section_titles(text: str) -> List[str]:
+    return re.findall(r"^## (.+?)[ \t]*$", text, re.M)
+
+
+def read_doc(path: str = BENCH_MD) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return TITLE + "\n\n"
+
+
+def write_doc(text: str, path: str = BENCH_MD) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text.rstrip("\n") + "\n")
+    os.replace(tmp, path)
+
+
+def write_section(title: str, body: str, path: str = BENCH_MD, top: bool = False) -> None:
+    write_doc(replace_section(read_doc(path), title, body, top=top), path)
+    print(f"wrote the '{title}' section of {path}")
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: Optional[str] = None) -> str:
+    """A markdown table; align is one char per column ('l' or 'r')."""
+    align = align or "l" + "r" * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---- results for the summary -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Metric:
+    """One headline number of a bench, with its target (met=None: no target / not decided)."""
+
+    bench: str
+    name: str
+    value: str
+    target: str = ""
+    met: Optional[bool] = None
+    note: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"bench": self.bench, "name": self.name, "value": self.value, "target": self.target,
+                "met": self.met, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Metric":
+        met = d.get("met")
+        if met is not None and not isinstance(met, bool):
+            raise ValueError("met must be true, false or null")
+        return cls(bench=str(d["bench"]), name=str(d["name"]), value=str(d["value"]),
+                   target=str(d.get("target", "")), met=met, note=str(d.get("note", "")))
+
+
+def results_dir() -> str:
+    return os.environ.get("TCR_BENCH_RESULTS") or RESULTS_DIR
+
+
+def record(bench: str, metrics: Sequence[Metric]) -> str:
+    """Write this bench's metrics (replacing its previous ones) for run_all's summary."""
+    d = results_dir()
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{bench}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump({"bench": bench, "time": int(time.time()), "metrics": [m.to_dict() for m in metrics]}, f,
+                  indent=1)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def load_results(d: Optional[str] = None) -> List[Metric]:
+    d = d or results_dir()
+    out: List[Metric] = []
+    if not os.path.isdir(d):
+        return out
+    for name in sorted(os.listdir(d)):
+        if name.endswith(".json"):
+            with open(os.path.join(d, name)) as f:
+                out += [Metric.from_dict(m) for m in json.load(f).get("metrics", [])]
+    return out
+
+
+# ---- machine ---------------------------------------------------------------------------------
+
+def machine() -> Dict[str, str]:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpu": cpu, "cores": str(os.cpu_count() or "?"), "memory": mem,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def machine_line() -> str:
+    m = machine()
+    return (f"{m['date']}; {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; Linux {m['kernel']}; "
+            f"Python {m['python']}")
+
+
+# ---- processes and memory --------------------------------------------------------------------
+
+def proc_status(pid: int) -> Dict[str, str]:
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            k, _, v = ln.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    v = proc_status(pid).get(field, "0 kB")
+    return int(v.split()[0])
+
+
+def children(pid: int) -> List[int]:
+    """Direct children (needs CONFIG_PROC_CHILDREN; falls back to scanning /proc)."""
+    try:
+        out = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        return out
+    except OSError:
+        kids = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    if int(proc_status(int(name)).get("PPid", "0")) == pid:
+                        kids.append(int(name))
+                except OSError:
+                    continue
+        return kids
+
+
+def descendants(pid: int) -> List[int]:
+    out, todo = [], [pid]
+    while todo and len(out) < 10000:
+        p = todo.pop()
+        for c in children(p):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+# ---- environment -----------------------------------------------------------------------------
+
+def env() -> Dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = TARGET + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    e.pop("TCR_HOST", None)
+    e.pop("TCR_SOCKET", None)
+    return e
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("this bench needs root (tcrd mounts images and runs containers)")
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None
+
+
+def ensure_apt(packages: Dict[str, str]) -> None:
+    """Install the Debian packages of missing tools ({tool: package}); `make bench` does it too."""
+    missing = sorted({pkg for tool, pkg in packages.items() if not have(tool)})
+    if not missing:
+        return
+    print(f"installing {' '.join(missing)} ...", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, timeout=900,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, stdout=subprocess.DEVNULL)
+
+
+def sh(argv: Sequence[str], timeout: float = 600, check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
+    """Run a helper tool (bench code; the product itself goes through tcr.common.run)."""
+    r = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                       **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-2000:]}")
+    return r
+
+
+# ---- a private tcrd --------------------------------------------------------------------------
+
+class BenchDaemon:
+    """tcrd on private directories under base (a fresh temp dir unless given)."""
+
+    def __init__(self, base: Optional[str] = None, extra_args: Sequence[str] = (), python: Sequence[str] = ()):
+        self.owns_base = base is None
+        self.base = base or tempfile.mkdtemp(prefix=f"tcr-bench-{os.getpid()}-", dir="/tmp")
+        self.root = os.path.join(self.base, "root")
+        self.run_dir = os.path.join(self.base, "run")
+        self.socket = os.path.join(self.run_dir, "tcrd.sock")
+        self.logfile = os.path.join(self.base, "tcrd.log")
+        self.extra_args = list(extra_args)
+        self.python = list(python)  # e.g. ["-X", "importtime"] or a memray wrapper
+        self.proc: Optional[subprocess.Popen] = None
+        self.ready_seconds = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def argv(self) -> List[str]:
+        return [sys.executable, *self.python, "-m", "tcr.daemon.main", "--root", self.root, "--socket",
+                self.socket, "--run-dir", self.run_dir, "--no-compat-socket", *self.extra_args]
+
+    def start(self, timeout: float = 60.0, argv: Optional[List[str]] = None) -> float:
+        """Start and wait until the socket accepts; returns the seconds that took."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        os.makedirs(self.base, exist_ok=True)
+        t0 = time.perf_counter()
+        with open(self.logfile, "ab") as log:
+            self.proc = subprocess.Popen(argv or self.argv(), env=env(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, cwd=self.base)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tcrd exited with {self.proc.returncode} during start-up:\n{self.log()}")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                s.connect(self.socket)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise RuntimeError(f"tcrd did not listen within {timeout}s:\n{self.log()}")
+            finally:
+                s.close()
+            time.sleep(0.001)
+        self.ready_seconds = time.perf_counter() - t0
+        return self.ready_seconds
+
+    def log(self) -> str:
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()[-6000:]
+        except OSError:
+            return ""
+
+    def rpc(self, *args: str, check: bool = True) -> Dict[str, Any]:
+        """One request in-process (what the CLI sends, minus interpreter start-up)."""
+        setup_path()
+        from tcr.rpc import client
+
+        s = client.connect(self.socket)
+        try:
+            reply = client.call(s, args[0], list(args[1:]))
+        finally:
+            s.close()
+        if check and reply.get("kind") == "result" and reply.get("exit_code"):
+            raise RuntimeError(f"tcr {' '.join(args)}: {reply.get('stderr', '').strip()}")
+        return reply
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        r = subprocess.run([sys.executable, "-m", "tcr.cli.main", "--socket", self.socket, *args], env=env(),
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=self.base,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"tcr {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+        return r
+
+    def stop(self, timeout: float = 60.0) -> Optional[int]:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def remove_everything(self) -> List[str]:
+        """Best effort through the CLI: every container (forced), network and image. Returns failures."""
+        problems = []
+        if not self.running():
+            return problems
+        for what, ls, rm in ((("container",), ("ps", "-aq"), ("rm", "-f")),
+                             (("network",), ("network", "ls", "-q"), ("network", "rm")),
+                             (("image",), ("image", "ls", "-q"), ("image", "rm"))):
+            r = self.cli(*ls, check=False)
+            if r.returncode != 0:
+                continue
+            for ident in r.stdout.split():
+                if what == ("network",) and ident in ("tcr_default",):
+                    continue
+                rr = self.cli(*rm, ident, check=False)
+                if rr.returncode != 0:
+                    problems.append(f"{' '.join(rm)} {ident}: {rr.stderr.strip()}")
+        return problems
+
+    def cleanup(self) -> List[str]:
+        """Remove everything, stop, unmount leftovers, delete the base dir. Returns problems found."""
+        problems: List[str] = []
+        try:
+            problems += self.remove_everything()
+        except Exception as exc:  # cleanup must go on
+            problems.append(f"remove: {exc}")
+        rc = self.stop()
+        if rc not in (0, None):
+            problems.append(f"tcrd exited with {rc}")
+        self.kill()
+        problems += force_clean(self.base)
+        if self.owns_base:
+            shutil.rmtree(self.base, ignore_errors=True)
+        return problems
+
+
+def force_clean(base: str) -> List[str]:
+    """Unmount anything under base and detach loop devices backed by files under it."""
+    setup_path()
+    from tcr.kernel import loopdev, mountinfo
+    from tcr.kernel import mount as kmount
+
+    left = []
+    for m in sorted(mountinfo.under(base), key=lambda m: -len(m.mount_point)):
+        left.append(f"mount left: {m.mount_point}")
+        if not kmount.umount_quiet(m.mount_point):
+            kmount.umount_quiet(m.mount_point, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
+    for n, bf in loopdev.attached().items():
+        f = bf[: -len(" (deleted)")] if bf.endswith(" (deleted)") else bf
+        if f.startswith(base.rstrip("/") + "/"):
+            left.append(f"loop left: /dev/loop{n} -> {bf}")
+            try:
+                loopdev.detach(n)
+            except OSError:
+                pass
+    return left
