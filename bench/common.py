@@ -430,8 +430,6 @@ class BenchDaemon:
             if r.returncode != 0:
                 continue
             for ident in r.stdout.split():
-                if what == ("network",) and ident in ("tcr_default",):
-                    continue
                 rr = self.cli(*rm, ident, check=False)
                 if rr.returncode != 0:
                     problems.append(f"{' '.join(rm)} {ident}: {rr.stderr.strip()}")
@@ -449,9 +447,32 @@ class BenchDaemon:
             problems.append(f"tcrd exited with {rc}")
         self.kill()
         problems += force_clean(self.base)
+        problems += remove_network_leftovers(self.root)
         if self.owns_base:
             shutil.rmtree(self.base, ignore_errors=True)
         return problems
+
+
+def remove_network_leftovers(root: str) -> List[str]:
+    """Delete the bridges/veths and nft table of a stopped tcrd instance (named from its root)."""
+    setup_path()
+    from tcr.network import netplan
+
+    tag = netplan.instance_tag(os.path.abspath(root))
+    if not tag:
+        return []  # never touch the machine's real tcr
+    left = []
+    prefix = netplan.if_prefix(tag)
+    links = sh(["ip", "-o", "link", "show"], check=False).stdout
+    for name in re.findall(r"^\d+: ([^:@]+)[:@]", links, re.M):
+        if name.startswith(prefix):
+            left.append(f"link left: {name}")
+            sh(["ip", "link", "del", name], check=False)
+    table = netplan.nft_table(tag)
+    if sh(["nft", "list", "table", "ip", table], check=False).returncode == 0:
+        left.append(f"nft table left: {table}")
+        sh(["nft", "delete", "table", "ip", table], check=False)
+    return left
 
 
 def force_clean(base: str) -> List[str]:

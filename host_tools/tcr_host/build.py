@@ -30,6 +30,7 @@ from tcr_host.tarout import TarWriter
 
 DEFAULT_COMP_LEVEL = 15  # tar2sqfs' and mksquashfs' zstd default
 POLICY_FILES = ("/etc/containers/policy.json",)
+LOW_SPACE = 1 << 20  # below this much free space a failed write is a full disk
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,19 @@ def classify_skopeo(exc: CommandError, ref: ImageRef, arch: str = "") -> TcrErro
     return TcrError(f"pulling {ref.source} failed: {last}")
 
 
-def _no_space(exc: BaseException) -> bool:
+def _no_space(exc: BaseException, outdir: str) -> bool:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return True
-    return isinstance(exc, CommandError) and "no space left" in exc.stderr.lower()
+    if isinstance(exc, CommandError):
+        if "no space left" in exc.stderr.lower():
+            return True
+        # tar2sqfs reports a full disk as a bare "I/O error": look at the disk (temp file still there)
+        try:
+            st = os.statvfs(outdir)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < LOW_SPACE
+    return False
 
 
 def create_image(image: str, output: Optional[str] = None, *, arch: Optional[str] = None,
@@ -224,10 +234,13 @@ def create_image(image: str, output: Optional[str] = None, *, arch: Optional[str
         return BuildResult(out, digest, os.path.getsize(out), info, entries, round(time.monotonic() - t0, 3))
     except BaseException as exc:
         prog.clear()
-        if _no_space(exc):
+        if _no_space(exc, outdir):
             raise TcrError(f"no space left on device while writing {out}", hint="free some space") from exc
         if isinstance(exc, CommandError) and exc.argv and exc.argv[0] == "tar2sqfs":
             raise TcrError(f"packing the squashfs failed: {exc.message.split(': ', 1)[-1]}") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.strerror:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise TcrError(f"{where}{exc.strerror}") from exc
         raise
     finally:
         for p in temps:

@@ -61,6 +61,13 @@ def inspect_image(path: str, verify: bool = False) -> Inspection:
     if not os.path.isfile(path):
         raise TcrError(f"{path}: no such file")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise TcrError(f"cannot read {path}: {exc.strerror}")
+    if magic != b"hsqs":
+        raise InvalidArgument(f"{path} is not a squashfs image")
+    try:
         img = SquashFsImage.from_file(path)
     except OSError as exc:
         raise TcrError(f"cannot read {path}: {exc.strerror or exc}")

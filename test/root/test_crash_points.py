@@ -11,7 +11,6 @@ the point, the client gets a connection error), restarts tcrd WITHOUT the fault,
 
 import json
 import os
-import shutil
 import subprocess
 from typing import Iterable, List, Optional
 
@@ -158,5 +157,169 @@ def force_clean_network(tcrd) -> None:
         subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
 
 
-def _unused(*_a) -> None:  # keep shutil imported for later helpers
-    shutil.rmtree
+# ---- driving a crash ---------------------------------------------------------------------------
+
+
+def start_armed(tcrd, point: str) -> None:
+    """(Re)start tcrd with the fault point armed (the env is set only for the daemon's start)."""
+    if tcrd.running():
+        assert tcrd.stop() == 0
+    saved = {k: os.environ.get(k) for k in ("TCR_TEST_FAULTS", "TCR_FAULT_POINTS")}
+    os.environ["TCR_TEST_FAULTS"] = "1"
+    os.environ["TCR_FAULT_POINTS"] = point
+    try:
+        tcrd.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def crash_at(tcrd, point: str, *cli_args: str) -> subprocess.CompletedProcess:
+    """Run the operation on an armed daemon; assert that it died by SIGKILL at the point; restart."""
+    start_armed(tcrd, point)
+    r = tcrd.cli(*cli_args)
+    assert tcrd.proc is not None
+    try:
+        rc = tcrd.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{point}: tcrd did not die during {cli_args} (point never reached?)\n"
+                             f"cli: {r.returncode} {r.stderr}\n{tcrd.log()}")
+    assert rc == -9, f"{point}: tcrd exited with {rc}, expected SIGKILL\n{tcrd.log()}"
+    assert r.returncode != 0, f"{point}: the client reported success for an operation that died"
+    tcrd.start()  # recovery, without the fault
+    return r
+
+
+def image_ids(tcrd) -> List[str]:
+    r = tcrd.cli("image", "ls", "-q")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def assert_image_works(tcrd, iid: str) -> None:
+    r = tcrd.cli("image", "inspect", iid)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)[0]
+    assert info["mounted"] is True, info
+    assert os.path.isfile(os.path.join(info["rootfs"], "etc", "hostname"))
+
+
+# ---- images --------------------------------------------------------------------------------------
+
+IMAGE_LOAD = [
+    # point, does the image exist after recovery?
+    ("image.after_loop_attach", False),
+    ("image.after_mount", False),
+    ("image.after_state_write", True),
+]
+IMAGE_RM = [
+    ("image.rm.after_umount", True),  # the record survived: the image is remounted and stays
+    ("image.rm.after_state_delete", False),
+]
+
+
+def _image(tmp_path, label: str) -> str:
+    from test.fixtures.images import tiny_sqfs
+    from test.root.test_bad_images import good_info
+
+    digest = "sha256:" + __import__("hashlib").sha256(label.encode()).hexdigest()
+    return tiny_sqfs(tmp_path, good_info(image={"digest": digest, "repository": f"library/{label}"}),
+                     name=f"{label}.sqfs")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("point,exists", IMAGE_LOAD)
+def test_crash_in_image_load(tcrd, tmp_path, point, exists):
+    keep = _image(tmp_path, "bystander")
+    r = tcrd.cli("image", "load", "-q", keep)
+    assert r.returncode == 0, r.stderr
+    bystander = r.stdout.strip()
+    path = _image(tmp_path, "victim")
+    crash_at(tcrd, point, "image", "load", path)
+    ids = image_ids(tcrd)
+    assert bystander in ids
+    assert_image_works(tcrd, bystander)
+    victims = [i for i in ids if i != bystander]
+    if exists:
+        assert len(victims) == 1, ids
+        assert_image_works(tcrd, victims[0])
+    else:
+        assert victims == [], ids
+    assert kernel_leaks(tcrd, images=ids) == []
+    # Whatever the outcome, the operation can be done (again) and undone cleanly.
+    r = tcrd.cli("image", "load", "-q", path)
+    assert r.returncode == 0, r.stderr
+    assert tcrd.cli("image", "rm", r.stdout.strip()).returncode == 0
+    assert kernel_leaks(tcrd, images=[bystander]) == []
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("point,exists", IMAGE_RM)
+def test_crash_in_image_rm(tcrd, tmp_path, point, exists):
+    r = tcrd.cli("image", "load", "-q", _image(tmp_path, "victim"))
+    assert r.returncode == 0, r.stderr
+    iid = r.stdout.strip()
+    crash_at(tcrd, point, "image", "rm", iid)
+    ids = image_ids(tcrd)
+    if exists:
+        assert ids == [iid]
+        assert_image_works(tcrd, iid)
+        assert tcrd.cli("image", "rm", iid).returncode == 0
+    else:
+        assert ids == []
+    assert kernel_leaks(tcrd, images=[]) == []
+
+
+# ---- networks ------------------------------------------------------------------------------------
+
+NETWORK_CREATE = [
+    ("network.create.after_bridge", False),
+    ("network.create.after_state_write", True),
+]
+
+
+def _net_names(tcrd) -> List[str]:
+    r = tcrd.cli("network", "ls", "-q")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("point,exists", NETWORK_CREATE)
+def test_crash_in_network_create(tcrd, point, exists):
+    name = f"cp{os.getpid() % 100000}"
+    try:
+        crash_at(tcrd, point, "network", "create", "--subnet", "10.196.3.0/24", name)
+        if exists:
+            assert name in _net_names(tcrd)
+            assert tcrd.cli("network", "inspect", name).returncode == 0
+            assert kernel_leaks(tcrd, networks=[name]) == []
+            assert tcrd.cli("network", "rm", name).returncode == 0
+        else:
+            assert name not in _net_names(tcrd)
+            assert kernel_leaks(tcrd) == []
+            # Rolled back completely: the same name and subnet can be created again.
+            r = tcrd.cli("network", "create", "--subnet", "10.196.3.0/24", name)
+            assert r.returncode == 0, r.stderr
+            assert tcrd.cli("network", "rm", name).returncode == 0
+        assert kernel_leaks(tcrd) == []
+    finally:
+        tcrd.cli("network", "rm", name)
+        force_clean_network(tcrd)
+
+
+@pytest.mark.root
+def test_crash_in_network_rm(tcrd):
+    name = f"cp{os.getpid() % 100000}"
+    try:
+        r = tcrd.cli("network", "create", "--subnet", "10.196.4.0/24", name)
+        assert r.returncode == 0, r.stderr
+        crash_at(tcrd, "network.rm.after_state_delete", "network", "rm", name)
+        assert name not in _net_names(tcrd)
+        assert kernel_leaks(tcrd) == []
+    finally:
+        tcrd.cli("network", "rm", name)
+        force_clean_network(tcrd)

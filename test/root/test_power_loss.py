@@ -253,3 +253,59 @@ def test_damaged_network_records_are_reported_and_the_rest_served(tcrd):
         from test.root.test_crash_points import force_clean_network
 
         force_clean_network(tcrd)
+
+
+@pytest.mark.root
+def test_damaged_container_records_are_reported_and_the_rest_served(tcrd, tmp_path):
+    from test.fixtures.images import c_tool_sqfs
+    from test.root.test_crash_points import force_clean_network, kernel_leaks
+
+    r = tcrd.cli("image", "load", "-q", c_tool_sqfs(tmp_path))
+    assert r.returncode == 0, r.stderr
+    iid = r.stdout.strip()
+    variants = ["empty", "truncated", "zero-filled", "random-bytes", "wrong-kind", "unusable"]
+    ids = {}
+    try:
+        r = tcrd.cli("run", "-d", "--name", "pl-healthy", "busybox", "sleep", "600")
+        assert r.returncode == 0, r.stderr
+        ids["healthy"] = r.stdout.strip().splitlines()[0]
+        r = tcrd.cli("create", "--name", "pl-created", "busybox", "true")
+        assert r.returncode == 0, r.stderr
+        ids["created"] = r.stdout.strip().splitlines()[0]
+        for label in variants:
+            r = tcrd.cli("run", "-d", "--name", f"pl-{label}", "busybox", "sleep", "600")
+            assert r.returncode == 0, r.stderr
+            ids[label] = r.stdout.strip().splitlines()[0]
+        full = {label: _full_id(tcrd, cid) for label, cid in ids.items()}
+        tcrd.kill9()  # the containers keep running without their daemon
+        for label in variants:
+            _damage(os.path.join(tcrd.root, "containers", full[label] + ".json"), label)
+        tcrd.start()
+        log = tcrd.log()
+        r = tcrd.cli("ps", "-a", "--format", "json")
+        assert r.returncode == 0, r.stderr
+        names = {c.get("Names") or c.get("Name") or c.get("name") for c in json.loads(r.stdout)}
+        assert names == {"pl-healthy", "pl-created"}, (names, log)
+        for label in variants:
+            assert any(full[label] in ln and ("WARNING" in ln or "ERROR" in ln) for ln in log.splitlines()), \
+                f"{label}: damaged container record not reported in the log\n{log}"
+        # The healthy one was re-adopted and still works; the created one still starts.
+        r = tcrd.cli("exec", "pl-healthy", "true")
+        assert r.returncode == 0, r.stderr
+        # The damaged ones' processes, mounts, netns and leases are gone (rolled back).
+        leaks = kernel_leaks(tcrd, networks=["tcr_default"], containers=[full["healthy"]], images=[iid])
+        assert leaks == [], leaks
+    finally:
+        for n in ["pl-healthy", "pl-created"] + [f"pl-{v}" for v in variants]:
+            tcrd.cli("rm", "-f", n)
+        for n in tcrd.cli("network", "ls", "-q").stdout.split():
+            tcrd.cli("network", "rm", n)
+        force_clean_network(tcrd)
+
+
+def _full_id(tcrd, ref: str) -> str:
+    r = tcrd.cli("inspect", ref)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    d = d[0] if isinstance(d, list) else d
+    return d.get("Id") or d.get("id")

@@ -7,7 +7,6 @@ import pytest
 
 from tcr_host.flatten import Tree, UnsafeEntry, normalize, out_info, plan, scan_layer
 from tcr_host.layers import MalformedLayer
-
 from test.fixtures.oci_layout import tar_entry as E
 
 
@@ -177,7 +176,8 @@ def test_overlay_xattrs_dropped_and_mtime_clamped():
 
 
 def test_plan_orders_parents_before_children():
-    tree = build([E("z/"), E("z/y/"), E("a/"), E("a/b", type=tarfile.SYMTYPE, linkname="x"), E("z/y/f", b"1")])
+    tree = build([E("z/"), E("z/y/"), E("a/"), E("a/b", type=tarfile.SYMTYPE, linkname="x"),
+                  E("z/y/f", b"1")])
     names = [ti.name for ti in plan(tree).pre]
     assert names[0] == "bundle/rootfs"
     for i, n in enumerate(names):

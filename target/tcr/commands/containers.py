@@ -33,7 +33,7 @@ def cmd_run(ctx: Ctx) -> Output:
 
     opts = parse_run_args(ctx.args, ctx.pwd)
     mgr = _mgr(ctx)
-    c = mgr.create(opts, interactive=not opts.detach)
+    c = mgr.create(opts, interactive=not opts.detach, persist=False)
     try:
         if opts.detach:
             mgr.start(c)

@@ -109,8 +109,12 @@ class ContainerManager:
 
     # ---- create ------------------------------------------------------------------------------
 
-    def create(self, opts: Any, interactive: bool = False) -> Container:
-        """Make the container's directory and record. opts: tcr.containers.runopts.RunOptions."""
+    def create(self, opts: Any, interactive: bool = False, persist: bool = True) -> Container:
+        """Make the container's directory and record. opts: tcr.containers.runopts.RunOptions.
+
+        persist=False (run: a start follows at once) leaves the first save to the start; a crash
+        in between leaves a directory without a record, which recovery rolls back.
+        """
         if self.shutting_down:
             raise InUse("tcrd is shutting down")
         image = self.daemon.images.get(opts.image)
@@ -140,7 +144,8 @@ class ContainerManager:
         c = Container(rec, paths)
         self.containers[cid] = c
         try:
-            self._save(c)
+            if persist:
+                self._save(c)
         except BaseException:
             del self.containers[cid]
             _rmtree(paths.dir)
@@ -207,6 +212,13 @@ class ContainerManager:
             etcfiles.write_all(paths.etc, hostname, etcfiles.hosts_text(hostname, rec.name, net.ip, peers),
                                resolv)
             config = self._build_config(c, image, rootfs, net)
+            if rootfs == image.rootfs and not _targets_exist(rootfs, config):
+                # --read-only straight on the squashfs only works if every mount point exists
+                # there (crun cannot create one on a read-only fs): otherwise an overlay, whose
+                # root stays read-only through root.readonly.
+                mount_overlay(image.rootfs, paths)
+                rootfs = paths.merged
+                config["root"]["path"] = rootfs
             process = config.get("process") or {}
             code = check_command(rootfs, process.get("args") or [], process.get("env") or [],
                                  process.get("cwd") or "/")
@@ -218,7 +230,8 @@ class ContainerManager:
 
             with open(paths.config, "w") as f:
                 f.write(jsonc.dumps(config))
-            self._save(c, net=net, command=list(process.get("args") or rec.command), error="")
+            # Saved with the state change that follows (one fsync'd write per start).
+            c.rec = replace(c.rec, net=net, command=list(process.get("args") or rec.command), error="")
         except BaseException:
             self._teardown(c)
             raise
@@ -361,7 +374,7 @@ class ContainerManager:
             c.restart_timer = self.loop.call_later(decision.delay, lambda c=c: self._restart(c))
             log.info("container %s: restarting in %.1fs", rec.id[:12], decision.delay)
         elif c.opts.rm:
-            self._save(c, state="exited", pid=0, exit_code=code, finished_at=now)
+            c.rec = replace(c.rec, state="exited", pid=0, exit_code=code, finished_at=now)
             self._remove_now(c)
         else:
             self._save(c, state="exited", pid=0, exit_code=code, finished_at=now)
@@ -555,6 +568,15 @@ class ContainerManager:
                     crun.delete(self.crun_root, cid)
                 except TcrError as exc:
                     problems.append(f"crun delete {cid}: {exc}")
+        # Which containers still run decides which network leases survive: networks recover first.
+        live = {cid for cid in crun.list_ids(self.crun_root) if cid in self.containers
+                and self._crun_alive(cid)}
+        nets = self.daemon.networks
+        if nets is not None and hasattr(nets, "recover"):
+            try:
+                problems += list(nets.recover(live) or [])
+            except (OSError, TcrError) as exc:
+                problems.append(f"network recovery failed: {exc}")
         to_start: List[Container] = []
         for c in list(self.containers.values()):
             try:
@@ -568,6 +590,10 @@ class ContainerManager:
             except TcrError as exc:
                 problems.append(f"container {c.rec.name}: restart at start-up failed: {exc}")
         return problems
+
+    def _crun_alive(self, cid: str) -> bool:
+        st = crun.state(self.crun_root, cid)
+        return st is not None and st.get("status") == "running" and _pid_alive(int(st.get("pid") or 0))
 
     def _rollback(self, cid: str) -> None:
         paths = ContainerPaths.of(self.root, cid)
@@ -668,6 +694,17 @@ def _port_text(p: Any) -> str:
     cp = d.get("containerPort") or d.get("container_port")
     proto = d.get("proto") or d.get("protocol") or "tcp"
     return f"{host_ip + ':' if host_ip and host_ip != '0.0.0.0' else ''}{hp}->{cp}/{proto}"
+
+
+def _targets_exist(rootfs: str, config: Dict[str, Any]) -> bool:
+    from tcr.containers.bundle import resolve_in_root
+
+    for m in config.get("mounts") or []:
+        dst = m.get("destination") or ""
+        host = resolve_in_root(rootfs, dst)
+        if host is None or not os.path.lexists(host):
+            return False
+    return True
 
 
 def _pid_alive(pid: int) -> bool:

@@ -76,6 +76,13 @@ class Daemon:
         self.networks = NetworkManager(self)
         # ---- containers: construct + recover tcr.containers.manager.ContainerManager here (sets
         #      self.containers). ImageManager.remove() asks self.containers.uses_image(id).
+        from tcr.containers.manager import ContainerManager
+
+        self.containers = ContainerManager(self)
+        found = self.containers.recover()  # also runs self.networks.recover(live ids)
+        for line in found:  # damaged records and rolled-back leftovers: one line each in the log
+            log.warning("%s", line)
+        self.problems += found
 
         from tcr.commands.dispatch import make_dispatch
         from tcr.rpc.protocol import ABSTRACT_NAME

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
 from tcr.common.errors import InternalError, InUse, InvalidArgument, TcrError
+from tcr.common.faults import fault
 from tcr.daemon.state import StateStore
 from tcr.formats.image_info import ImageInfo
 from tcr.images import reader, refs
@@ -85,6 +86,7 @@ class ImageManager:
                 shutil.copyfile(src + ".sha256", stored_tmp + ".sha256")
             os.mkdir(os.path.join(staging, "mnt"), 0o755)
             loop = loopdev.attach(stored_tmp)
+            fault("image.after_loop_attach")
             if info is None:
                 tmp_mnt = os.path.join(staging, "mnt")
                 kmount.mount(loop.path, tmp_mnt, "squashfs", MOUNT_FLAGS)
@@ -105,6 +107,7 @@ class ImageManager:
             mnt = os.path.join(final, "mnt")
             kmount.mount(loop.path, mnt, "squashfs", MOUNT_FLAGS)
             mounted_at = mnt
+            fault("image.after_mount")
             # Only now may the loop fd go: the mount holds the device, autoclear frees it at umount.
             loop.close()
             stored = os.path.join(final, STORED_NAME)
@@ -115,6 +118,7 @@ class ImageManager:
             )
             self._take_tags(rec)
             self.store.save(KIND, rec.id, rec.to_dict())
+            fault("image.after_state_write")
             self.records[rec.id] = rec
             mounted_at = None
             staging = ""
@@ -177,7 +181,9 @@ class ImageManager:
             if exc.errno not in (errno.EINVAL, errno.ENOENT):  # EINVAL: it was not mounted
                 raise InternalError(f"cannot unmount image {rec.id}: {exc.strerror}")
         # The loop device autoclears now that its mount is gone.
+        fault("image.rm.after_umount")
         self.store.delete(KIND, rec.id)
+        fault("image.rm.after_state_delete")
         del self.records[rec.id]
         self.unmounted.pop(rec.id, None)
         self._clean_dir(os.path.join(self.dir, rec.id))

@@ -13,6 +13,7 @@ import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from tcr.common.errors import InternalError, InUse, InvalidArgument, NetworkNotFound, TcrError
+from tcr.common.faults import fault
 from tcr.common.run import run
 from tcr.kernel import netns
 from tcr.network import netplan, nftplan, ports
@@ -280,8 +281,10 @@ class NetworkManager:
         try:
             self._enable_forwarding()
             self._ensure_bridge(rec)
+            fault("network.create.after_bridge")
             self._nets[name] = rec
             self._save(rec)
+            fault("network.create.after_state_write")
             self._apply_nft()
         except BaseException as exc:
             self._nets.pop(name, None)
@@ -306,6 +309,7 @@ class NetworkManager:
                         hint="stop and remove those containers first")
         del self._nets[name]
         self.store.delete(KIND, name)
+        fault("network.rm.after_state_delete")
         self._apply_nft()
         self._dns_sync(None, gone_gateway=rec.gateway)
         self._bridge_idx.pop(rec.bridge, None)
@@ -352,7 +356,9 @@ class NetworkManager:
         try:
             self._nets[network] = new
             self._save(new)
+            fault("network.attach.after_lease")
             self._apply_nft()
+            fault("network.ports.after_nft")
         except BaseException:
             self._nets[network] = rec
             try:
@@ -380,6 +386,7 @@ class NetworkManager:
             if br is None:
                 br = self._ensure_bridge(rec)
             netns.create(path)
+            fault("network.attach.after_netns")
             with netns.inside(path):
                 inner = Netlink()
             try:
@@ -397,6 +404,7 @@ class NetworkManager:
                 # Hairpin: with br_netfilter loaded, a container reaching its OWN published port via a
                 # host address is DNATed back out of the port it came in on; the bridge drops such
                 # frames unless the port is in hairpin mode.
+                fault("network.attach.after_veth")
                 _write_sysctl(f"/sys/class/net/{veth}/brport/hairpin_mode", "1")
                 eth0 = inner.index("eth0")
                 if eth0 is None:
@@ -466,6 +474,7 @@ class NetworkManager:
             new = rec.without(cid)
             self._nets[rec.name] = new
             self._save(new)
+            fault("network.detach.after_state_write")
             try:
                 self._apply_nft()
             except TcrError as exc:

@@ -1,0 +1,151 @@
+"""Container start: `tcr run --rm --network none IMG /bin/true` vs bare `crun run` of the same config.
+
+Both sides in one run, A/B interleaved after a warm-up, medians of N runs (default 15):
+- tcr:  the real `tcr` client -> tcrd (overlay, /etc files, config.json, record) -> execArgs ->
+        the client runs `crun run`; clean-up (crun delete, umount, rm) happens after the client
+        exited, as it does for a user.
+- crun: `crun run` of the config.json tcrd generated for the same image (same seccomp, mounts,
+        namespaces), on an overlay mounted once beforehand, with a fresh id each time.
+The tcr number includes the client's Python start-up. Results go to the `## Container start`
+section of docs/benchmarks.md (other sections untouched). Target: tcr / crun <= 1.3.
+
+    /tmp/tv/bin/python bench/bench_run.py [--runs 15] [--no-write]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.setup_path()
+
+TARGET_RATIO = 1.3
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    ns = ap.parse_args()
+    common.need_root()
+    from test.root.test_containers_image import build
+
+    work = tempfile.mkdtemp(prefix=f"tcr-bench-run-{os.getpid()}-", dir="/tmp")
+    d = common.BenchDaemon()
+    overlay = os.path.join(work, "ovl")
+    crun_root = os.path.join(work, "crun")
+    problems = []
+    try:
+        d.start()
+        d.cli("image", "load", build(work))
+        tcr_argv = [sys.executable, "-m", "tcr.cli.main", "--socket", d.socket,
+                    "run", "--rm", "--network", "none", "busybox", "/bin/true"]
+
+        # The reference bundle: the config tcrd generates, for a container started once.
+        cid = d.cli("create", "--name", "benchref", "--network", "none", "busybox",
+                    "/bin/true").stdout.strip()
+        d.cli("start", "benchref")
+        d.cli("wait", "benchref")
+        cdir = os.path.join(d.root, "containers", cid)
+        with open(os.path.join(cdir, "bundle", "config.json")) as f:
+            config = json.load(f)
+        image = json.loads(d.cli("image", "inspect", "busybox").stdout)
+        image = image[0] if isinstance(image, list) else image
+        lower = image["rootfs"]
+        for sub in ("upper", "work", "merged"):
+            os.makedirs(os.path.join(overlay, sub))
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={lower},upperdir={overlay}/upper,workdir={overlay}/work,index=off",
+                        f"{overlay}/merged"], check=True)
+        bundle = os.path.join(work, "bundle")
+        os.makedirs(bundle)
+        config["root"]["path"] = os.path.join(overlay, "merged")
+        config["linux"]["cgroupsPath"] = f"/tcr-bench-{os.getpid()}"
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(config, f)
+        crun = shutil.which("crun") or "crun"
+        env = common.env()
+        seq = {"n": 0}
+
+        def run_tcr():
+            r = subprocess.run(tcr_argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+            if r.returncode != 0:
+                raise RuntimeError(f"tcr run failed ({r.returncode}): {r.stderr.decode()}")
+
+        def run_crun():
+            seq["n"] += 1
+            r = subprocess.run([crun, "--root", crun_root, "run", "--bundle", bundle, f"bench{seq['n']}"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if r.returncode != 0:
+                raise RuntimeError(f"crun run failed ({r.returncode}): {r.stderr.decode()}")
+
+        def settle(label):
+            if label == "tcr":  # let tcrd finish the --rm clean-up before the next timing
+                deadline = time.monotonic() + 10
+                while d.cli("ps", "-aq").stdout.strip() != cid[:12] and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+        res = common.interleave({"tcr": run_tcr, "crun": run_crun}, runs=ns.runs, warmup=ns.warmup,
+                                between=settle)
+        t, c = common.median(res["tcr"]), common.median(res["crun"])
+        ratio = t / c
+        print(f"tcr run --rm: median {common.ms(t)}; bare crun run: median {common.ms(c)}; "
+              f"ratio {ratio:.2f}x")
+        # Where the time goes, for the record: the CLI's interpreter start alone.
+        py = common.median([_time([sys.executable, "-c", "pass"]) for _ in range(5)])
+        ps = common.median([_time(tcr_argv[:5] + ["ps"], env) for _ in range(5)])
+        body = (
+            "## Container start\n\n"
+            f"`bench/bench_run.py`: {common.machine_line()}; {ns.runs} interleaved runs after {ns.warmup} "
+            "warm-up, medians.\n"
+            "`tcr run --rm --network none busybox /bin/true` (real client, includes its Python start-up "
+            "and tcrd's overlay, /etc files, config and record) vs `crun run` of the same generated config "
+            f"on a pre-mounted overlay. Target: <= {TARGET_RATIO}x.\n\n"
+            + common.table(["case", "median", "min", "max"], [
+                ["tcr run --rm", common.ms(t), common.ms(min(res["tcr"])), common.ms(max(res["tcr"]))],
+                ["crun run", common.ms(c), common.ms(min(res["crun"])), common.ms(max(res["crun"]))],
+                ["python -c pass", common.ms(py), "", ""],
+                ["tcr ps (client + one RPC)", common.ms(ps), "", ""],
+            ])
+            + f"\n\nRatio tcr / crun: **{ratio:.2f}x** ({'met' if ratio <= TARGET_RATIO else 'not met'}).\n"
+            "Where the difference goes: the Python client's start-up and one RPC (the `tcr ps` row) is "
+            "the floor; tcrd's own work for a run (parse, overlay mount, /etc files, config with "
+            "seccomp, one fsync'd record) is about 8 ms warm (cProfile), and the clean-up after exit "
+            "is off the measured path. The remainder (tcr - crun - tcr ps - 8 ms) is not attributed yet; one "
+            "suspect is crun starting on a freshly mounted overlay each time (cold dentries) while the "
+            "reference reuses one. With a Python client the 1.3x target is below the floor anyway.\n"
+        )
+        print(body)
+        common.record("run", [common.Metric("run", "tcr run --rm / crun run", f"{ratio:.2f}x",
+                                            f"<= {TARGET_RATIO}x", ratio <= TARGET_RATIO)])
+        if not ns.no_write:
+            common.write_section("Container start", body)
+    finally:
+        subprocess.run(["umount", os.path.join(overlay, "merged")], stderr=subprocess.DEVNULL)
+        if os.path.isdir(crun_root):
+            for n in os.listdir(crun_root):
+                subprocess.run(["crun", "--root", crun_root, "delete", "-f", n], stderr=subprocess.DEVNULL)
+        problems += d.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    for p in problems:
+        print("cleanup:", p, file=sys.stderr)
+    return 0
+
+
+def _time(argv, env=None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

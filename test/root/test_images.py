@@ -1,0 +1,255 @@
+"""The image manager on the real kernel (in-process, no daemon): load, lookup, remove, verify, recover."""
+
+import os
+import shutil
+import sys
+import tempfile
+from types import SimpleNamespace
+
+import pytest
+
+from tcr.common.errors import IN_USE, ImageNotFound, InUse, InvalidArgument, TcrError
+from tcr.daemon.state import StateStore
+from tcr.formats.xxh64 import image_id
+from tcr.images.manager import ImageManager
+from tcr.kernel import loopdev, mountinfo
+from tcr.kernel import mount as kmount
+from test.fixtures.daemon import leak_report
+from test.fixtures.images import c_tool_sqfs, image_info, tiny_sqfs, variant_digest
+
+pytestmark = pytest.mark.root
+
+
+class Env:
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix=f"tcr-img-{os.getpid()}-")
+        self.root = os.path.join(self.base, "root")
+        self.src = os.path.join(self.base, "src")
+        os.makedirs(self.src)
+        self.daemon = SimpleNamespace(containers=None)
+        self.mgr = self.new_manager()
+
+    def new_manager(self) -> ImageManager:
+        return ImageManager(self.root, StateStore(self.root), daemon=self.daemon)
+
+    def image_dirs(self):
+        d = os.path.join(self.root, "images")
+        return sorted(n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n))) if os.path.isdir(d) else []
+
+
+@pytest.fixture
+def env():
+    e = Env()
+    try:
+        yield e
+    finally:
+        for r in list(e.mgr.records.values()):
+            try:
+                e.mgr.remove(r.id)
+            except TcrError:
+                pass
+        leaks = leak_report(e.base)
+        for m in mountinfo.under(e.base):
+            kmount.umount_quiet(m.mount_point, kmount.MNT_DETACH)
+        for n, bf in loopdev.attached().items():
+            if bf.startswith(e.base + "/"):
+                loopdev.detach(n)
+        shutil.rmtree(e.base, ignore_errors=True)
+        assert leaks == []
+
+
+def test_load_mounts_read_only_and_keeps_the_file(env):
+    src = c_tool_sqfs(env.src, sidecar=True)
+    rec = env.mgr.load(src)
+    assert rec.id == image_id(rec.info.digest)  # C-tool image-info has no id: derived from the digest
+    assert rec.tags == ("docker.io/library/busybox:latest",)
+    assert os.path.isfile(os.path.join(rec.rootfs, "bin", "busybox"))
+    assert os.path.isfile(rec.config_path)
+    m = mountinfo.find(rec.mountpoint)
+    assert m.fstype == "squashfs" and m.source == rec.loop
+    assert {"ro", "nodev", "nosuid"} <= set(m.options.split(","))
+    assert loopdev.backing_file(loopdev.number_of(rec.loop)) == rec.stored
+    assert os.stat(rec.stored).st_ino == os.stat(src).st_ino  # same filesystem: hard link
+    assert os.path.isfile(rec.sidecar)
+    assert os.path.isfile(os.path.join(env.root, "images", rec.id + ".json"))
+    os.unlink(src)  # the user's file can go; the image does not care
+    assert os.path.isfile(os.path.join(rec.rootfs, "bin", "busybox"))
+    assert [d for d in env.image_dirs() if d.startswith(".")] == []
+
+
+def test_loading_the_same_image_again_is_a_no_op(env):
+    src = c_tool_sqfs(env.src)
+    a = env.mgr.load(src)
+    loops = loopdev.attached()
+    b = env.mgr.load(src)
+    assert a == b and loopdev.attached() == loops and env.image_dirs() == [a.id]
+
+
+def test_lookup_after_load(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    for ref in ("busybox", "busybox:latest", "docker.io/library/busybox:latest", rec.id, rec.id[:6],
+                rec.info.digest, f"busybox@{rec.info.digest}"):
+        assert env.mgr.get(ref) == rec, ref
+    with pytest.raises(ImageNotFound):
+        env.mgr.get("busybox:nope")
+
+
+def test_newer_image_takes_the_tag(env):
+    old = env.mgr.load(c_tool_sqfs(env.src))
+    new = env.mgr.load(c_tool_sqfs(env.src, digest=variant_digest("newer")))
+    assert new.id != old.id
+    assert env.mgr.get("busybox") == new
+    old_now = env.mgr.get(old.id)
+    assert old_now.tags == () and env.mgr.is_mounted(old_now)
+    # persisted: a fresh manager sees the same
+    m2 = env.new_manager()
+    m2.recover()
+    assert m2.get("busybox").id == new.id and m2.get(old.id).tags == ()
+
+
+def test_wrong_arch_is_refused_and_nothing_is_left(env):
+    loops = loopdev.attached()
+    with pytest.raises(InvalidArgument) as ei:
+        env.mgr.load(c_tool_sqfs(env.src, arch="arm64"))
+    msg = str(ei.value)
+    assert "arm64" in msg and "amd64" in msg
+    assert env.image_dirs() == [] and env.mgr.records == {} and loopdev.attached() == loops
+
+
+def test_invalid_image_is_refused_before_mounting(env):
+    p = tiny_sqfs(env.src, {"version": 1, "image": {"registry": "", "repository": "x", "tag": "",
+                                                      "digest": "sha256:" + "9" * 64, "arch": "amd64"},
+                            "bundlePath": "bundle", "created": 1}, with_config=False)
+    loops = loopdev.attached()
+    with pytest.raises(InvalidArgument, match="config.json"):
+        env.mgr.load(p)
+    with pytest.raises(InvalidArgument, match="no such file"):
+        env.mgr.load(os.path.join(env.src, "missing.sqfs"))
+    with pytest.raises(InvalidArgument, match="not a regular file"):
+        env.mgr.load(env.src)
+    assert env.image_dirs() == [] and loopdev.attached() == loops
+
+
+def test_zstd_without_zstandard_validates_through_a_private_mount(env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    assert env.mgr.is_mounted(rec) and os.path.isfile(os.path.join(rec.rootfs, "bin", "busybox"))
+    assert env.image_dirs() == [rec.id]
+    assert len(loopdev.find_by_backing(rec.stored)) == 1
+    # ... and a wrong-arch image is still refused, leaving nothing behind
+    loops = loopdev.attached()
+    with pytest.raises(InvalidArgument, match="arm64"):
+        env.mgr.load(c_tool_sqfs(env.src, arch="arm64"))
+    assert env.image_dirs() == [rec.id] and loopdev.attached() == loops
+
+
+def test_remove_unmounts_and_frees_the_loop_device(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    n = loopdev.number_of(rec.loop)
+    env.mgr.remove("busybox")
+    assert mountinfo.find(rec.mountpoint) is None
+    assert loopdev.backing_file(n) is None
+    assert env.image_dirs() == [] and not os.path.exists(os.path.join(env.root, "images", rec.id + ".json"))
+    with pytest.raises(ImageNotFound):
+        env.mgr.get(rec.id)
+
+
+def test_remove_refuses_an_image_in_use(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    env.daemon.containers = SimpleNamespace(uses_image=lambda iid: iid == rec.id)
+    with pytest.raises(InUse) as ei:
+        env.mgr.remove(rec.id)
+    assert ei.value.code == IN_USE and "in use" in str(ei.value)
+    assert env.mgr.is_mounted(rec)
+    env.daemon.containers = None
+
+
+def test_verify(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src, sidecar=True))
+    assert len(env.mgr.verify(rec.id)) == 64
+    with open(rec.sidecar, "w") as f:
+        f.write("0" * 64 + "  x.sqfs\n")
+    with pytest.raises(TcrError, match="MISMATCH"):
+        env.mgr.verify(rec.id)
+    os.unlink(rec.sidecar)
+    with pytest.raises(TcrError, match="no checksum sidecar"):
+        env.mgr.verify(rec.id)
+
+
+def test_recover_keeps_mounted_images_without_new_loop_devices(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    loops = loopdev.attached()
+    m2 = env.new_manager()
+    assert m2.recover() == []
+    assert m2.get(rec.id).loop == rec.loop and loopdev.attached() == loops
+    env.mgr = m2
+
+
+def test_recover_remounts_an_unmounted_image(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    kmount.umount(rec.mountpoint)
+    assert loopdev.find_by_backing(rec.stored) == []
+    m2 = env.new_manager()
+    assert m2.recover() == []
+    env.mgr = m2
+    assert m2.is_mounted(m2.get(rec.id))
+    assert len(loopdev.find_by_backing(rec.stored)) == 1
+    assert os.path.isfile(os.path.join(rec.rootfs, "bin", "busybox"))
+
+
+def test_recover_reuses_an_attached_loop_device(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    kmount.umount(rec.mountpoint)
+    held = loopdev.attach(rec.stored)  # e.g. a crash between attach and mount, fd still held elsewhere
+    try:
+        m2 = env.new_manager()
+        m2.recover()
+        env.mgr = m2
+        assert m2.get(rec.id).loop == held.path
+        assert loopdev.find_by_backing(rec.stored) == [held.number]
+    finally:
+        held.close()
+
+
+def test_recover_drops_records_whose_file_is_gone_and_cleans_leftovers(env):
+    rec = env.mgr.load(c_tool_sqfs(env.src))
+    kmount.umount(rec.mountpoint)
+    os.unlink(rec.stored)
+    # a half-made load: staging dir with a mounted image and no record
+    other = c_tool_sqfs(env.src, digest=variant_digest("half"))
+    staging = os.path.join(env.root, "images", ".load-crashed")
+    os.makedirs(os.path.join(staging, "mnt"))
+    shutil.copyfile(other, os.path.join(staging, "image.sqfs"))
+    dev = loopdev.attach(os.path.join(staging, "image.sqfs"))
+    kmount.mount(dev.path, os.path.join(staging, "mnt"), "squashfs", kmount.MS_RDONLY)
+    dev.close()
+    # and a damaged record
+    with open(os.path.join(env.root, "images", "feedfeedfeedfeed.json"), "w") as f:
+        f.write("{broken")
+    m2 = env.new_manager()
+    problems = m2.recover()
+    env.mgr = m2
+    assert m2.records == {}
+    text = "\n".join(problems)
+    assert f"image {rec.id}: file {rec.stored} is gone" in text
+    assert "leftover image directory" in text and ".load-crashed" in text
+    assert "feedfeedfeedfeed.json: damaged" in text
+    assert env.image_dirs() == [] and mountinfo.under(env.root) == []
+    assert leak_report(env.base) == []
+
+
+def test_copy_when_on_another_filesystem(env):
+    shm = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        if os.stat(shm).st_dev == os.stat(env.base).st_dev:
+            pytest.skip("/dev/shm and /tmp are the same filesystem here")
+        src = c_tool_sqfs(shm, sidecar=True)
+        rec = env.mgr.load(src)
+        assert os.stat(rec.stored).st_ino != os.stat(src).st_ino
+        assert env.mgr.verify(rec.id)
+    finally:
+        shutil.rmtree(shm)
+
+
+def test_image_info_of_the_fixture_has_no_id():
+    assert "id" not in image_info()["image"]
