@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -495,3 +496,134 @@ def force_clean(base: str) -> List[str]:
             except OSError:
                 pass
     return left
+
+
+# ---- images ----------------------------------------------------------------------------------
+
+def busybox_bundle() -> str:
+    """The cached `umoci unpack` of the test busybox layout: a directory holding bundle/."""
+    setup_path()
+    from test.fixtures.images import _bundle
+
+    return _bundle("amd64")
+
+
+def image_info(repository: str, tag: str = "latest", label: Optional[str] = None) -> Dict[str, Any]:
+    """image-info.json v1 for a bench image; label (default repository:tag) makes its digest/id."""
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256((label or f"{repository}:{tag}").encode()).hexdigest()
+    return {"version": 1, "image": {"registry": "localhost", "repository": repository, "tag": tag,
+                                    "digest": digest, "arch": "amd64"},
+            "bundlePath": "bundle", "created": 1700000000}
+
+
+def write_random(path: str, size: int, chunk: int = 8 << 20) -> None:
+    """size bytes of incompressible data."""
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(chunk, left)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def build_sqfs(out: str, bundle: str, info: Dict[str, Any], compress: bool = True) -> str:
+    """A tcr image: image-info.json + the bundle directory (named bundle/) at the root."""
+    work = tempfile.mkdtemp(prefix="sqfs-", dir=os.path.dirname(os.path.abspath(out)))
+    try:
+        info_path = os.path.join(work, "image-info.json")
+        with open(info_path, "w") as f:
+            json.dump(info, f, indent=4)
+        src = bundle
+        if os.path.basename(bundle.rstrip("/")) != "bundle":
+            src = os.path.join(work, "bundle")
+            os.symlink(os.path.abspath(bundle), src)  # mksquashfs follows a symlinked source dir
+        opts = ["-comp", "zstd"] if compress else ["-comp", "zstd", "-noD", "-noF"]
+        sh(["mksquashfs", src, info_path, out + ".tmp", "-noappend", "-quiet", "-no-progress", *opts])
+        os.replace(out + ".tmp", out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+# ---- podman on private storage ---------------------------------------------------------------
+
+class Podman:
+    """podman with its own storage, run dir and network config under base, so the bench touches
+    nothing of the machine's podman; its default network gets a subnet away from tcr's 10.88/16."""
+
+    SUBNET = "10.213.77.0/24"
+
+    def __init__(self, base: str):
+        self.base = base
+        self.storage = os.path.join(base, "storage")
+        self.runroot = os.path.join(base, "runroot")
+        self.netdir = os.path.join(base, "networks")
+        self.conf = os.path.join(base, "containers.conf")
+        for d in (self.storage, self.runroot, self.netdir):
+            os.makedirs(d, exist_ok=True)
+        with open(self.conf, "w") as f:
+            f.write(f'[network]\ndefault_subnet = "{self.SUBNET}"\nnetwork_config_dir = "{self.netdir}"\n')
+        self._iptables_before = _iptables_chains()
+
+    def env(self) -> Dict[str, str]:
+        e = dict(os.environ)
+        e["CONTAINERS_CONF"] = self.conf
+        e["TMPDIR"] = os.path.join(self.base)
+        return e
+
+    def argv(self, *args: str) -> List[str]:
+        return ["podman", "--root", self.storage, "--runroot", self.runroot, "--network-config-dir",
+                self.netdir, "--cgroup-manager", "cgroupfs", *args]
+
+    def storage_ref(self, name: str) -> str:
+        return f"containers-storage:[overlay@{self.storage}+{self.runroot}]{name}"
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        return sh(self.argv(*args), check=check, timeout=timeout, env=self.env())
+
+    def cleanup(self) -> List[str]:
+        problems = []
+        r = self.run("ps", "-aq", check=False)
+        if r.stdout.split():
+            problems.append(f"podman containers left: {r.stdout.split()}")
+            self.run("rm", "-f", *r.stdout.split(), check=False)
+        self.run("rmi", "-af", check=False)
+        self.run("system", "reset", "-f", check=False)
+        problems += force_clean(self.base)
+        sh(["ip", "link", "del", "podman0"], check=False)  # the bridge of our private default network
+        _iptables_restore_chains(self._iptables_before)
+        shutil.rmtree(self.base, ignore_errors=True)
+        return problems
+
+
+def _iptables_chains() -> Dict[str, List[str]]:
+    out: Dict[str, List[str]] = {}
+    if not have("iptables"):
+        return out
+    for table in ("filter", "nat"):
+        r = sh(["iptables", "-t", table, "-S"], check=False)
+        out[table] = [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("-N ")]
+    return out
+
+
+def _iptables_restore_chains(before: Dict[str, List[str]]) -> None:
+    """Remove the NETAVARK chains netavark created during the bench (and the jumps to them)."""
+    if not have("iptables"):
+        return
+    for table in ("filter", "nat"):
+        rules = sh(["iptables", "-t", table, "-S"], check=False).stdout.splitlines()
+        new = {ln.split()[1] for ln in rules if ln.startswith("-N ")} - set(before.get(table, []))
+        new = {c for c in new if c.startswith("NETAVARK")}
+        if not new:
+            continue
+        for ln in rules:
+            parts = shlex.split(ln)
+            if parts[:1] == ["-A"] and "-j" in parts and parts[parts.index("-j") + 1] in new \
+                    and parts[1] not in new:
+                sh(["iptables", "-t", table, "-D", *parts[1:]], check=False)
+        for c in new:
+            sh(["iptables", "-t", table, "-F", c], check=False)
+        for c in new:
+            sh(["iptables", "-t", table, "-X", c], check=False)

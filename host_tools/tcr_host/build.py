@@ -117,7 +117,7 @@ def classify_skopeo(exc: CommandError, ref: ImageRef, arch: str = "") -> TcrErro
     if any(s in low for s in ("manifest unknown", "name unknown", "repository name not known",
                               "not found", "no such file or directory", "does not exist")):
         return ImageNotFound(f"image not found: {ref.source}")
-    if any(s in low for s in ("unauthorized", "authentication required", "denied")):
+    if any(s in low for s in ("unauthorized", "authentication required", "access to the resource is denied")):
         return TcrError(f"access to {ref.source} denied: {last}", hint="pass --creds USER:PASS or --authfile")
     if "server gave http response to https client" in low:
         return TcrError(f"registry {ref.registry} speaks plain HTTP", hint="add --tls-verify=false")

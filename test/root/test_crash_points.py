@@ -323,3 +323,102 @@ def test_crash_in_network_rm(tcrd):
     finally:
         tcrd.cli("network", "rm", name)
         force_clean_network(tcrd)
+
+
+# ---- containers, network attach/detach, port publishing -----------------------------------------
+
+GONE, EXISTS, EITHER = "gone", "exists", "either"
+PORT = 18000 + os.getpid() % 1000
+
+# point, operation, expected victim after recovery
+CONTAINER_POINTS = [
+    ("container.create.after_dir", "create", GONE),
+    ("container.create.after_state_write", "create", EXISTS),
+    ("container.start.after_prepare", "run", GONE),
+    ("container.start.after_prepare", "start", EXISTS),
+    ("container.start.after_crun_start", "run", GONE),
+    ("container.start.after_crun_start", "start", EXISTS),
+    ("network.attach.after_netns", "run", GONE),
+    ("network.attach.after_veth", "run", GONE),
+    ("network.attach.after_lease", "run", GONE),
+    ("network.ports.after_nft", "run", GONE),
+    ("network.detach.after_state_write", "rm", EITHER),
+    ("container.rm.after_teardown", "rm", EITHER),
+    ("container.rm.after_state_delete", "rm", GONE),
+]
+
+
+def _ps(tcrd) -> dict:
+    r = tcrd.cli("ps", "-a", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    return {c["Names"]: c for c in json.loads(r.stdout)}
+
+
+def _nft_text(tcrd) -> str:
+    from tcr.network import netplan
+
+    r = subprocess.run(["nft", "list", "table", "ip", netplan.nft_table(_tag(tcrd))], capture_output=True,
+                       text=True)
+    return r.stdout
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("point,op,expect", CONTAINER_POINTS, ids=[f"{p}-{o}" for p, o, _e in CONTAINER_POINTS])
+def test_crash_in_container_and_network_operations(tcrd, tmp_path, point, op, expect):
+    from test.fixtures.images import c_tool_sqfs
+
+    r = tcrd.cli("image", "load", "-q", c_tool_sqfs(tmp_path))
+    assert r.returncode == 0, r.stderr
+    iid = r.stdout.strip()
+    victim = "victim"
+    run_victim = ("run", "-d", "--name", victim, "-p", f"{PORT}:80", "busybox", "sleep", "600")
+    try:
+        # A bystander on the same network must come through every crash untouched.
+        r = tcrd.cli("run", "-d", "--name", "bystander", "busybox", "sleep", "600")
+        assert r.returncode == 0, r.stderr
+        bystander = _ps(tcrd)["bystander"]["Id"]
+        if op == "create":
+            crash_at(tcrd, point, "create", "--name", victim, "busybox", "sleep", "600")
+        elif op == "run":
+            crash_at(tcrd, point, *run_victim)
+        elif op == "start":
+            r = tcrd.cli("create", "--name", victim, "-p", f"{PORT}:80", "busybox", "sleep", "600")
+            assert r.returncode == 0, r.stderr
+            crash_at(tcrd, point, "start", victim)
+        else:
+            r = tcrd.cli(*run_victim)
+            assert r.returncode == 0, r.stderr
+            crash_at(tcrd, point, "rm", "-f", victim)
+        ps = _ps(tcrd)
+        assert ps.get("bystander", {}).get("State") == "running", ps
+        assert tcrd.cli("exec", "bystander", "true").returncode == 0
+        exists = victim in ps
+        if expect != EITHER:
+            assert exists == (expect == EXISTS), (point, op, ps)
+        live = [bystander]
+        if exists:
+            v = ps[victim]
+            crun_has = v["Id"] in crun_ids(tcrd)
+            if v["State"] == "running":
+                assert crun_has and tcrd.cli("exec", victim, "true").returncode == 0
+                live.append(v["Id"])
+            else:
+                assert not crun_has, v
+                assert f"dport {PORT}" not in _nft_text(tcrd)
+        else:
+            assert f"dport {PORT}" not in _nft_text(tcrd)
+        assert kernel_leaks(tcrd, networks=["tcr_default"], containers=live, images=[iid]) == []
+        # Whatever state it is in, the victim can be removed, and made again from scratch.
+        if exists:
+            r = tcrd.cli("rm", "-f", victim)
+            assert r.returncode == 0, r.stderr
+        r = tcrd.cli(*run_victim)
+        assert r.returncode == 0, r.stderr
+        assert tcrd.cli("rm", "-f", victim).returncode == 0
+        assert kernel_leaks(tcrd, networks=["tcr_default"], containers=[bystander], images=[iid]) == []
+    finally:
+        for n in (victim, "bystander"):
+            tcrd.cli("rm", "-f", n)
+        for n in tcrd.cli("network", "ls", "-q").stdout.split():
+            tcrd.cli("network", "rm", n)
+        force_clean_network(tcrd)

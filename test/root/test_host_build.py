@@ -85,7 +85,8 @@ def test_multi_arch_from_registry(registry, tmp_path):
 
 
 def _as_nobody(args, cwd):
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": cwd, "TMPDIR": cwd,
+    # XDG_RUNTIME_DIR as a login session has it (skopeo looks for auth.json there)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": cwd, "TMPDIR": cwd, "XDG_RUNTIME_DIR": cwd,
            "PYTHONPATH": os.pathsep.join([os.path.join(ROOT, "target"), os.path.join(ROOT, "host_tools")])}
     return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                            sys.executable, "-m", "tcr_host.cli", *args], capture_output=True, text=True,

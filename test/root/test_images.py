@@ -34,7 +34,9 @@ class Env:
 
     def image_dirs(self):
         d = os.path.join(self.root, "images")
-        return sorted(n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n))) if os.path.isdir(d) else []
+        if not os.path.isdir(d):
+            return []
+        return sorted(n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n)))
 
 
 @pytest.fixture

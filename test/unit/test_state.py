@@ -28,7 +28,8 @@ def test_missing_kind_is_empty(tmp_path):
 
 
 @pytest.mark.parametrize("content", [
-    b"{not json", b"[]", b'{"version": 1, "kind": "images"}', b'{"version": 1, "kind": "networks", "data": {}}',
+    b"{not json", b"[]", b'{"version": 1, "kind": "images"}',
+    b'{"version": 1, "kind": "networks", "data": {}}',
     b'{"version": "1", "kind": "images", "data": {}}', b"\xff\xfe", b"",
 ])
 def test_damaged_file_is_reported_and_moved_aside(tmp_path, content):
