@@ -231,7 +231,7 @@ def machine_line() -> str:
 # ---- processes and memory --------------------------------------------------------------------
 
 def proc_status(pid: int) -> Dict[str, str]:
-    out = {}
+    out: Dict[str, str] = {}
     with open(f"/proc/{pid}/status") as f:
         for ln in f:
             k, _, v = ln.partition(":")
@@ -265,7 +265,8 @@ def children(pid: int) -> List[int]:
 
 
 def descendants(pid: int) -> List[int]:
-    out, todo = [], [pid]
+    out: List[int] = []
+    todo = [pid]
     while todo and len(out) < 10000:
         p = todo.pop()
         for c in children(p):
@@ -311,12 +312,14 @@ def ensure_apt(packages: Dict[str, str]) -> None:
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, stdout=subprocess.DEVNULL)
 
 
-def sh(argv: Sequence[str], timeout: float = 600, check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
+def sh(argv: Sequence[str], timeout: float = 600, check: bool = True,
+       **kw: Any) -> subprocess.CompletedProcess:
     """Run a helper tool (bench code; the product itself goes through tcr.common.run)."""
     r = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
                        **kw)
     if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-2000:]}")
+        why = (r.stderr or r.stdout).strip()[-2000:]
+        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {why}")
     return r
 
 
@@ -325,7 +328,8 @@ def sh(argv: Sequence[str], timeout: float = 600, check: bool = True, **kw: Any)
 class BenchDaemon:
     """tcrd on private directories under base (a fresh temp dir unless given)."""
 
-    def __init__(self, base: Optional[str] = None, extra_args: Sequence[str] = (), python: Sequence[str] = ()):
+    def __init__(self, base: Optional[str] = None, extra_args: Sequence[str] = (),
+                 python: Sequence[str] = ()):
         self.owns_base = base is None
         self.base = base or tempfile.mkdtemp(prefix=f"tcr-bench-{os.getpid()}-", dir="/tmp")
         self.root = os.path.join(self.base, "root")
@@ -421,12 +425,12 @@ class BenchDaemon:
 
     def remove_everything(self) -> List[str]:
         """Best effort through the CLI: every container (forced), network and image. Returns failures."""
-        problems = []
+        problems: List[str] = []
         if not self.running():
             return problems
-        for what, ls, rm in ((("container",), ("ps", "-aq"), ("rm", "-f")),
-                             (("network",), ("network", "ls", "-q"), ("network", "rm")),
-                             (("image",), ("image", "ls", "-q"), ("image", "rm"))):
+        for ls, rm in ((("ps", "-aq"), ("rm", "-f")),
+                       (("network", "ls", "-q"), ("network", "rm")),
+                       (("image", "ls", "-q"), ("image", "rm"))):
             r = self.cli(*ls, check=False)
             if r.returncode != 0:
                 continue
@@ -500,12 +504,35 @@ def force_clean(base: str) -> List[str]:
 
 # ---- images ----------------------------------------------------------------------------------
 
-def busybox_bundle() -> str:
-    """The cached `umoci unpack` of the test busybox layout: a directory holding bundle/."""
+def busybox_layout() -> str:
     setup_path()
-    from test.fixtures.images import _bundle
+    from test.fixtures.oci_layout import busybox_layout as layout
 
-    return _bundle("amd64")
+    return layout()
+
+
+def busybox_bundle() -> str:
+    """A cached `umoci unpack` of the test busybox layout (latest = amd64): the bundle directory."""
+    import fcntl
+
+    setup_path()
+    from test.fixtures.oci_layout import CACHE
+
+    dest = os.path.join(CACHE, "bench-busybox-bundle-v1")
+    bundle = os.path.join(dest, "bundle")
+    if os.path.isdir(os.path.join(bundle, "rootfs")):
+        return bundle
+    layout = busybox_layout()
+    with open(os.path.join(CACHE, ".bench-lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        if not os.path.isdir(os.path.join(bundle, "rootfs")):
+            tmp = dest + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            sh(["umoci", "unpack", "--image", f"{layout}:latest", os.path.join(tmp, "bundle")])
+            shutil.rmtree(dest, ignore_errors=True)
+            os.rename(tmp, dest)
+    return bundle
 
 
 def image_info(repository: str, tag: str = "latest", label: Optional[str] = None) -> Dict[str, Any]:

@@ -76,9 +76,8 @@ def sqfs(tmp, name, entries):
 
 
 def bundle(info, **extra):
-    e = {"image-info.json": info, "bundle/config.json": {"ociVersion": "1.0.2", "process": {"args": ["/bin/sh"]},
-                                                          "root": {"path": "rootfs"}},
-         "bundle/rootfs/etc/hostname": b"hostile\n"}
+    config = {"ociVersion": "1.0.2", "process": {"args": ["/bin/sh"]}, "root": {"path": "rootfs"}}
+    e = {"image-info.json": info, "bundle/config.json": config, "bundle/rootfs/etc/hostname": b"hostile\n"}
     for k, v in extra.items():
         k = k.replace("__", "/").replace("_DOT_", ".")
         if v is None:

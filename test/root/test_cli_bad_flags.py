@@ -16,7 +16,8 @@ RUN_LIKE_BAD = [
     ["run", "--bogus", IMG], ["run", "-Z", IMG], ["run"], ["run", "-d"], ["run", "-e"],
     ["run", "-p", "notaport", IMG], ["run", "-p", "70000:80", IMG], ["run", "-p", "80:0", IMG],
     ["run", "-p", "1.2.3:80:80", IMG], ["run", "-p", "80:80/sctp", IMG],
-    ["run", "-v", "nocolon", IMG], ["run", "-v", "/tmp:relative", IMG], ["run", "-v", "/tmp:/x:rw:bogus", IMG],
+    ["run", "-v", "nocolon", IMG], ["run", "-v", "/tmp:relative", IMG],
+    ["run", "-v", "/tmp:/x:rw:bogus", IMG],
     ["run", "--tmpfs", "relative", IMG], ["run", "--network", "bad name", IMG],
     ["run", "--network", "no-such-net-cbf", IMG],
     ["run", "--restart", "sometimes", IMG], ["run", "--restart", "on-failure:x", IMG],
@@ -42,8 +43,8 @@ USAGE_BAD = [
 ]
 # Bad values outside the run-like commands: refused with a one-line error (1 or 2).
 VALUE_BAD = [
-    ["network", "create", "--subnet", "999.1.1.1/8", "cbfnet"], ["network", "create", "--subnet", "10.0.0.0/33",
-                                                                 "cbfnet"],
+    ["network", "create", "--subnet", "999.1.1.1/8", "cbfnet"],
+    ["network", "create", "--subnet", "10.0.0.0/33", "cbfnet"],
     ["network", "create", "bad name!"], ["kill", "-s", "NOSIG", "x"], ["image", "rm", "no-such-image-cbf"],
     ["image", "load", "/nonexistent-cbf.sqfs"],
 ]

@@ -126,7 +126,8 @@ def kernel_leaks(tcrd, networks: Iterable[str] = (), containers: Iterable[str] =
     if img_mnts is not None:
         live = set(mounts_under(tcrd.base))
         leaks += [f"MISSING image mount {m}" for m in img_mnts - live]
-    mounted_loops = len([m for m in mounts_under(tcrd.base) if m.startswith(os.path.join(tcrd.root, "images"))])
+    images_dir = os.path.join(tcrd.root, "images")
+    mounted_loops = len([m for m in mounts_under(tcrd.base) if m.startswith(images_dir)])
     loops = loops_under(tcrd.base)
     if len(loops) > mounted_loops:
         leaks.append(f"loop devices {loops} for {mounted_loops} image mounts")
@@ -363,7 +364,8 @@ def _nft_text(tcrd) -> str:
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("point,op,expect", CONTAINER_POINTS, ids=[f"{p}-{o}" for p, o, _e in CONTAINER_POINTS])
+@pytest.mark.parametrize("point,op,expect", CONTAINER_POINTS,
+                         ids=[f"{p}-{o}" for p, o, _e in CONTAINER_POINTS])
 def test_crash_in_container_and_network_operations(tcrd, tmp_path, point, op, expect):
     from test.fixtures.images import c_tool_sqfs
 

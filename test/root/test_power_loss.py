@@ -123,7 +123,8 @@ DAMAGE = {
                                           "data": json.loads(raw)["data"]}).encode(),
 }
 # Parse fine as state files but the record inside is unusable (the manager rejects it).
-UNUSABLE = lambda raw: json.dumps({"version": 1, "kind": _kind_of(raw), "data": {"id": 5, "junk": True}}).encode()  # noqa: E731
+def _unusable(raw: bytes) -> bytes:
+    return json.dumps({"version": 1, "kind": _kind_of(raw), "data": {"id": 5, "junk": True}}).encode()
 
 
 def _kind_of(raw: bytes) -> str:
@@ -133,7 +134,7 @@ def _kind_of(raw: bytes) -> str:
 def _damage(path: str, how: str) -> None:
     with open(path, "rb") as f:
         raw = f.read()
-    new = UNUSABLE(raw) if how == "unusable" else DAMAGE[how](raw)
+    new = _unusable(raw) if how == "unusable" else DAMAGE[how](raw)
     with open(path, "wb") as f:
         f.write(new)
 
@@ -227,7 +228,7 @@ def test_damaged_network_records_are_reported_and_the_rest_served(tcrd):
     suffix = f"{os.getpid() % 10000}"
     names = {label: f"pl{i}-{suffix}" for i, label in enumerate(["healthy"] + variants)}
     try:
-        for i, (label, name) in enumerate(names.items()):
+        for i, name in enumerate(names.values()):
             r = tcrd.cli("network", "create", "--subnet", f"10.197.{i}.0/24", name)
             assert r.returncode == 0, r.stderr
         tcrd.kill9()
@@ -240,7 +241,6 @@ def test_damaged_network_records_are_reported_and_the_rest_served(tcrd):
         assert names["healthy"] in r.stdout.split()
         for label in variants:
             assert names[label] not in r.stdout.split(), label
-            path = os.path.join(tcrd.root, "networks", names[label] + ".json")
             assert any(names[label] in ln and "WARNING" in ln for ln in log.splitlines()), \
                 f"{label}: not reported\n{log}"
         r = tcrd.cli("network", "inspect", names["healthy"])

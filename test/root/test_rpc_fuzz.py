@@ -43,20 +43,37 @@ def _messages(rng, n):
         elif kind == 1:
             yield good[: rng.randint(1, len(good) - 1)]
         elif kind == 2:
-            d = {"id": rng.choice(values + [i]), "method": rng.choice(values + ["ps", "image", "help"]),
-                 "params": rng.choice(values + [{"args": rng.choice(values)}, {"pwd": rng.choice(values)},
-                                                {"pid": rng.choice(values)}, {"stream": rng.choice(values)}])}
+            d = {
+                "id": rng.choice(values + [i]),
+                "method": rng.choice(values + ["ps", "image", "help"]),
+                "params": rng.choice(
+                    values
+                    + [
+                        {"args": rng.choice(values)},
+                        {"pwd": rng.choice(values)},
+                        {"pid": rng.choice(values)},
+                        {"stream": rng.choice(values)},
+                    ]
+                ),
+            }
             yield json.dumps(d).encode()
         elif kind == 3:
             depth = rng.randint(100, 100000)
             yield b"[" * depth + b"]" * rng.choice([0, depth])
         elif kind == 4:
-            yield json.dumps({"id": i, "method": "".join(chr(rng.randint(1, 0x2FFF)) for _ in range(20)),
-                              "params": {"args": []}}).encode()
+            yield json.dumps(
+                {
+                    "id": i,
+                    "method": "".join(chr(rng.randint(1, 0x2FFF)) for _ in range(20)),
+                    "params": {"args": []},
+                }
+            ).encode()
         elif kind == 5:
             yield good.replace(b"ls", bytes([rng.getrandbits(8)]))
         elif kind == 6:
-            yield json.dumps({"id": i, "method": "help", "params": {"args": ["x" * rng.randint(0, 5000)]}}).encode()
+            yield json.dumps(
+                {"id": i, "method": "help", "params": {"args": ["x" * rng.randint(0, 5000)]}}
+            ).encode()
         else:
             yield json.dumps(rng.choice(values)).encode()
 
@@ -70,7 +87,9 @@ def test_fuzz_daemon_survives_and_stays_correct(tcrd):
         c = clients[i % len(clients)]
         c.send(data)
         sent += 1
-        reply = protocol.decode_reply(c.recv(2 * protocol.MAX_MESSAGE))  # every message gets exactly one reply
+        reply = protocol.decode_reply(
+            c.recv(2 * protocol.MAX_MESSAGE)
+        )  # every message gets exactly one reply
         assert isinstance(reply, (protocol.ErrorReply, protocol.Result)), reply
         replies += 1
     assert replies == sent >= 2000
@@ -154,7 +173,9 @@ def compat_daemon():
     os.chmod(base, 0o755)  # others may reach the socket file: only its own mode and SO_PEERCRED guard it
     sock = os.path.join(base, "run", "tcrd.sock")
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(os.path.dirname(HERE)), "target"))
-    proc = subprocess.Popen([sys.executable, ECHO_TCRD, sock, name], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, ECHO_TCRD, sock, name], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         yield sock, name

@@ -81,11 +81,11 @@ def _messages(rng):
             junk = rng.choice(['\\u0000', '\\u001b[2J', '\\n\\r\\t', '\\uffff', '\\u2028', '\\u00ff'])
             where = rng.choice(["method", "arg", "pwd"])
             if where == "method":
-                raw = '{"id":%d,"method":"he%slp","params":{"args":[]}}' % (rid, junk)
+                raw = '{"id":' + str(rid) + ',"method":"he' + junk + 'lp","params":{"args":[]}}'
             elif where == "arg":
-                raw = '{"id":%d,"method":"image","params":{"args":["inspect","%s"]}}' % (rid, junk)
+                raw = '{"id":' + str(rid) + ',"method":"image","params":{"args":["inspect","' + junk + '"]}}'
             else:
-                raw = '{"id":%d,"method":"ps","params":{"args":[],"pwd":"/%s"}}' % (rid, junk)
+                raw = '{"id":' + str(rid) + ',"method":"ps","params":{"args":[],"pwd":"/' + junk + '"}}'
             yield raw.encode(), "maybe", False
         elif kind == 7:  # JSON edge numbers and literals
             raw = rng.choice([b'{"id":1e400,"method":"help"}', b'{"id":NaN,"method":"help"}',
@@ -97,8 +97,8 @@ def _messages(rng):
                               b" ", b"\n"])
             yield raw, "maybe", False
         elif kind == 8:  # duplicate and unknown keys
-            raw = ('{"id":%d,"method":"help","method":"ps","params":{"args":[]},"params":{"args":["-a"]},'
-                   '"extra":{"x":[1,2,3]},"jsonrpc":"2.0"}' % rid)
+            raw = ('{"id":' + str(rid) + ',"method":"help","method":"ps","params":{"args":[]},'
+                   '"params":{"args":["-a"]},"extra":{"x":[1,2,3]},"jsonrpc":"2.0"}')
             yield raw.encode(), rid, True
         elif kind == 9:  # many arguments / long method names
             if rng.random() < 0.5:
@@ -106,8 +106,8 @@ def _messages(rng):
             else:
                 yield json.dumps(_request(rid, "x" * rng.randint(100, 100000), [])).encode(), rid, False
         elif kind == 10:  # valid JSON, not a request
-            yield json.dumps(rng.choice(WRONG + [{"id": rid}, {"method": "help"}, {"params": {}}])).encode(), \
-                "maybe", False
+            not_request = rng.choice(WRONG + [{"id": rid}, {"method": "help"}, {"params": {}}])
+            yield json.dumps(not_request).encode(), "maybe", False
         else:  # a valid request in between: the daemon must still be doing real work correctly
             yield json.dumps(_request(rid, "image", ["ls", "-q"])).encode(), rid, True
 
@@ -131,7 +131,7 @@ def test_10k_fuzzed_messages_each_get_one_reply_and_tcrd_stays_correct(tcrd, tmp
     s.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, 4 * protocol.MAX_MESSAGE)
     counts = {"error": 0, "result": 0}
     internal = []
-    for data, rid, read_only in _messages(rng):
+    for data, rid, _read_only in _messages(rng):
         s.send(data)
         reply = _recv(s)
         if isinstance(reply, protocol.ErrorReply):

@@ -240,7 +240,7 @@ def _inside(tcrd, script: str, *run_flags: str) -> subprocess.CompletedProcess:
 
 
 def _verdicts(out: str) -> dict:
-    return dict(line.split(" ", 1)[::-1] for line in out.splitlines() if line.startswith(("DENIED ", "ALLOWED ")))
+    return dict(ln.split(" ", 1)[::-1] for ln in out.splitlines() if ln.startswith(("DENIED ", "ALLOWED ")))
 
 
 def _attempts(cmds: dict) -> str:
@@ -310,7 +310,8 @@ def test_default_container_cannot_change_the_hosts_network(tcrd, busybox, networ
 def test_default_container_sees_only_its_own_processes(tcrd, busybox):
     script = "echo RAN; for p in /proc/[0-9]*; do echo PID ${p#/proc/} $(cat $p/comm 2>/dev/null); done"
     r = _inside(tcrd, script)
-    pids = {int(ln.split()[1]): " ".join(ln.split()[2:]) for ln in r.stdout.splitlines() if ln.startswith("PID ")}
+    rows = [ln.split() for ln in r.stdout.splitlines() if ln.startswith("PID ")]
+    pids = {int(row[1]): " ".join(row[2:]) for row in rows}
     assert 1 in pids and pids[1] == "sh", pids
     assert len(pids) <= 3, pids  # sh, cat, maybe the loop's subshell
     assert not {c for c in pids.values()} & {"python3", "python", "tcrd", "pytest", "crun", "systemd", "init"}

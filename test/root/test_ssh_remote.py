@@ -27,6 +27,11 @@ def _free_port():
     return port
 
 
+def _read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 @pytest.fixture
 def sshd(tcrd):
     """sshd on 127.0.0.1:PORT whose sessions find a `tcr` wired to the tcrd under test."""
@@ -37,13 +42,17 @@ def sshd(tcrd):
     if made_run_sshd:
         os.makedirs("/run/sshd", mode=0o755)
     for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, name)], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, name)], check=True
+        )
     shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
     bindir = os.path.join(d, "bin")
     os.makedirs(bindir)
     with open(os.path.join(bindir, "tcr"), "w") as f:
-        f.write(f"#!/bin/sh\nPYTHONPATH={os.path.join(REPO, 'target')} exec {sys.executable} -m tcr.cli.main "
-                f"--socket {tcrd.socket} \"$@\"\n")
+        f.write(
+            f"#!/bin/sh\nPYTHONPATH={os.path.join(REPO, 'target')} exec {sys.executable} -m tcr.cli.main "
+            f'--socket {tcrd.socket} "$@"\n'
+        )
     os.chmod(os.path.join(bindir, "tcr"), 0o755)
     port = _free_port()
     cfg = os.path.join(d, "sshd_config")
@@ -61,25 +70,29 @@ UsePAM no
 SetEnv PATH={bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 Subsystem sftp /usr/lib/openssh/sftp-server
 """)
-    log = open(os.path.join(d, "sshd.log"), "wb")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", cfg], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    logpath = os.path.join(d, "sshd.log")
+    with open(logpath, "wb") as log:
+        proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", cfg], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
     try:
         deadline = time.monotonic() + 10
         while True:  # bounded wait for the listener (set-up only, not an assertion on time)
-            assert proc.poll() is None, open(os.path.join(d, "sshd.log")).read()
+            assert proc.poll() is None, _read(logpath)
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 assert time.monotonic() < deadline, "sshd did not listen"
                 time.sleep(0.05)
-        opts = (f"-i {d}/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                f"-o LogLevel=ERROR -o IdentitiesOnly=yes")
+        opts = (
+            f"-i {d}/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            f"-o LogLevel=ERROR -o IdentitiesOnly=yes"
+        )
         yield type("Sshd", (), {"url": f"ssh://root@127.0.0.1:{port}", "opts": opts, "dir": d, "port": port})
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
         if made_run_sshd:
             shutil.rmtree("/run/sshd", ignore_errors=True)
         shutil.rmtree(d, ignore_errors=True)
@@ -88,8 +101,15 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 def local_tcr(sshd, *args, cwd=None, host=None):
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=sshd.opts)
     env.pop("TCR_SOCKET", None)
-    return subprocess.run([sys.executable, "-m", "tcr.cli.main", "-H", host or sshd.url, *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tcr.cli.main", "-H", host or sshd.url, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 def test_remote_image_load_and_ls(tcrd, sshd):

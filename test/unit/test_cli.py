@@ -19,15 +19,29 @@ ECHO_TCRD = os.path.join(ROOT, "test", "samples", "rpc", "echo_tcrd.py")
 
 # ---- pure parts --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "argv,host,sock,debug,method,args",
     [
         (["ps", "-a"], None, None, False, "ps", ["-a"]),
         (["-H", "ssh://r@h", "ps"], "ssh://r@h", None, False, "ps", []),
         (["-Hssh://r@h:2", "ps"], "ssh://r@h:2", None, False, "ps", []),
-        (["--host=ssh://h", "--socket", "/s", "--debug", "image", "ls", "--debug"], "ssh://h", "/s", True,
-         "image", ["ls", "--debug"]),
-        (["--socket=@abs", "run", "-it", "--socket", "x"], None, "@abs", False, "run", ["-it", "--socket", "x"]),
+        (
+            ["--host=ssh://h", "--socket", "/s", "--debug", "image", "ls", "--debug"],
+            "ssh://h",
+            "/s",
+            True,
+            "image",
+            ["ls", "--debug"],
+        ),
+        (
+            ["--socket=@abs", "run", "-it", "--socket", "x"],
+            None,
+            "@abs",
+            False,
+            "run",
+            ["-it", "--socket", "x"],
+        ),
         (["--", "-weird"], None, None, False, "-weird", []),
     ],
 )
@@ -44,8 +58,19 @@ def test_parse_global_errors(argv):
 
 @pytest.mark.parametrize(
     "method,code,expected",
-    [("ps", 1, 2), ("ps", 2, 1), ("image", 3, 1), ("rm", 5, 1), ("logs", 7, 1), ("network", 4, 1),
-     ("run", 1, 125), ("run", 3, 125), ("create", 6, 125), ("start", 2, 125), ("exec", 7, 125)],
+    [
+        ("ps", 1, 2),
+        ("ps", 2, 1),
+        ("image", 3, 1),
+        ("rm", 5, 1),
+        ("logs", 7, 1),
+        ("network", 4, 1),
+        ("run", 1, 125),
+        ("run", 3, 125),
+        ("create", 6, 125),
+        ("start", 2, 125),
+        ("exec", 7, 125),
+    ],
 )
 def test_error_exit_codes(method, code, expected):
     assert cli.error_exit_code(method, code) == expected
@@ -102,6 +127,7 @@ def test_parse_reply_tolerates_c_daemon_quirks():
 
 # ---- end to end against a real server (real EventLoop + RpcServer, scripted dispatch) ----------
 
+
 @pytest.fixture(scope="module")
 def echo_tcrd(tmp_path_factory):
     d = tmp_path_factory.mktemp("tcrd")
@@ -119,8 +145,14 @@ def tcr(sock, *args, env=None, **kw):
     e = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "target"))
     e.pop("TCR_HOST", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "tcr.cli.main", "--socket", sock, *args], capture_output=True,
-                          text=True, env=e, timeout=30, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "tcr.cli.main", "--socket", sock, *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=30,
+        **kw,
+    )
 
 
 def test_e2e_args_pwd_pid_untouched(echo_tcrd, tmp_path):
@@ -175,8 +207,10 @@ def test_e2e_cannot_connect(tmp_path):
     missing = str(tmp_path / "none.sock")
     r = tcr(missing, "ps")
     assert r.returncode == 1
-    assert r.stderr == (f"tcr: cannot connect to tcrd at {missing}: No such file or directory\n"
-                        "hint: is tcrd running? (systemctl start tcrd)\n")
+    assert r.stderr == (
+        f"tcr: cannot connect to tcrd at {missing}: No such file or directory\n"
+        "hint: is tcrd running? (systemctl start tcrd)\n"
+    )
     assert tcr(missing, "run", "x").returncode == 125
     r = tcr(missing, "--debug", "ps")
     assert "Traceback" in r.stderr and r.returncode == 1
@@ -189,8 +223,12 @@ def test_e2e_version_without_daemon(tmp_path):
 
 def test_e2e_client_disconnect_cancels_pending(echo_tcrd):
     e = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "target"))
-    p = subprocess.Popen([sys.executable, "-m", "tcr.cli.main", "--socket", echo_tcrd, "cancelled"], env=e,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tcr.cli.main", "--socket", echo_tcrd, "cancelled"],
+        env=e,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     time.sleep(0.5)  # let it connect and send (not a timing assertion: only ordering)
     p.kill()
     p.wait(10)
@@ -210,5 +248,7 @@ def test_client_fast_path_imports():
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     e = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "target"))
-    r = subprocess.run(["/usr/bin/python3", "-S", "-c", code], capture_output=True, text=True, env=e, timeout=30)
+    r = subprocess.run(
+        ["/usr/bin/python3", "-S", "-c", code], capture_output=True, text=True, env=e, timeout=30
+    )
     assert r.stdout.strip() == "[]", r.stdout + r.stderr

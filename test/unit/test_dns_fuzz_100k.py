@@ -207,7 +207,7 @@ def test_own_gateway_addresses_are_never_upstreams(tmp_path):
         rng.shuffle(lines)
         lines.insert(rng.randint(0, len(lines)), "search example.test  # comment")
         conf.write_text("\n".join(lines) + "\n")
-        ups = Upstreams(str(conf), clock=lambda: float(round_), min_interval=0)
+        ups = Upstreams(str(conf), clock=lambda r=round_: float(r), min_interval=0)
         ups.exclude(GATEWAYS)
         got = ups.get()
         hosts = {ipaddress.ip_address(h.split("%", 1)[0]) for h, _port in got}

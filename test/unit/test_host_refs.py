@@ -2,7 +2,7 @@
 
 import pytest
 
-from tcr.common.errors import ImageNotFound, UsageError
+from tcr.common.errors import ImageNotFound, TcrError, UsageError
 from tcr_host.arch import arch_label, parse_arch, select_manifest, skopeo_overrides
 from tcr_host.build import skopeo_copy_argv, tar2sqfs_argv
 from tcr_host.refs import ImageRef, parse_image
@@ -119,3 +119,41 @@ def test_tar2sqfs_argv():
     assert argv[argv.index("--compressor") + 1] == "zstd"
     assert argv[argv.index("--comp-extra") + 1] == "level=19"
     assert "--no-skip" in argv and "--no-xattr" not in argv
+
+
+@pytest.mark.parametrize("stderr,kind,text", [
+    ('time="x" level=fatal msg="initializing source docker://r/a:b: reading manifest b in r/a: '
+     'manifest unknown: manifest unknown"', ImageNotFound, "image not found"),
+    ('level=fatal msg="pinging container registry r: Get \\"https://r/v2/\\": dial tcp 127.0.0.1:1: '
+     'connect: connection refused"', TcrError, "cannot reach registry"),
+    ("http: server gave HTTP response to HTTPS client", TcrError, "plain HTTP"),
+    ("choosing image instance: no image found in manifest list for architecture riscv64", ImageNotFound,
+     "has no image for linux/riscv64"),
+    ("reading blob: unauthorized: authentication required", TcrError, "denied"),
+])
+def test_classify_skopeo(stderr, kind, text):
+    from tcr.common.errors import CommandError
+    from tcr_host.build import classify_skopeo
+
+    err = classify_skopeo(CommandError(["skopeo"], 1, stderr), parse_image("r/a:b"), "riscv64")
+    assert isinstance(err, kind) and text in err.render()
+    assert "\n" not in str(err) and 'msg="' not in str(err)
+
+
+def test_progress_only_draws_when_enabled():
+    import io
+
+    from tcr_host.progress import Progress
+
+    buf = io.StringIO()
+    p = Progress(enabled=True, stream=buf)
+    p.step("flatten", 2_000_000)
+    p.advance(1_000_000)
+    p.done("2 layers")
+    assert "flatten" in buf.getvalue() and "done in" in buf.getvalue() and "2 layers" in buf.getvalue()
+    quiet = io.StringIO()
+    q = Progress(enabled=False, stream=quiet)
+    q.step("x", 1)
+    q.advance(1)
+    q.done()
+    assert quiet.getvalue() == ""

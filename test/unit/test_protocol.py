@@ -36,8 +36,20 @@ REPLIES = sorted(glob.glob(os.path.join(SAMPLES, "*.replies")))
 
 def test_samples_cover_the_method_families():
     names = {os.path.basename(p).split(".")[0] for p in REQUESTS}
-    for family in ("image_ls", "image_load", "image_rm", "image_inspect", "run_detached", "run_interactive",
-                   "ps", "logs", "logs_follow", "stop", "stop_not_found", "unknown_command"):
+    for family in (
+        "image_ls",
+        "image_load",
+        "image_rm",
+        "image_inspect",
+        "run_detached",
+        "run_interactive",
+        "ps",
+        "logs",
+        "logs_follow",
+        "stop",
+        "stop_not_found",
+        "unknown_command",
+    ):
         assert family in names
     assert len(REPLIES) >= len(REQUESTS)
 
@@ -62,8 +74,12 @@ def test_reply_sample_roundtrip(path):
         # the lean client reads the same thing
         parsed = client.parse_reply(client.loads(raw))
         if isinstance(msg, Result):
-            assert parsed == {"kind": "result", "exit_code": msg.exit_code, "stdout": msg.stdout,
-                              "stderr": msg.stderr}
+            assert parsed == {
+                "kind": "result",
+                "exit_code": msg.exit_code,
+                "stdout": msg.stdout,
+                "stderr": msg.stderr,
+            }
         elif isinstance(msg, ExecResult):
             assert parsed == {"kind": "exec", "args": msg.exec_args}
         elif isinstance(msg, ErrorReply):
@@ -78,8 +94,10 @@ def test_request_matches_the_c_client_shape():
     r = Request(3, "image", ["ls"], "/home/u", 77)
     assert encode(r) == b'{"id":3,"method":"image","params":{"args":["ls"],"pwd":"/home/u","pid":77}}'
     assert encode(Result(3, 0, "a\n", "")) == b'{"id":3,"result":{"exitCode":0,"stdOut":"a\\n","stdErr":""}}'
-    assert encode(ErrorReply(3, 2, "container not found")) == \
-        b'{"id":3,"error":{"code":2,"message":"container not found"}}'
+    assert (
+        encode(ErrorReply(3, 2, "container not found"))
+        == b'{"id":3,"error":{"code":2,"message":"container not found"}}'
+    )
 
 
 def test_c_client_doubles_are_accepted():
@@ -157,11 +175,31 @@ def test_reply_validation():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
-keys = st.sampled_from(["id", "method", "params", "args", "pwd", "pid", "stream", "result", "error",
-                        "execArgs", "exitCode", "stdOut", "stdErr", "code", "message", "hint"])
+keys = st.sampled_from(
+    [
+        "id",
+        "method",
+        "params",
+        "args",
+        "pwd",
+        "pid",
+        "stream",
+        "result",
+        "error",
+        "execArgs",
+        "exitCode",
+        "stdOut",
+        "stdErr",
+        "code",
+        "message",
+        "hint",
+    ]
+)
 shaped = st.recursive(
     json_values,
     lambda children: st.dictionaries(keys, children, max_size=6) | st.lists(children, max_size=4),
@@ -208,14 +246,23 @@ texts = st.text(max_size=50)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.one_of(
-    st.builds(Request, ids, texts.filter(bool), st.lists(texts, max_size=5), st.none() | texts,
-              st.none() | st.integers(1, 2**31 - 1), st.booleans()),
-    st.builds(Result, ids, st.integers(0, 255), texts, texts),
-    st.builds(ExecResult, ids, st.lists(texts, min_size=1, max_size=5)),
-    st.builds(ErrorReply, ids, st.integers(1, 7), texts, st.none() | texts.filter(bool)),
-    st.builds(StreamChunk, ids, texts, texts),
-))
+@given(
+    st.one_of(
+        st.builds(
+            Request,
+            ids,
+            texts.filter(bool),
+            st.lists(texts, max_size=5),
+            st.none() | texts,
+            st.none() | st.integers(1, 2**31 - 1),
+            st.booleans(),
+        ),
+        st.builds(Result, ids, st.integers(0, 255), texts, texts),
+        st.builds(ExecResult, ids, st.lists(texts, min_size=1, max_size=5)),
+        st.builds(ErrorReply, ids, st.integers(1, 7), texts, st.none() | texts.filter(bool)),
+        st.builds(StreamChunk, ids, texts, texts),
+    )
+)
 def test_roundtrip_property(msg):
     data = encode(msg)
     back = decode_request(data) if isinstance(msg, Request) else decode_reply(data)

@@ -42,11 +42,13 @@ class Double:
             if method == "later":
                 self.loop.call_later(0.01, lambda: p.resolve(Output(3, "late\n")))
             elif method == "stream":
+
                 def go():
                     if stream:
                         stream("stdout", "a")
                         stream("stderr", "b")
                     p.resolve(Output(0, "end"))
+
                 self.loop.call_soon(go)
             elif method == "failing":
                 self.loop.call_soon(lambda: p.fail(TcrError("went wrong", code=5)))
@@ -87,8 +89,11 @@ def env(tmp_path):
         s.send(data if isinstance(data, bytes) else protocol.encode(data))
         return protocol.decode_reply(recv(s))
 
-    e = type("Env", (), dict(loop=loop, double=double, path=path, srv=srv, connect=connect, pump=pump,
-                              recv=recv, ask=ask))
+    e = type(
+        "Env",
+        (),
+        dict(loop=loop, double=double, path=path, srv=srv, connect=connect, pump=pump, recv=recv, ask=ask),
+    )
     yield e
     for s in clients:
         s.close()
@@ -111,8 +116,9 @@ def test_result_exec_and_error_replies(env):
     s = env.connect()
     assert env.ask(s, req("echo", "a", "b", rid=11)) == protocol.Result(11, 0, "a b\n", "err\n")
     assert env.ask(s, req("exec", "crun", "run", rid=12)) == protocol.ExecResult(12, ["crun", "run"])
-    assert env.ask(s, req("notfound", rid=13)) == protocol.ErrorReply(13, 2, "container not found: x",
-                                                                       "see 'tcr ps -a'")
+    assert env.ask(s, req("notfound", rid=13)) == protocol.ErrorReply(
+        13, 2, "container not found: x", "see 'tcr ps -a'"
+    )
     r = env.ask(s, req("crash", rid=14))
     assert isinstance(r, protocol.ErrorReply) and r.code == 7 and "ZeroDivisionError" in r.message
     r = env.ask(s, req("none", rid=15))
@@ -157,8 +163,11 @@ def test_stream_only_when_asked(env):
     assert env.ask(s, req("stream", rid=5)) == protocol.Result(5, 0, "end", "")
     s.send(protocol.encode(req("stream", rid=6, stream=True)))
     got = [protocol.decode_reply(env.recv(s)) for _ in range(3)]
-    assert got == [protocol.StreamChunk(6, stdout="a"), protocol.StreamChunk(6, stderr="b"),
-                   protocol.Result(6, 0, "end", "")]
+    assert got == [
+        protocol.StreamChunk(6, stdout="a"),
+        protocol.StreamChunk(6, stderr="b"),
+        protocol.Result(6, 0, "end", ""),
+    ]
 
 
 def test_client_disconnect_cancels_pending(env):

@@ -23,8 +23,19 @@ def test_parse_host(spec, user, host, port):
     assert (t.user, t.host, t.port) == (user, host, port)
 
 
-@pytest.mark.parametrize("spec", ["root@host", "tcp://h", "ssh://", "ssh://u@h:0", "ssh://u@h:99999",
-                                  "ssh://-oProxyCommand=x", "ssh://u@h;rm", "ssh://u@h:22/extra"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "root@host",
+        "tcp://h",
+        "ssh://",
+        "ssh://u@h:0",
+        "ssh://u@h:99999",
+        "ssh://-oProxyCommand=x",
+        "ssh://u@h;rm",
+        "ssh://u@h:22/extra",
+    ],
+)
 def test_parse_host_rejects(spec):
     with pytest.raises(UsageError):
         ssh.parse_host(spec)
@@ -65,16 +76,32 @@ def test_ssh_argv():
 
 def test_scp_argv():
     t = ssh.parse_host("ssh://root@[::1]:2200")
-    argv = ssh.scp_argv(t, "a:b.sqfs", "/var/lib/tcr/incoming/a_b.sqfs.part", batch=True, options=["-i", "/k"])
-    assert argv == ["scp", "-q", "-i", "/k", "-P", "2200", "-o", "BatchMode=yes", "./a:b.sqfs",
-                    "root@[::1]:/var/lib/tcr/incoming/a_b.sqfs.part"]
+    argv = ssh.scp_argv(
+        t, "a:b.sqfs", "/var/lib/tcr/incoming/a_b.sqfs.part", batch=True, options=["-i", "/k"]
+    )
+    assert argv == [
+        "scp",
+        "-q",
+        "-i",
+        "/k",
+        "-P",
+        "2200",
+        "-o",
+        "BatchMode=yes",
+        "./a:b.sqfs",
+        "root@[::1]:/var/lib/tcr/incoming/a_b.sqfs.part",
+    ]
     argv = ssh.scp_argv(ssh.parse_host("ssh://h"), "/abs/x.sqfs", "/in/x.part", batch=False)
     assert argv == ["scp", "-q", "/abs/x.sqfs", "h:/in/x.part"]
 
 
 def test_extra_options():
-    assert ssh.extra_options("-i '/a b/key' -o StrictHostKeyChecking=no") == \
-        ["-i", "/a b/key", "-o", "StrictHostKeyChecking=no"]
+    assert ssh.extra_options("-i '/a b/key' -o StrictHostKeyChecking=no") == [
+        "-i",
+        "/a b/key",
+        "-o",
+        "StrictHostKeyChecking=no",
+    ]
     with pytest.raises(UsageError):
         ssh.extra_options("-i 'unterminated")
 

@@ -64,7 +64,7 @@ def parse_global(argv):
     while i < len(argv):
         a = argv[i]
         if not a.startswith("-") or a == "-":
-            return opts, a, list(argv[i + 1:])
+            return opts, a, list(argv[i + 1 :])
         if a == "--":
             i += 1
             break
@@ -91,7 +91,7 @@ def parse_global(argv):
             raise UsageExit(f"unknown option {a!r}")
         i += 1
     if i < len(argv):
-        return opts, argv[i], list(argv[i + 1:])
+        return opts, argv[i], list(argv[i + 1 :])
     return opts, None, []
 
 
@@ -174,8 +174,14 @@ def rpc(opts, method, args) -> int:
 def cmd_version(opts, args) -> int:
     from tcr import __version__
 
-    as_json = "--json" in args or "--format=json" in args or (
-        "--format" in args and args.index("--format") + 1 < len(args) and args[args.index("--format") + 1] == "json"
+    as_json = (
+        "--json" in args
+        or "--format=json" in args
+        or (
+            "--format" in args
+            and args.index("--format") + 1 < len(args)
+            and args[args.index("--format") + 1] == "json"
+        )
     )
     client = {"version": __version__, "python": ".".join(map(str, sys.version_info[:3]))}
     if not as_json:
@@ -246,7 +252,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         # `tcr ps | head`: the reader went away; stay quiet like a C tool killed by SIGPIPE
         try:
-            sys.stdout = open(os.devnull, "w")
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # no second EPIPE when Python flushes at exit
         except OSError:
             pass
         return 141
@@ -279,7 +285,9 @@ def report(exc: BaseException, method: str, debug: bool) -> int:
     if isinstance(exc, OSError):
         print_error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return connect_exit_code(method)
-    print_error(f"internal error: {type(exc).__name__}: {exc}", None if debug else "run with --debug for details")
+    print_error(
+        f"internal error: {type(exc).__name__}: {exc}", None if debug else "run with --debug for details"
+    )
     return connect_exit_code(method)
 
 

@@ -33,15 +33,17 @@ class Target(NamedTuple):
         return f"ssh://{self.destination}" + (f":{self.port}" if self.port else "")
 
 
-_HOST_RE = re.compile(r"^(?:(?P<user>[^@/:\s]+)@)?(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))"
-                      r"(?::(?P<port>\d{1,5}))?/?$")
+_HOST_RE = re.compile(
+    r"^(?:(?P<user>[^@/:\s]+)@)?(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))"
+    r"(?::(?P<port>\d{1,5}))?/?$"
+)
 
 
 def parse_host(spec: str) -> Target:
     """ssh://[user@]host[:port] (IPv6 in brackets) -> Target. Anything else is a usage error."""
     if not spec.startswith("ssh://"):
         raise UsageError(f"-H {spec!r}: only ssh://[user@]host[:port] is supported")
-    m = _HOST_RE.match(spec[len("ssh://"):])
+    m = _HOST_RE.match(spec[len("ssh://") :])
     if not m:
         raise UsageError(f"-H {spec!r}: expected ssh://[user@]host[:port]")
     port = int(m.group("port")) if m.group("port") else None
@@ -81,8 +83,9 @@ def remote_command(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def ssh_argv(target: Target, command: str, *, tty: bool = False, batch: bool = False,
-             options: Sequence[str] = ()) -> List[str]:
+def ssh_argv(
+    target: Target, command: str, *, tty: bool = False, batch: bool = False, options: Sequence[str] = ()
+) -> List[str]:
     argv = ["ssh", *options]
     if target.port:
         argv += ["-p", str(target.port)]
@@ -93,7 +96,9 @@ def ssh_argv(target: Target, command: str, *, tty: bool = False, batch: bool = F
     return argv + [target.destination, "--", command]
 
 
-def scp_argv(target: Target, local: str, remote: str, *, batch: bool, options: Sequence[str] = ()) -> List[str]:
+def scp_argv(
+    target: Target, local: str, remote: str, *, batch: bool, options: Sequence[str] = ()
+) -> List[str]:
     argv = ["scp", "-q", *options]
     if target.port:
         argv += ["-P", str(target.port)]
@@ -117,14 +122,18 @@ def remote_tcr(socket: Optional[str]) -> List[str]:
     return ["tcr", "--socket", socket] if socket else ["tcr"]
 
 
-def upload_image(target: Target, local: str, options: Sequence[str], batch: bool, socket: Optional[str]) -> str:
+def upload_image(
+    target: Target, local: str, options: Sequence[str], batch: bool, socket: Optional[str]
+) -> str:
     """Copy a local image (and its .sha256 sidecar) into the daemon's incoming dir; return its remote path."""
     from tcr.common.run import run
 
     if not os.path.isfile(local):
         raise TcrError(f"image load: {local}: no such file", code=6)
-    res = run(ssh_argv(target, remote_command([*remote_tcr(socket), "_incoming"]), batch=True, options=options),
-              timeout=60)
+    res = run(
+        ssh_argv(target, remote_command([*remote_tcr(socket), "_incoming"]), batch=True, options=options),
+        timeout=60,
+    )
     incoming = res.stdout.strip()
     if not incoming.startswith("/") or "\n" in incoming:
         raise TcrError(f"{target}: unexpected reply from 'tcr _incoming': {incoming[:80]!r}")
@@ -150,7 +159,9 @@ def image_load_file(args: Sequence[str]) -> Optional[int]:
     return None
 
 
-def run_remote(host: str, method: str, args: List[str], socket: Optional[str] = None, debug: bool = False) -> int:
+def run_remote(
+    host: str, method: str, args: List[str], socket: Optional[str] = None, debug: bool = False
+) -> int:
     from tcr.cli.main import fork_exec
 
     target = parse_host(host)
@@ -168,6 +179,8 @@ def run_remote(host: str, method: str, args: List[str], socket: Optional[str] = 
         sys.stderr.write("tcr: " + " ".join(map(shlex.quote, argv)) + "\n")
     code = fork_exec(argv)
     if code == SSH_FAILED:
-        raise TcrError(f"ssh to {target} failed (exit 255)",
-                       hint="check the host, the port, your key (TCR_SSH_OPTS) and that sshd runs there")
+        raise TcrError(
+            f"ssh to {target} failed (exit 255)",
+            hint="check the host, the port, your key (TCR_SSH_OPTS) and that sshd runs there",
+        )
     return code

@@ -38,8 +38,16 @@ def make_dispatch(daemon: Any) -> DispatchFn:
         handler = base.COMMANDS.get(method)
         if handler is None:
             raise UsageError(f"unknown command: {method[:64]!r}", hint="see 'tcr help'")
-        ctx = Ctx(daemon=daemon, method=method, args=list(args), pwd=pwd or "/", pid=pid, uid=uid, gid=gid,
-                  stream=stream)
+        ctx = Ctx(
+            daemon=daemon,
+            method=method,
+            args=list(args),
+            pwd=pwd or "/",
+            pid=pid,
+            uid=uid,
+            gid=gid,
+            stream=stream,
+        )
         try:
             return handler(ctx)
         except HelpRequested as h:

@@ -59,8 +59,11 @@ def cmd_version(ctx: Ctx) -> Output:
     info = server_info(ctx.daemon)
     if ns.format == "json":
         return Output(0, render.as_json(info))
-    return Output(0, f"Server: tcrd {info['version']} (python {info['python']}, api {info['api']}, "
-                     f"pid {info['pid']}, root {info['root']})\n")
+    return Output(
+        0,
+        f"Server: tcrd {info['version']} (python {info['python']}, api {info['api']}, "
+        f"pid {info['pid']}, root {info['root']})\n",
+    )
 
 
 def _item(r: Any) -> Dict[str, Any]:

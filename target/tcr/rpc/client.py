@@ -10,9 +10,8 @@ dataclasses for the daemon side; test_protocol checks that both agree.
 
 from __future__ import annotations
 
-import os
-
 import _socket
+import os
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations below are strings for mypy
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ try:
         def parse_constant(name: str) -> float:
             return float(name.replace("Infinity", "inf"))
 
-    _scan_once = _json.make_scanner(_ScanContext())
+    _scan_once = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]
     _encode_str = _json.encode_basestring  # keeps non-ASCII as is, like jsonc
 
     def dumps(obj: Any) -> str:
@@ -138,7 +137,7 @@ def recv_message(sock: _socket.socket) -> Optional[bytes]:
     n = sock.recv_into(probe, 1, _socket.MSG_PEEK | _MSG_TRUNC)  # MSG_TRUNC: the real length
     if n == 0:
         data = sock.recv(1)  # consume an empty message, if that is what it was
-        return None if not data else data
+        return data if data else None
     return sock.recv(max(n, 1))
 
 
@@ -189,7 +188,12 @@ def parse_reply(obj: Any) -> Dict[str, Any]:
         res = {}
     code = res.get("exitCode", 0)
     code = int(code) if isinstance(code, (int, float)) and not isinstance(code, bool) else 0
-    return {"kind": "result", "exit_code": code, "stdout": _str(res.get("stdOut")), "stderr": _str(res.get("stdErr"))}
+    return {
+        "kind": "result",
+        "exit_code": code,
+        "stdout": _str(res.get("stdOut")),
+        "stderr": _str(res.get("stdErr")),
+    }
 
 
 def call(

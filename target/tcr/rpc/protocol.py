@@ -110,7 +110,9 @@ class Request:
             if isinstance(pid, float) and math.isfinite(pid) and pid.is_integer():
                 pid = int(pid)  # the C client sends doubles
             if not _is_int(pid) or not 0 < pid < 2**31:
-                raise ProtocolError("invalid request: 'params.pid' must be a process id", INVALID_ARGUMENT, rid)
+                raise ProtocolError(
+                    "invalid request: 'params.pid' must be a process id", INVALID_ARGUMENT, rid
+                )
         stream = params.get("stream", False)
         if not isinstance(stream, bool):
             raise ProtocolError("invalid request: 'params.stream' must be a boolean", INVALID_ARGUMENT, rid)
@@ -125,7 +127,10 @@ class Result:
     stderr: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"id": self.id, "result": {"exitCode": self.exit_code, "stdOut": self.stdout, "stdErr": self.stderr}}
+        return {
+            "id": self.id,
+            "result": {"exitCode": self.exit_code, "stdOut": self.stdout, "stdErr": self.stderr},
+        }
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Result":

@@ -64,7 +64,9 @@ class Connection:
         data = protocol.encode(msg)
         if len(data) > protocol.MAX_MESSAGE and not isinstance(msg, StreamChunk):
             data = protocol.encode(
-                ErrorReply(msg.id, INTERNAL, f"reply too large ({len(data)} bytes, max {protocol.MAX_MESSAGE})")
+                ErrorReply(
+                    msg.id, INTERNAL, f"reply too large ({len(data)} bytes, max {protocol.MAX_MESSAGE})"
+                )
             )
         try:
             self.sock.send(data, socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0))
@@ -147,7 +149,9 @@ class RpcServer:
         os.makedirs(parent, mode=0o755, exist_ok=True)
         if os.path.exists(path) or os.path.islink(path):
             if _is_live(path):
-                raise TcrError(f"{path}: another tcrd is already listening", hint="stop it or use --socket PATH")
+                raise TcrError(
+                    f"{path}: another tcrd is already listening", hint="stop it or use --socket PATH"
+                )
             os.unlink(path)  # stale socket left by a crash
         old = os.umask(0o117)  # never world-accessible, not even between bind() and chmod()
         try:
@@ -227,8 +231,14 @@ class RpcServer:
                 conn.sock.recvmsg_into([self._buf])
             except OSError:
                 break
-        conn.send(ErrorReply(0, INTERNAL, "permission denied",
-                             f"run as root or add the user to group '{self.socket_group or 'tcr'}'"))
+        conn.send(
+            ErrorReply(
+                0,
+                INTERNAL,
+                "permission denied",
+                f"run as root or add the user to group '{self.socket_group or 'tcr'}'",
+            )
+        )
         conn.closed = True
         conn.sock.close()
 
@@ -251,7 +261,9 @@ class RpcServer:
                 conn.close()  # peer closed (an empty datagram is not a request either)
                 return
             if flags & socket.MSG_TRUNC or n > protocol.MAX_MESSAGE:
-                conn.send(ErrorReply(0, INVALID_ARGUMENT, f"message too large (max {protocol.MAX_MESSAGE} bytes)"))
+                conn.send(
+                    ErrorReply(0, INVALID_ARGUMENT, f"message too large (max {protocol.MAX_MESSAGE} bytes)")
+                )
                 continue
             self._handle(conn, bytes(memoryview(self._buf)[:n]))
 
@@ -263,10 +275,12 @@ class RpcServer:
             return
         stream = None
         if req.stream:
+
             def stream(kind: str, text: str, _id=req.id) -> None:
                 if text and not conn.closed:
                     out = StreamChunk(_id, stdout=text) if kind == "stdout" else StreamChunk(_id, stderr=text)
                     conn.send(out)
+
         try:
             out = self.dispatch(req.method, req.args, req.pwd or "/", req.pid, conn.uid, conn.gid, stream)
         except TcrError as exc:

@@ -33,7 +33,14 @@ from tcr.rpc.server import RpcServer  # noqa: E402
 def make(loop):
     def dispatch(method, args, pwd, pid, uid, gid, stream):
         if method == "echo":
-            info = {"args": args, "pwd": pwd, "pid": pid, "uid": uid, "gid": gid, "stream": stream is not None}
+            info = {
+                "args": args,
+                "pwd": pwd,
+                "pid": pid,
+                "uid": uid,
+                "gid": gid,
+                "stream": stream is not None,
+            }
             return Output(0, json.dumps(info))
         if method == "exit":
             return Output(int(args[0]), args[1] if len(args) > 1 else "", args[2] if len(args) > 2 else "")
