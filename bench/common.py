@@ -585,7 +585,8 @@ class Podman:
     def __init__(self, base: str):
         self.base = base
         self.storage = os.path.join(base, "storage")
-        self.runroot = os.path.join(base, "runroot")
+        # podman refuses a runroot longer than 50 characters
+        self.runroot = tempfile.mkdtemp(prefix="tcrb-", dir="/run")
         self.netdir = os.path.join(base, "networks")
         self.conf = os.path.join(base, "containers.conf")
         for d in (self.storage, self.runroot, self.netdir):
@@ -618,7 +619,8 @@ class Podman:
             self.run("rm", "-f", *r.stdout.split(), check=False)
         self.run("rmi", "-af", check=False)
         self.run("system", "reset", "-f", check=False)
-        problems += force_clean(self.base)
+        problems += force_clean(self.base) + force_clean(self.runroot)
+        shutil.rmtree(self.runroot, ignore_errors=True)
         sh(["ip", "link", "del", "podman0"], check=False)  # the bridge of our private default network
         _iptables_restore_chains(self._iptables_before)
         shutil.rmtree(self.base, ignore_errors=True)

@@ -8,6 +8,7 @@ annotations.
 """
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -154,7 +155,9 @@ def runtime_config(image_config: Dict[str, Any], passwd: Optional[bytes] = None,
     cfg = image_config.get("config") or {}
     if not isinstance(cfg, dict):
         raise InvalidArgument("malformed image config: 'config' is not an object")
-    args = _str_list(cfg.get("Entrypoint"), "Entrypoint") + _str_list(cfg.get("Cmd"), "Cmd")
+    entrypoint = _str_list(cfg.get("Entrypoint"), "Entrypoint")
+    cmd = _str_list(cfg.get("Cmd"), "Cmd")
+    args = entrypoint + cmd
     user_spec = cfg.get("User") or ""
     if not isinstance(user_spec, str):
         raise InvalidArgument("malformed image config: User must be a string")
@@ -177,6 +180,9 @@ def runtime_config(image_config: Dict[str, Any], passwd: Optional[bytes] = None,
         "org.opencontainers.image.created": str(image_config.get("created", "")),
         "org.opencontainers.image.exposedPorts": ",".join(sorted(ports)) if isinstance(ports, dict) else "",
         "org.opencontainers.image.stopSignal": str(cfg.get("StopSignal") or ""),
+        # Entrypoint and Cmd kept apart so the device can apply docker's --entrypoint/COMMAND rules.
+        "org.tcr.image.entrypoint": json.dumps(entrypoint),
+        "org.tcr.image.cmd": json.dumps(cmd),
     })
     caps = list(DEFAULT_CAPS)
     return {

@@ -54,6 +54,9 @@ def test_runtime_config_from_image():
     assert a["org.opencontainers.image.exposedPorts"] == "53/udp,80/tcp"
     assert a["org.opencontainers.image.stopSignal"] == "SIGQUIT"
     assert a["org.opencontainers.image.architecture"] == "arm64" and a["org.example"] == "yes"
+    # Entrypoint and Cmd stay apart for the device's --entrypoint/COMMAND rules
+    assert a["org.tcr.image.entrypoint"] == '["/entry"]'
+    assert a["org.tcr.image.cmd"] == '["--serve", "x"]'
     assert c["ociVersion"].startswith("1.")
 
 
