@@ -591,9 +591,21 @@ class Podman:
         self.conf = os.path.join(base, "containers.conf")
         for d in (self.storage, self.runroot, self.netdir):
             os.makedirs(d, exist_ok=True)
+        import resource
+
+        # podman (as root) asks crun for RLIMIT_NOFILE/NPROC 1048576/max, which fails where the hard
+        # limits are lower (containers, CI): `run` with self.run_opts uses the limits we have
+        # (no CAP_SYS_RESOURCE); nproc above 32768 (podman's own default) fails there too.
+        nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
+        nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 32768)
+        self.run_opts = ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
         with open(self.conf, "w") as f:
-            f.write(f'[network]\ndefault_subnet = "{self.SUBNET}"\nnetwork_config_dir = "{self.netdir}"\n')
+            f.write(f'[network]\nnetwork_backend = "netavark"\ndefault_subnet = "{self.SUBNET}"\n'
+                    f'network_config_dir = "{self.netdir}"\n')
         self._iptables_before = _iptables_chains()
+        # Global state netavark/CNI create even with private storage (IPAM db): removed at cleanup
+        # when it did not exist before. (skopeo's shared blob-info cache is left alone.)
+        self._global_new = [p for p in ("/run/containers/networks", "/var/lib/cni") if not os.path.exists(p)]
 
     def env(self) -> Dict[str, str]:
         e = dict(os.environ)
@@ -621,8 +633,12 @@ class Podman:
         self.run("system", "reset", "-f", check=False)
         problems += force_clean(self.base) + force_clean(self.runroot)
         shutil.rmtree(self.runroot, ignore_errors=True)
-        sh(["ip", "link", "del", "podman0"], check=False)  # the bridge of our private default network
+        for bridge in ("podman0", "cni-podman0"):  # the bridge of our private default network
+            if os.path.exists(f"/sys/class/net/{bridge}"):
+                sh(["ip", "link", "del", bridge], check=False)
         _iptables_restore_chains(self._iptables_before)
+        for p in self._global_new:
+            shutil.rmtree(p, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)
         return problems
 
@@ -638,13 +654,13 @@ def _iptables_chains() -> Dict[str, List[str]]:
 
 
 def _iptables_restore_chains(before: Dict[str, List[str]]) -> None:
-    """Remove the NETAVARK chains netavark created during the bench (and the jumps to them)."""
+    """Remove the NETAVARK/CNI chains podman created during the bench (and the jumps to them)."""
     if not have("iptables"):
         return
     for table in ("filter", "nat"):
         rules = sh(["iptables", "-t", table, "-S"], check=False).stdout.splitlines()
         new = {ln.split()[1] for ln in rules if ln.startswith("-N ")} - set(before.get(table, []))
-        new = {c for c in new if c.startswith("NETAVARK")}
+        new = {c for c in new if c.startswith(("NETAVARK", "CNI-"))}
         if not new:
             continue
         for ln in rules:

@@ -93,11 +93,12 @@ def main() -> int:
         return 0
     finally:
         if daemon is not None:
-            daemon.cli("rm", "-f", "demo-web")
+            daemon.remove_all_containers_and_networks()
             daemon.remove_all_images()
             daemon.stop()
+            leaks = leak_report(daemon.base) + daemon.net_leftovers()
+            daemon.force_clean_net()
             daemon.force_clean()
-            leaks = leak_report(daemon.base)
             if leaks:
                 print("\n".join(leaks), file=sys.stderr)
         if reg is not None:

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidArgument, TcrError
+from tcr.common.faults import fault
 from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
 from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
@@ -138,6 +139,7 @@ class ContainerManager:
             name = random_name(names.__contains__, cid)
         paths = ContainerPaths.of(self.root, cid)
         os.makedirs(paths.bundle, mode=0o711)
+        fault("container.create.after_dir")
         rec = ContainerRecord(id=cid, name=name, image_id=image.id, image_ref=image.display_ref,
                               options=opts.to_dict(), command=list(opts.command), created=time.time(),
                               state="created", interactive=interactive)
@@ -146,6 +148,7 @@ class ContainerManager:
         try:
             if persist:
                 self._save(c)
+                fault("container.create.after_state_write")
         except BaseException:
             del self.containers[cid]
             _rmtree(paths.dir)
@@ -279,6 +282,7 @@ class ContainerManager:
                                   hint="run it again with 'tcr run'")
         self._cancel_timers(c)
         self._prepare(c)
+        fault("container.start.after_prepare")
         paths = c.paths
         clogs.make_fifo(paths.log_fifo)
         w = clogs.open_writer(paths.log_fifo)
@@ -299,6 +303,7 @@ class ContainerManager:
             if r.returncode != 0:
                 msg = _last_line(crun_log) or f"crun exited with {r.returncode}"
                 raise StartFailed(f"cannot start container {rec.name}: {msg}", crun.classify_start_error(msg))
+            fault("container.start.after_crun_start")
             with open(paths.pid_file) as f:
                 pid = int(f.read().strip())
             # Watch before returning to the loop, or the orphan reaper could take its exit status.
@@ -477,6 +482,7 @@ class ContainerManager:
             c.watch.cancel()  # the orphan reaper collects the killed process
             c.watch = None
         self._teardown(c)  # crun delete --force kills whatever still runs
+        fault("container.rm.after_teardown")
         if c.pump is not None:
             c.pump.drain()
             c.pump.close()
@@ -485,6 +491,7 @@ class ContainerManager:
             raise InUse(f"container {c.rec.name}: its root is still mounted at {c.paths.merged}")
         _rmtree(c.paths.dir)
         self.store.delete(KIND, cid)
+        fault("container.rm.after_state_delete")
         self.containers.pop(cid, None)
         waiters, c.exit_waiters = c.exit_waiters, []
         for w in waiters:
