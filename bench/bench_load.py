@@ -84,7 +84,7 @@ def main() -> int:
         refs = {s: f"localhost/tcr-bench/load{s}:latest" for s in sizes}
 
         def tcr_cli(size: int):
-            return lambda: daemon.cli("image", "load", images[f"sqfs-{size}"]) and None
+            return lambda: daemon.cli("image", "load", images[f"sqfs-{size}"])
 
         def tcr_rpc(size: int):
             def f() -> float:
@@ -105,7 +105,7 @@ def main() -> int:
         cases = {f"tcr cli {PODMAN_SIZE}MB": tcr_cli(PODMAN_SIZE)}
         if podman is not None:
             tar = images[f"tar-{PODMAN_SIZE}"]
-            cases["podman load"] = lambda: podman.run("load", "-q", "-i", tar) and None
+            cases["podman load"] = lambda: podman.run("load", "-q", "-i", tar)
         vs = common.interleave(cases, runs=args.runs, warmup=args.warmup, between=undo)
         # 2. tcr alone over the sizes: in-process RPC (the daemon's work) and the CLI.
         sweep_cases = {}

@@ -47,10 +47,10 @@ def main() -> int:
         cmd = (IMAGE, "/bin/true")
         pod = ("run", *podman.run_opts, "--rm")
         cases = {
-            "tcr none": lambda: daemon.cli("run", "--rm", "--network", "none", *cmd) and None,
-            "podman none": lambda: podman.run(*pod, "--network", "none", *cmd) and None,
-            "tcr net": lambda: daemon.cli("run", "--rm", *cmd) and None,
-            "podman net": lambda: podman.run(*pod, "--network", "bridge", *cmd) and None,
+            "tcr none": lambda: daemon.cli("run", "--rm", "--network", "none", *cmd),
+            "podman none": lambda: podman.run(*pod, "--network", "none", *cmd),
+            "tcr net": lambda: daemon.cli("run", "--rm", *cmd),
+            "podman net": lambda: podman.run(*pod, "--network", "bridge", *cmd),
         }
         res = common.interleave(cases, runs=args.runs, warmup=args.warmup)
     finally:

@@ -57,12 +57,13 @@ def summarize(xs: Sequence[float]) -> Dict[str, float]:
     return {"n": float(len(s)), "median": median(s), "min": float(s[0]), "max": float(s[-1])}
 
 
-def interleave(cases: Dict[str, Callable[[], Optional[float]]], runs: int = 10, warmup: int = 1,
+def interleave(cases: Dict[str, Callable[[], Any]], runs: int = 10, warmup: int = 1,
                between: Optional[Callable[[str], None]] = None) -> Dict[str, List[float]]:
     """Run every case `warmup` times (discarded), then `runs` times, interleaved.
 
-    A case returns its own elapsed seconds (when only part of it is the measured thing) or None,
-    in which case the whole call is timed. The order alternates every round (A B, B A, ...).
+    A case may return its own elapsed seconds as a float (when only part of it is the measured
+    thing); for any other return value the whole call is timed.
+    The order alternates every round (A B, B A, ...).
     between(label), if given, runs untimed after each call (e.g. remove what a load made).
     """
     if runs < 1 or warmup < 0:
@@ -74,7 +75,7 @@ def interleave(cases: Dict[str, Callable[[], Optional[float]]], runs: int = 10, 
         for label in order:
             t0 = time.perf_counter()
             got = cases[label]()
-            elapsed = time.perf_counter() - t0 if got is None else got
+            elapsed = got if isinstance(got, float) else time.perf_counter() - t0
             if between is not None:
                 between(label)
             if rnd >= warmup:

@@ -1,0 +1,319 @@
+"""Footprint: tcrd resident memory (idle with the default network up, and with 10 detached
+containers), what the daemon imports and which modules dominate, the pyroute2 question, and the
+installed size of the package.
+
+Memory = the sum of VmRSS of tcr's own processes: tcrd and any descendant running the same
+Python interpreter (crun, conmon-like helpers and the containers' processes are not counted; they
+are listed). PSS (smaps_rollup) is shown too: shared library pages are charged pro rata there.
+
+Imports: tcrd is started a second time under `-X importtime` with the same workload; the modules
+it imported are then re-imported group by group (top-level package, in import order) in a fresh
+interpreter, charging each group the VmRSS and tracemalloc growth it causes (a group also pays for
+the dependencies it is first to import).
+
+    /tmp/tv/bin/python bench/bench_memory.py [--containers 10] [--no-write]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import Metric  # noqa: E402
+
+IMAGE = "localhost/tcr-bench/busybox:latest"
+TARGET_IDLE_MB = 16.0
+TARGET_10_MB = 20.0
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for ln in f:
+                if ln.startswith("Pss:"):
+                    return int(ln.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def footprint(tcrd_pid: int) -> Dict[str, object]:
+    """tcr's own processes (tcrd + descendants running our interpreter) and the others."""
+    py = os.path.realpath(sys.executable)
+    own, others = [tcrd_pid], []
+    for p in common.descendants(tcrd_pid):
+        (own if os.path.realpath(common.exe(p) or "/") == py else others).append(p)
+    rss = pss = anon = 0
+    for p in own:
+        try:
+            st = common.proc_status(p)
+        except OSError:
+            continue
+        rss += int(st.get("VmRSS", "0 kB").split()[0])
+        anon += int(st.get("RssAnon", "0 kB").split()[0])
+        pss += pss_kb(p)
+    names = []
+    for p in others:
+        try:
+            names.append(common.proc_status(p).get("Name", "?"))
+        except OSError:
+            pass
+    return {"rss_kb": rss, "anon_kb": anon, "pss_kb": pss, "own": len(own), "others": sorted(names)}
+
+
+def settle_sample(pid: int, n: int = 5) -> Dict[str, object]:
+    samples = []
+    for _ in range(n):
+        time.sleep(0.2)
+        samples.append(footprint(pid))
+    return sorted(samples, key=lambda s: int(s["rss_kb"]))[n // 2]  # type: ignore[call-overload]
+
+
+def workload(d: common.BenchDaemon, img: str) -> None:
+    d.rpc("image", "load", img)
+    d.cli("run", "--rm", IMAGE, "/bin/true")  # brings the default network (bridge, nft, DNS) up
+
+
+def imports_of(work: str, img: str) -> List[Tuple[str, int, int]]:
+    """(module, self us, cumulative us) for every import of a tcrd running the idle workload."""
+    d = common.BenchDaemon(os.path.join(work, "tcrd-importtime"), python=["-X", "importtime"])
+    try:
+        d.start()
+        workload(d, img)
+    finally:
+        probs = d.cleanup()
+    for p in probs:
+        print(f"cleanup (importtime daemon): {p}", file=sys.stderr)
+    out = []
+    with open(d.logfile, errors="replace") as f:
+        for ln in f:
+            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", ln)
+            if m:
+                out.append((m.group(4), int(m.group(1)), int(m.group(2))))
+    shutil.rmtree(d.base, ignore_errors=True)
+    return out
+
+
+ATTRIBUTE = r"""
+import importlib, json, sys, tracemalloc
+def rss():
+    with open("/proc/self/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+groups = json.loads(sys.argv[1])
+tracemalloc.start()
+base_rss, base_tm = rss(), tracemalloc.get_traced_memory()[0]
+out = []
+for name, mods in groups:
+    r0, t0 = rss(), tracemalloc.get_traced_memory()[0]
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except Exception:
+            pass
+    out.append([name, rss() - r0, (tracemalloc.get_traced_memory()[0] - t0) // 1024])
+print(json.dumps({"base_rss": base_rss, "groups": out, "total_rss": rss()}))
+"""
+
+
+def attribute(imports: List[Tuple[str, int, int]]) -> Dict[str, object]:
+    order: List[str] = []
+    groups: Dict[str, List[str]] = {}
+    for mod, _s, _c in imports:
+        top = mod.split(".")[0]
+        if top == "tcr":
+            top = ".".join(mod.split(".")[:2])
+        if top not in groups:
+            groups[top] = []
+            order.append(top)
+        groups[top].append(mod)
+    arg = json.dumps([[g, groups[g]] for g in order])
+    r = subprocess.run([sys.executable, "-c", ATTRIBUTE, arg], env=common.env(), capture_output=True, text=True,
+                       timeout=120, check=True)
+    return json.loads(r.stdout)
+
+
+PROBE = r"""
+import importlib, sys
+def rss():
+    with open("/proc/self/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+r0 = rss()
+for stmt in sys.argv[1:]:
+    exec(stmt)
+print(rss() - r0, r0)
+"""
+
+
+def probe(*stmts: str) -> Tuple[int, int]:
+    """VmRSS growth (kB) of running stmts in a fresh interpreter, and the interpreter's own VmRSS."""
+    r = subprocess.run([sys.executable, "-c", PROBE, *stmts], env=common.env(), capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0:
+        return -1, -1
+    grow, base = r.stdout.split()
+    return int(grow), int(base)
+
+
+def installed_size(work: str) -> Dict[str, int]:
+    """pip install --no-deps of the package into a temp dir: du of tcr/ with and without bytecode."""
+    dest = os.path.join(work, "site")
+    src = os.path.join(work, "src")
+    os.makedirs(src)
+    for name in ("pyproject.toml", "README.md", "target", "host_tools"):
+        p = os.path.join(common.REPO, name)
+        if os.path.isdir(p):
+            shutil.copytree(p, os.path.join(src, name), ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif os.path.exists(p):
+            shutil.copy(p, src)
+    common.sh([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+               "--no-compile", "--disable-pip-version-check", "--target", dest, src],
+              env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
+    pkg = os.path.join(dest, "tcr")
+
+    def du(path: str) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(path):
+            for f in files:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+        return total
+
+    src_bytes = du(pkg)
+    common.sh([sys.executable, "-m", "compileall", "-q", pkg])
+    with_pyc = du(pkg)
+    blocks = int(common.sh(["du", "-sk", pkg]).stdout.split()[0])
+    files = sum(len(fs) for _d, _ds, fs in os.walk(pkg) if "__pycache__" not in _d)
+    return {"source_bytes": src_bytes, "with_pyc_bytes": with_pyc, "du_kb_with_pyc": blocks, "files": files}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--containers", type=int, default=10)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    common.need_root()
+    work = tempfile.mkdtemp(prefix=f"tcr-bench-mem-{os.getpid()}-", dir="/var/tmp")
+    d = common.BenchDaemon(os.path.join(work, "tcrd"))
+    problems: List[str] = []
+    try:
+        img = common.build_sqfs(os.path.join(work, "busybox.sqfs"), common.busybox_bundle(),
+                                common.image_info("tcr-bench/busybox"))
+        d.start()
+        fresh = settle_sample(d.pid)
+        workload(d, img)
+        idle = settle_sample(d.pid)
+        for i in range(args.containers):
+            d.cli("run", "-d", "--name", f"bench-mem-{i}", IMAGE, "sleep", "3600")
+        busy = settle_sample(d.pid)
+        ps = d.cli("ps").stdout
+        running = sum(1 for ln in ps.splitlines() if "bench-mem-" in ln)
+    finally:
+        problems += d.cleanup()
+    for p in problems:
+        print(f"cleanup: {p}", file=sys.stderr)
+    try:
+        imports = imports_of(work, img)
+        attr = attribute(imports)
+        probes = {
+            "bare interpreter (python -c '')": probe(),
+            "import pyroute2": probe("import pyroute2"),
+            "from pyroute2 import IPRoute; IPRoute().close()": probe("from pyroute2 import IPRoute",
+                                                                     "IPRoute().close()"),
+            "import tcr.network.links (stdlib rtnetlink)": probe("import tcr.network.links"),
+            "import PySquashfsImage": probe("import PySquashfsImage"),
+            "import dnslib": probe("import dnslib"),
+            "import tcr.daemon.app": probe("import tcr.daemon.app"),
+        }
+        size = installed_size(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def mb(kb: object) -> float:
+        return int(kb) / 1024.0  # type: ignore[call-overload]
+
+    print(f"tcrd fresh: {mb(fresh['rss_kb']):.1f} MB; idle (image + default network): {mb(idle['rss_kb']):.1f} MB; "
+          f"{running} containers: {mb(busy['rss_kb']):.1f} MB (PSS {mb(busy['pss_kb']):.1f} MB)")
+    print(f"  processes counted: {busy['own']}; not counted: {busy['others']}")
+    top = sorted(attr["groups"], key=lambda g: -g[1])[:12]  # type: ignore[index]
+    for name, rss_kb, tm_kb in top:
+        print(f"  {name:30s} +{rss_kb:6d} kB RSS  {tm_kb:6d} kB traced")
+    for k, (grow, base) in probes.items():
+        print(f"  probe {k}: +{grow} kB (interpreter {base} kB)")
+    print(f"  installed tcr/: {size['source_bytes'] / 1024:.0f} kB source, {size['with_pyc_bytes'] / 1024:.0f} kB "
+          f"with bytecode ({size['files']} files)")
+
+    idle_mb, busy_mb = mb(idle["rss_kb"]), mb(busy["rss_kb"])
+    common.record("memory", [
+        Metric("memory", "tcrd VmRSS idle (image loaded, default network up)", f"{idle_mb:.1f} MB",
+               f"<= {TARGET_IDLE_MB:.0f} MB", idle_mb <= TARGET_IDLE_MB),
+        Metric("memory", f"tcrd VmRSS with {running} detached containers", f"{busy_mb:.1f} MB",
+               f"<= {TARGET_10_MB:.0f} MB", busy_mb <= TARGET_10_MB and running == args.containers),
+        Metric("memory", "installed size of tcr/ (no deps; source / with bytecode)",
+               f"{size['source_bytes'] / 1024:.0f} kB / {size['with_pyc_bytes'] / 1024:.0f} kB"),
+    ])
+    if not args.no_write:
+        write(fresh, idle, busy, running, attr, imports, probes, size)
+    return 0
+
+
+def write(fresh, idle, busy, running, attr, imports, probes, size) -> None:
+    def mb(kb: object) -> str:
+        return f"{int(kb) / 1024:.1f} MB"  # type: ignore[call-overload]
+
+    top = sorted(attr["groups"], key=lambda g: -g[1])[:12]
+    slow = sorted(imports, key=lambda m: -m[1])[:8]
+    lines = [
+        "## Memory and footprint",
+        "",
+        "`bench/bench_memory.py`: VmRSS summed over tcr's own processes (tcrd and descendants running the",
+        "same interpreter; crun and the containers' processes are not counted), median of 5 samples.",
+        "",
+        common.table(["state", "VmRSS", "RssAnon", "PSS", "target"], [
+            ["tcrd just started", mb(fresh["rss_kb"]), mb(fresh["anon_kb"]), mb(fresh["pss_kb"]), ""],
+            ["idle: image loaded, default network up (bridge, nft, DNS)", mb(idle["rss_kb"]), mb(idle["anon_kb"]),
+             mb(idle["pss_kb"]), f"<= {TARGET_IDLE_MB:.0f} MB"],
+            [f"{running} detached containers", mb(busy["rss_kb"]), mb(busy["anon_kb"]), mb(busy["pss_kb"]),
+             f"<= {TARGET_10_MB:.0f} MB"],
+        ]),
+        "",
+        f"Processes counted with {running} containers: {busy['own']}; not counted: "
+        f"{', '.join(sorted(set(busy['others']))) or 'none'} ({len(busy['others'])}).",
+        "",
+        f"### What tcrd imports ({len(imports)} modules at idle, `-X importtime`)",
+        "",
+        f"Re-imported group by group in a fresh interpreter (base VmRSS {mb(attr['base_rss'])} with tracemalloc "
+        "on); a group pays for the dependencies it is first to import.",
+        "",
+        common.table(["module group", "VmRSS growth", "traced allocations"],
+                     [[f"`{n}`", f"{r} kB", f"{t} kB"] for n, r, t in top]),
+        "",
+        "Slowest imports (self time): " + ", ".join(f"`{m}` {s / 1000:.1f} ms" for m, s, _c in slow) + ".",
+        "",
+        "### Import cost probes (fresh interpreter each)",
+        "",
+        common.table(["statement", "VmRSS growth"],
+                     [[k, f"{g / 1024:.1f} MB" if g >= 0 else "failed"] for k, (g, _b) in probes.items()]),
+        "",
+        "### Installed size",
+        "",
+        f"`pip install --no-deps --target` of the package: `tcr/` holds {size['files']} files, "
+        f"{size['source_bytes'] / 1024:.0f} kB of source; {size['with_pyc_bytes'] / 1024:.0f} kB with "
+        f"`__pycache__` (du: {size['du_kb_with_pyc']} kB).",
+        "",
+    ]
+    common.write_section("Memory and footprint", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
