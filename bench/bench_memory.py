@@ -137,8 +137,8 @@ def attribute(imports: List[Tuple[str, int, int]]) -> Dict[str, object]:
             order.append(top)
         groups[top].append(mod)
     arg = json.dumps([[g, groups[g]] for g in order])
-    r = subprocess.run([sys.executable, "-c", ATTRIBUTE, arg], env=common.env(), capture_output=True, text=True,
-                       timeout=120, check=True)
+    r = subprocess.run([sys.executable, "-c", ATTRIBUTE, arg], env=common.env(), capture_output=True,
+                       text=True, timeout=120, check=True)
     return json.loads(r.stdout)
 
 
@@ -158,29 +158,37 @@ print(rss() - r0, r0)
 
 def probe(*stmts: str) -> Tuple[int, int]:
     """VmRSS growth (kB) of running stmts in a fresh interpreter, and the interpreter's own VmRSS."""
-    r = subprocess.run([sys.executable, "-c", PROBE, *stmts], env=common.env(), capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([sys.executable, "-c", PROBE, *stmts], env=common.env(), capture_output=True,
+                       text=True, timeout=120)
     if r.returncode != 0:
         return -1, -1
     grow, base = r.stdout.split()
     return int(grow), int(base)
 
 
-def installed_size(work: str) -> Dict[str, int]:
-    """pip install --no-deps of the package into a temp dir: du of tcr/ with and without bytecode."""
+def installed_size(work: str) -> Dict[str, object]:
+    """pip install --no-deps of the package into a temp dir: du of tcr/ with and without bytecode.
+
+    Where pip cannot build offline (no `wheel` in the environment), a copy of target/tcr is measured."""
     dest = os.path.join(work, "site")
     src = os.path.join(work, "src")
     os.makedirs(src)
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in ("pyproject.toml", "README.md", "target", "host_tools"):
         p = os.path.join(common.REPO, name)
         if os.path.isdir(p):
-            shutil.copytree(p, os.path.join(src, name), ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(p, os.path.join(src, name), ignore=skip)
         elif os.path.exists(p):
             shutil.copy(p, src)
-    common.sh([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-               "--no-compile", "--disable-pip-version-check", "--target", dest, src],
-              env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
+    r = common.sh([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                   "--no-index", "--no-compile", "--disable-pip-version-check", "--target", dest, src],
+                  env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"}, check=False)
     pkg = os.path.join(dest, "tcr")
+    how = "pip install --no-deps --target"
+    if r.returncode != 0 or not os.path.isdir(pkg):
+        how = "copy of target/tcr (pip could not build offline here)"
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(os.path.join(common.TARGET, "tcr"), pkg, ignore=skip)
 
     def du(path: str) -> int:
         total = 0
@@ -194,7 +202,8 @@ def installed_size(work: str) -> Dict[str, int]:
     with_pyc = du(pkg)
     blocks = int(common.sh(["du", "-sk", pkg]).stdout.split()[0])
     files = sum(len(fs) for _d, _ds, fs in os.walk(pkg) if "__pycache__" not in _d)
-    return {"source_bytes": src_bytes, "with_pyc_bytes": with_pyc, "du_kb_with_pyc": blocks, "files": files}
+    return {"source_bytes": src_bytes, "with_pyc_bytes": with_pyc, "du_kb_with_pyc": blocks, "files": files,
+            "how": how}
 
 
 def main() -> int:
@@ -242,16 +251,16 @@ def main() -> int:
     def mb(kb: object) -> float:
         return int(kb) / 1024.0  # type: ignore[call-overload]
 
-    print(f"tcrd fresh: {mb(fresh['rss_kb']):.1f} MB; idle (image + default network): {mb(idle['rss_kb']):.1f} MB; "
-          f"{running} containers: {mb(busy['rss_kb']):.1f} MB (PSS {mb(busy['pss_kb']):.1f} MB)")
+    print(f"tcrd fresh: {mb(fresh['rss_kb']):.1f} MB; idle (image + default network): "
+          f"{mb(idle['rss_kb']):.1f} MB; {running} containers: {mb(busy['rss_kb']):.1f} MB (PSS {mb(busy['pss_kb']):.1f} MB)")
     print(f"  processes counted: {busy['own']}; not counted: {busy['others']}")
     top = sorted(attr["groups"], key=lambda g: -g[1])[:12]  # type: ignore[index]
     for name, rss_kb, tm_kb in top:
         print(f"  {name:30s} +{rss_kb:6d} kB RSS  {tm_kb:6d} kB traced")
     for k, (grow, base) in probes.items():
         print(f"  probe {k}: +{grow} kB (interpreter {base} kB)")
-    print(f"  installed tcr/: {size['source_bytes'] / 1024:.0f} kB source, {size['with_pyc_bytes'] / 1024:.0f} kB "
-          f"with bytecode ({size['files']} files)")
+    src_kb, pyc_kb = int(size["source_bytes"]) / 1024, int(size["with_pyc_bytes"]) / 1024  # type: ignore
+    print(f"  installed tcr/: {src_kb:.0f} kB source, {pyc_kb:.0f} kB with bytecode ({size['files']} files)")
 
     idle_mb, busy_mb = mb(idle["rss_kb"]), mb(busy["rss_kb"])
     common.record("memory", [
@@ -260,7 +269,7 @@ def main() -> int:
         Metric("memory", f"tcrd VmRSS with {running} detached containers", f"{busy_mb:.1f} MB",
                f"<= {TARGET_10_MB:.0f} MB", busy_mb <= TARGET_10_MB and running == args.containers),
         Metric("memory", "installed size of tcr/ (no deps; source / with bytecode)",
-               f"{size['source_bytes'] / 1024:.0f} kB / {size['with_pyc_bytes'] / 1024:.0f} kB"),
+               f"{src_kb:.0f} kB / {pyc_kb:.0f} kB"),
     ])
     if not args.no_write:
         write(fresh, idle, busy, running, attr, imports, probes, size)
@@ -281,8 +290,8 @@ def write(fresh, idle, busy, running, attr, imports, probes, size) -> None:
         "",
         common.table(["state", "VmRSS", "RssAnon", "PSS", "target"], [
             ["tcrd just started", mb(fresh["rss_kb"]), mb(fresh["anon_kb"]), mb(fresh["pss_kb"]), ""],
-            ["idle: image loaded, default network up (bridge, nft, DNS)", mb(idle["rss_kb"]), mb(idle["anon_kb"]),
-             mb(idle["pss_kb"]), f"<= {TARGET_IDLE_MB:.0f} MB"],
+            ["idle: image loaded, default network up (bridge, nft, DNS)", mb(idle["rss_kb"]),
+             mb(idle["anon_kb"]), mb(idle["pss_kb"]), f"<= {TARGET_IDLE_MB:.0f} MB"],
             [f"{running} detached containers", mb(busy["rss_kb"]), mb(busy["anon_kb"]), mb(busy["pss_kb"]),
              f"<= {TARGET_10_MB:.0f} MB"],
         ]),
@@ -292,8 +301,8 @@ def write(fresh, idle, busy, running, attr, imports, probes, size) -> None:
         "",
         f"### What tcrd imports ({len(imports)} modules at idle, `-X importtime`)",
         "",
-        f"Re-imported group by group in a fresh interpreter (base VmRSS {mb(attr['base_rss'])} with tracemalloc "
-        "on); a group pays for the dependencies it is first to import.",
+        "Re-imported group by group in a fresh interpreter (base VmRSS "
+        f"{mb(attr['base_rss'])} with tracemalloc on); a group pays for the dependencies it is first to import.",
         "",
         common.table(["module group", "VmRSS growth", "traced allocations"],
                      [[f"`{n}`", f"{r} kB", f"{t} kB"] for n, r, t in top]),
@@ -307,7 +316,7 @@ def write(fresh, idle, busy, running, attr, imports, probes, size) -> None:
         "",
         "### Installed size",
         "",
-        f"`pip install --no-deps --target` of the package: `tcr/` holds {size['files']} files, "
+        f"{size['how']}: `tcr/` holds {size['files']} files, "
         f"{size['source_bytes'] / 1024:.0f} kB of source; {size['with_pyc_bytes'] / 1024:.0f} kB with "
         f"`__pycache__` (du: {size['du_kb_with_pyc']} kB).",
         "",

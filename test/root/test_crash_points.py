@@ -162,9 +162,12 @@ def force_clean_network(tcrd) -> None:
 
 
 def start_armed(tcrd, point: str) -> None:
-    """(Re)start tcrd with the fault point armed (the env is set only for the daemon's start)."""
-    if tcrd.running():
-        assert tcrd.stop() == 0
+    """(Re)start tcrd with the fault point armed (the env is set only for the daemon's start).
+
+    The running daemon is SIGKILLed, not stopped: SIGTERM would stop the containers the test set
+    up, while after a SIGKILL they keep running and the armed daemon re-adopts them.
+    """
+    tcrd.kill9()
     saved = {k: os.environ.get(k) for k in ("TCR_TEST_FAULTS", "TCR_FAULT_POINTS")}
     os.environ["TCR_TEST_FAULTS"] = "1"
     os.environ["TCR_FAULT_POINTS"] = point

@@ -120,11 +120,13 @@ def test_remote_image_load_and_ls(tcrd, sshd):
         assert r.returncode == 0, r.stderr
         image_id = r.stdout.strip().split()[-1]
 
-        # the file went to the daemon's incoming dir (with its sidecar), under a safe name
+        # the file went through the daemon's incoming dir (with its sidecar) and was consumed by the
+        # load: the image store holds it now, nothing is left behind
         incoming = os.path.join(tcrd.root, "incoming")
-        assert "my_image.sqfs" in os.listdir(incoming)
-        assert "my_image.sqfs.sha256" in os.listdir(incoming)
-        assert not [n for n in os.listdir(incoming) if n.endswith(".part")]
+        assert os.path.isdir(incoming)
+        assert os.listdir(incoming) == []
+        v = tcrd.cli("image", "verify", image_id)
+        assert v.returncode == 0, v.stderr
 
         r = local_tcr(sshd, "image", "ls", "--format", "json")
         assert r.returncode == 0, r.stderr

@@ -88,7 +88,8 @@ def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
     p = str(tmp_path / "state.json")
     atomic.write_atomic(p, "one")
     atomic.write_atomic(p, b"two")
-    assert open(p).read() == "two"
+    with open(p) as f:
+        assert f.read() == "two"
     assert os.listdir(tmp_path) == ["state.json"]
 
 
@@ -103,7 +104,8 @@ def test_write_atomic_failure_keeps_old_content(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         atomic.write_atomic(p, "new")
     monkeypatch.undo()
-    assert open(p).read() == "old"
+    with open(p) as f:
+        assert f.read() == "old"
     assert os.listdir(tmp_path) == ["state.json"]
 
 

@@ -7,7 +7,7 @@ and one exception type (CommandError) carrying the argv, the exit code and stder
 import logging
 import os
 import subprocess
-from typing import Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from tcr.common.errors import CommandError, TcrError
 
@@ -17,7 +17,8 @@ log = logging.getLogger("tcr.run")
 class Result:
     __slots__ = ("argv", "returncode", "stdout", "stderr")
 
-    def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str):
+    # stdout is bytes when input was bytes (binary mode), str otherwise.
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: Any, stderr: str):
         self.argv = list(argv)
         self.returncode = returncode
         self.stdout = stdout

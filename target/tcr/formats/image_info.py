@@ -86,7 +86,8 @@ class ImageInfo:
             fields[key] = v
         if not _DIGEST_RE.match(fields["digest"]):
             raise _bad(f"'image.digest' is not a digest: {fields['digest'][:80]!r}")
-        if not fields["repository"] or not _NAME_RE.match(fields["repository"]) or ".." in fields["repository"]:
+        repo = fields["repository"]
+        if not repo or not _NAME_RE.match(repo) or ".." in repo:
             raise _bad("'image.repository' is empty or has invalid characters")
         if not _NAME_RE.match(fields["registry"]) or ".." in fields["registry"]:
             raise _bad("'image.registry' has invalid characters")

@@ -59,6 +59,16 @@ class ImageManager:
 
     # ---- load --------------------------------------------------------------------------------
 
+    def _drop_upload(self, src: str) -> None:
+        """A file uploaded by `tcr -H ... image load` lives in <root>/incoming only until it is stored."""
+        incoming = os.path.join(self.root, "incoming") + os.sep
+        if src.startswith(incoming):
+            for p in (src, src + ".sha256"):
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+
     def load(self, path: str) -> ImageRecord:
         src = os.path.abspath(path)
         if not os.path.exists(src):
@@ -122,6 +132,7 @@ class ImageManager:
             self.records[rec.id] = rec
             mounted_at = None
             staging = ""
+            self._drop_upload(src)
             log.info("loaded image %s (%s) on %s", rec.id, rec.display_ref, rec.loop)
             return rec
         except OSError as exc:
