@@ -8,8 +8,8 @@ are listed). PSS (smaps_rollup) is shown too: shared library pages are charged p
 
 Imports: tcrd is started a second time under `-X importtime` with the same workload; the modules
 it imported are then re-imported group by group (top-level package, in import order) in a fresh
-interpreter, charging each group the VmRSS and tracemalloc growth it causes (a group also pays for
-the dependencies it is first to import).
+interpreter, one module at a time in importtime order (dependencies first), adding up the VmRSS
+and tracemalloc growth per group.
 
     /tmp/tv/bin/python bench/bench_memory.py [--containers 10] [--no-write]
 """
@@ -109,34 +109,33 @@ def rss():
         for ln in f:
             if ln.startswith("VmRSS:"):
                 return int(ln.split()[1])
-groups = json.loads(sys.argv[1])
+mods = json.loads(sys.argv[1])
 tracemalloc.start()
-base_rss, base_tm = rss(), tracemalloc.get_traced_memory()[0]
-out = []
-for name, mods in groups:
+base_rss = rss()
+groups = {}
+for mod, group in mods:
     r0, t0 = rss(), tracemalloc.get_traced_memory()[0]
-    for m in mods:
-        try:
-            importlib.import_module(m)
-        except Exception:
-            pass
-    out.append([name, rss() - r0, (tracemalloc.get_traced_memory()[0] - t0) // 1024])
-print(json.dumps({"base_rss": base_rss, "groups": out, "total_rss": rss()}))
+    try:
+        importlib.import_module(mod)
+    except Exception:
+        pass
+    g = groups.setdefault(group, [0, 0])
+    g[0] += rss() - r0
+    g[1] += (tracemalloc.get_traced_memory()[0] - t0) // 1024
+print(json.dumps({"base_rss": base_rss, "groups": [[k, v[0], v[1]] for k, v in groups.items()],
+                  "total_rss": rss()}))
 """
 
 
+def group_of(mod: str) -> str:
+    parts = mod.split(".")
+    return ".".join(parts[:2]) if parts[0] == "tcr" else parts[0].lstrip("_") or mod
+
+
 def attribute(imports: List[Tuple[str, int, int]]) -> Dict[str, object]:
-    order: List[str] = []
-    groups: Dict[str, List[str]] = {}
-    for mod, _s, _c in imports:
-        top = mod.split(".")[0]
-        if top == "tcr":
-            top = ".".join(mod.split(".")[:2])
-        if top not in groups:
-            groups[top] = []
-            order.append(top)
-        groups[top].append(mod)
-    arg = json.dumps([[g, groups[g]] for g in order])
+    """Import the modules one by one in -X importtime order (dependencies come first there, so each
+    module is charged mostly for itself) and add up the growth per group."""
+    arg = json.dumps([[mod, group_of(mod)] for mod, _s, _c in imports])
     r = subprocess.run([sys.executable, "-c", ATTRIBUTE, arg], env=common.env(), capture_output=True,
                        text=True, timeout=120, check=True)
     return json.loads(r.stdout)
@@ -252,7 +251,8 @@ def main() -> int:
         return int(kb) / 1024.0  # type: ignore[call-overload]
 
     print(f"tcrd fresh: {mb(fresh['rss_kb']):.1f} MB; idle (image + default network): "
-          f"{mb(idle['rss_kb']):.1f} MB; {running} containers: {mb(busy['rss_kb']):.1f} MB (PSS {mb(busy['pss_kb']):.1f} MB)")
+          f"{mb(idle['rss_kb']):.1f} MB; {running} containers: {mb(busy['rss_kb']):.1f} MB "
+          f"(PSS {mb(busy['pss_kb']):.1f} MB)")
     print(f"  processes counted: {busy['own']}; not counted: {busy['others']}")
     top = sorted(attr["groups"], key=lambda g: -g[1])[:12]  # type: ignore[index]
     for name, rss_kb, tm_kb in top:
@@ -302,7 +302,8 @@ def write(fresh, idle, busy, running, attr, imports, probes, size) -> None:
         f"### What tcrd imports ({len(imports)} modules at idle, `-X importtime`)",
         "",
         "Re-imported group by group in a fresh interpreter (base VmRSS "
-        f"{mb(attr['base_rss'])} with tracemalloc on); a group pays for the dependencies it is first to import.",
+        f"{mb(attr['base_rss'])} with tracemalloc on), one module at a time in `-X importtime` order",
+        "(dependencies first), growth added up per group (tcr by subpackage, the rest by top-level name).",
         "",
         common.table(["module group", "VmRSS growth", "traced allocations"],
                      [[f"`{n}`", f"{r} kB", f"{t} kB"] for n, r, t in top]),

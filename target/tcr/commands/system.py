@@ -66,47 +66,19 @@ def cmd_version(ctx: Ctx) -> Output:
     )
 
 
-def _item(r: Any) -> Dict[str, Any]:
-    """A check result as a dict, whatever record type tcr.check uses."""
-    if isinstance(r, dict):
-        return r
-    if hasattr(r, "to_dict"):
-        return r.to_dict()
-    return dict(vars(r))
-
-
-def _ok(d: Dict[str, Any]) -> bool:
-    if "ok" in d:
-        return bool(d["ok"])
-    return str(d.get("status", "ok")).lower() in ("ok", "pass", "passed", "warn", "warning", "skip")
-
-
 def check_output(args: List[str]) -> Output:
     """Run the prerequisite checks here (daemon side, or in the client with --local)."""
     p = Parser("check", description="Check kernel features and tools tcr needs, with fixes.")
     p.add_argument("--local", action="store_true", help="run the checks in the client, without tcrd")
     base.add_format(p)
     ns = p.parse(args)
-    try:
-        from tcr import check
-    except ImportError as exc:
-        raise InternalError(f"checks unavailable: {exc}")
-    if hasattr(check, "check_output"):  # the check module renders itself
-        return check.check_output(ns.format)
-    results = [_item(r) for r in check.run_checks()]
-    failed = [d for d in results if not _ok(d)]
+    from tcr import check
+
+    results = check.run_checks()
+    code = 0 if all(c.ok for c in results) else 1
     if ns.format == "json":
-        return Output(1 if failed else 0, render.as_json(results))
-    lines = []
-    for d in results:
-        status = str(d.get("status") or ("ok" if _ok(d) else "fail")).upper()
-        msg = d.get("message") or d.get("detail") or ""
-        lines.append(f"[{status:^4}] {d.get('name', '?')}" + (f": {msg}" if msg else ""))
-        fix = d.get("fix") or d.get("hint")
-        if fix and not _ok(d) or fix and status.startswith("WARN"):
-            lines.append(f"       fix: {fix}")
-    lines.append(f"{len(results) - len(failed)}/{len(results)} checks passed")
-    return Output(1 if failed else 0, "\n".join(lines) + "\n")
+        return Output(code, render.as_json([c.to_dict() for c in results]))
+    return Output(code, check.render(results))
 
 
 @base.command("check", "Check kernel features and tools tcr needs")
