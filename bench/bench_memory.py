@@ -113,6 +113,7 @@ mods = json.loads(sys.argv[1])
 tracemalloc.start()
 base_rss = rss()
 groups = {}
+per_mod = []
 for mod, group in mods:
     r0, t0 = rss(), tracemalloc.get_traced_memory()[0]
     try:
@@ -120,10 +121,12 @@ for mod, group in mods:
     except Exception:
         pass
     g = groups.setdefault(group, [0, 0])
-    g[0] += rss() - r0
-    g[1] += (tracemalloc.get_traced_memory()[0] - t0) // 1024
+    dr, dt = rss() - r0, (tracemalloc.get_traced_memory()[0] - t0) // 1024
+    g[0] += dr
+    g[1] += dt
+    per_mod.append([mod, dr, dt])
 print(json.dumps({"base_rss": base_rss, "groups": [[k, v[0], v[1]] for k, v in groups.items()],
-                  "total_rss": rss()}))
+                  "modules": per_mod, "total_rss": rss()}))
 """
 
 

@@ -285,8 +285,20 @@ def exe(pid: int) -> str:
 
 # ---- environment -----------------------------------------------------------------------------
 
+def precompile() -> None:
+    """Byte-compile target/ (into its gitignored __pycache__/), as `make install` does on a board.
+
+    Without it every tcrd/tcr start compiles the changed modules from source: slower, and the
+    compiler's memory stays in tcrd's RSS (measured: ~+6 MB). Cheap when up to date (mtime check)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(TARGET, "tcr")], check=True,
+                   stdout=subprocess.DEVNULL, timeout=300, env={k: v for k, v in os.environ.items()
+                                                                if k != "PYTHONDONTWRITEBYTECODE"})
+
+
 def env() -> Dict[str, str]:
+    """Environment for tcrd/tcr: target/ on the path, bytecode written and used like an install."""
     e = dict(os.environ)
+    e.pop("PYTHONDONTWRITEBYTECODE", None)
     e["PYTHONPATH"] = TARGET + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     e.pop("TCR_HOST", None)
     e.pop("TCR_SOCKET", None)
@@ -355,6 +367,7 @@ class BenchDaemon:
         """Start and wait until the socket accepts; returns the seconds that took."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         os.makedirs(self.base, exist_ok=True)
+        precompile()
         t0 = time.perf_counter()
         with open(self.logfile, "ab") as log:
             self.proc = subprocess.Popen(argv or self.argv(), env=env(), stdin=subprocess.DEVNULL, stdout=log,

@@ -18,12 +18,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tcr.common import jsonc
 from tcr.common.errors import CommandError, ImageNotFound, TcrError, UsageError
-from tcr.common.run import run
+from tcr.common.run import Sink, run
 from tcr.formats.image_info import ImageInfo
 from tcr_host import flatten, merge, preflight
 from tcr_host.arch import host_arch, parse_arch, skopeo_overrides
 from tcr_host.layout import Layout
-from tcr_host.pipe import StreamSink
 from tcr_host.progress import Progress
 from tcr_host.refs import ImageRef, parse_image
 from tcr_host.tarout import TarWriter
@@ -266,7 +265,7 @@ def tar2sqfs_argv(dest: str, level: int, jobs: Optional[int]) -> List[str]:
 def _pack(dest: str, layout: Layout, layers, plan: flatten.Plan, info: ImageInfo, config: Dict[str, Any],
           level: int, jobs: Optional[int], prog: Progress) -> int:
     """Stream the merged tar into tar2sqfs. Returns the number of tar entries written."""
-    sink = StreamSink(tar2sqfs_argv(dest, level, jobs))
+    sink = Sink(tar2sqfs_argv(dest, level, jobs))
     finished = broken = False
     try:
         w = TarWriter(sink.stdin, prog.advance)

@@ -115,3 +115,27 @@ def test_remove_durable(tmp_path):
     atomic.remove_durable(str(p))
     atomic.remove_durable(str(p))  # idempotent
     assert not p.exists()
+
+
+def test_sink_streams_stdin_and_reports_failures(tmp_path):
+    from tcr.common.run import Sink
+
+    out = tmp_path / "out"
+    s = Sink(["sh", "-c", f"cat > {out}"])
+    s.stdin.write(b"x" * 100000)
+    s.finish()
+    assert out.read_bytes() == b"x" * 100000
+
+    s = Sink(["sh", "-c", "cat >/dev/null; echo 'bad input' >&2; exit 4"])
+    s.stdin.write(b"abc")
+    with pytest.raises(CommandError) as ei:
+        s.finish()
+    assert ei.value.returncode == 4 and str(ei.value).endswith("bad input")
+
+
+def test_sink_abort_kills_consumer():
+    from tcr.common.run import Sink
+
+    s = Sink(["sleep", "30"])
+    s.abort()
+    assert s.proc.returncode is not None

@@ -77,6 +77,72 @@ def run(
     return Result(argv, proc.returncode, out, err)
 
 
+class Sink:
+    """A running command whose stdin we stream into (e.g. tar -> tar2sqfs); the other door of run().
+
+    Same conventions: argv list, debug log, stdout discarded, stderr kept (in a temp file, so a
+    chatty tool cannot block on a full pipe), a missing tool is a TcrError naming its package, and
+    a failure is a CommandError with the argv, exit code and stderr.
+    """
+
+    PIPE_SIZE = 1 << 20
+    F_SETPIPE_SZ = 1031
+
+    def __init__(self, argv: Sequence[str]):
+        import fcntl
+        import io
+        import tempfile
+
+        self.argv = [os.fspath(a) for a in argv]
+        log.debug("spawn: %s", " ".join(self.argv))
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish()/abort()
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=self._err, close_fds=True, bufsize=0)
+        except FileNotFoundError:
+            self._err.close()
+            raise TcrError(f"{self.argv[0]}: command not found", hint=_package_hint(self.argv[0]))
+        assert self.proc.stdin is not None
+        try:  # fewer wake-ups between us and the consumer; best effort (capped for non-root)
+            fcntl.fcntl(self.proc.stdin.fileno(), self.F_SETPIPE_SZ, self.PIPE_SIZE)
+        except OSError:
+            pass
+        self.stdin = io.BufferedWriter(self.proc.stdin, self.PIPE_SIZE)  # type: ignore[arg-type]
+
+    def _stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read(64 * 1024).decode("utf-8", "replace")
+
+    def finish(self) -> None:
+        """Close stdin, wait, raise CommandError on failure."""
+        try:
+            self.stdin.close()
+        except BrokenPipeError:
+            pass
+        rc = self.proc.wait()
+        err = self._stderr()
+        self._err.close()
+        if rc != 0:
+            raise CommandError(self.argv, rc, err)
+
+    def failed_early(self) -> bool:
+        """True if the consumer already exited with an error (e.g. after a broken pipe)."""
+        rc = self.proc.poll()
+        return rc is not None and rc != 0
+
+    def abort(self) -> None:
+        """Stop the consumer (our own child, by its pid) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait()
+        if not self._err.closed:
+            self._err.close()
+
+
 def which(name: str) -> Optional[str]:
     """Like shutil.which, without importing shutil on the hot path."""
     if os.sep in name:
