@@ -21,7 +21,7 @@ from tcr.containers import resources
 DEFAULT_NETWORK = "tcr_default"
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_LOG_SIZE = 1 << 20  # per log file; small flash on the boards
-DEFAULT_LOG_FILES = 3
+DEFAULT_LOG_FILES = 2  # the default: 1 MiB x 2 files
 DEFAULT_TMPFS_SIZE = 64 << 20  # the C tool's default; docker's "half of RAM" is too much on a board
 RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
 
