@@ -85,6 +85,9 @@ install:
 	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr_host" "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info; \
 	cp -R "$$tmp/site/tcr" "$$tmp/site/tcr_host" "$$tmp/site"/tcr-*.dist-info "$(DESTDIR)$(PYSITEDIR)/"; \
 	for s in tcr tcrd tcr-create-image; do install -m 0755 "$$tmp/site/bin/$$s" "$(DESTDIR)$(BINDIR)/$$s"; done; \
+	: "tcr runs on every command: -I -S skip site and .pth files (~10 ms; the client needs only the stdlib)"; \
+	printf '#!$(PYTHON) -IS\nimport sys\nsys.path.insert(0, "$(PYSITEDIR)")\nfrom tcr.cli.main import main\nsys.exit(main())\n' \
+	  >"$(DESTDIR)$(BINDIR)/tcr"; \
 	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"
 	@case "$(INIT)" in both|systemd) \
 	  install -d "$(DESTDIR)$(UNITDIR)"; \

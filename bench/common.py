@@ -438,20 +438,23 @@ class BenchDaemon:
         return self.proc is not None and self.proc.poll() is None
 
     def remove_everything(self) -> List[str]:
-        """Best effort through the CLI: every container (forced), network and image. Returns failures."""
+        """Best effort over the RPC: every container (forced), network and image. Returns failures."""
         problems: List[str] = []
         if not self.running():
             return problems
         for ls, rm in ((("ps", "-aq"), ("rm", "-f")),
                        (("network", "ls", "-q"), ("network", "rm")),
                        (("image", "ls", "-q"), ("image", "rm"))):
-            r = self.cli(*ls, check=False)
-            if r.returncode != 0:
+            try:
+                idents = self.rpc(*ls).get("stdout", "").split()
+            except Exception as exc:  # the listing itself failed: report, go on with the next kind
+                problems.append(f"{' '.join(ls)}: {exc}")
                 continue
-            for ident in r.stdout.split():
-                rr = self.cli(*rm, ident, check=False)
-                if rr.returncode != 0:
-                    problems.append(f"{' '.join(rm)} {ident}: {rr.stderr.strip()}")
+            for ident in idents:
+                try:
+                    self.rpc(*rm, ident)
+                except Exception as exc:
+                    problems.append(f"{' '.join(rm)} {ident}: {exc}")
         return problems
 
     def cleanup(self) -> List[str]:

@@ -433,3 +433,11 @@ def test_crash_in_container_and_network_operations(tcrd, tmp_path, point, op, ex
         for n in tcrd.cli("network", "ls", "-q").stdout.split():
             tcrd.cli("network", "rm", n)
         force_clean_network(tcrd)
+
+
+def test_every_fault_point_has_a_crash_test():
+    from tcr.common.faults import POINTS
+
+    covered = {p for p, _e in IMAGE_LOAD + IMAGE_RM + NETWORK_CREATE} | {"network.rm.after_state_delete"}
+    covered |= {(x.values if hasattr(x, "values") else x)[0] for x in CONTAINER_POINTS}
+    assert covered == set(POINTS)

@@ -309,3 +309,37 @@ def _full_id(tcrd, ref: str) -> str:
     d = json.loads(r.stdout)
     d = d[0] if isinstance(d, list) else d
     return d.get("Id") or d.get("id")
+
+
+NO_UJSON = r"""
+import os, sys, tempfile
+sys.modules["ujson"] = None  # a board without the optional ujson: tcr.common.jsonc uses stdlib json
+from tcr.common.errors import TcrError
+from tcr.daemon.state import StateStore
+from tcr.formats.image_info import ImageInfo
+deep = b"[" * 100000 + b"]" * 100000
+what = sys.argv[1]
+if what == "state":
+    d = tempfile.mkdtemp()
+    os.makedirs(os.path.join(d, "images"))
+    with open(os.path.join(d, "images", "deep.json"), "wb") as f:
+        f.write(deep)
+    records, errors = StateStore(d).load_all("images")
+    print("OK" if records == {} and len(errors) == 1 and "deep.json" in errors[0] else f"BAD {errors}")
+else:
+    try:
+        ImageInfo.from_json(b'{"version":1,"x":' + deep[:30000] + b"}")
+        print("BAD accepted")
+    except TcrError as exc:
+        print("OK" if "image-info.json" in str(exc) else f"BAD {exc}")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/reliability.md): without ujson, tcr.common.jsonc "
+                   "lets json's RecursionError out: a deeply nested state file stops tcrd's start-up and a "
+                   "deeply nested image-info.json becomes an internal error")
+@pytest.mark.parametrize("what", ["state", "image-info"])
+def test_deeply_nested_json_without_ujson_is_reported_as_damage(what):
+    r = subprocess.run([sys.executable, "-c", NO_UJSON, what], env=dict(os.environ, PYTHONPATH=TARGET),
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "OK", (r.stdout, r.stderr[-500:])

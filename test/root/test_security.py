@@ -289,6 +289,8 @@ def test_default_container_cannot_change_the_hosts_network(tcrd, busybox, networ
             "link-down": "ip link set lo down", "route-add": "ip route add 10.254.0.0/16 dev lo",
             "sysctl-forward": "sysctl -w net.ipv4.ip_forward=0"}
     before = _host_net_snapshot()
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forward = f.read().strip()
     try:
         flags = ("--network", "host") if network == "host" else ()
         r = _inside(tcrd, _attempts(cmds), *flags)
@@ -300,8 +302,13 @@ def test_default_container_cannot_change_the_hosts_network(tcrd, busybox, networ
                               [a for a in snap[1] if not a.split()[0].startswith("tc")],
                               "\n".join(ln for ln in snap[2].splitlines() if " tc" not in ln))
         assert strip(after) == strip(before)
-    finally:
+    finally:  # undo whatever an escaped attempt did (best effort; each is a no-op when denied)
         subprocess.run(["ip", "link", "del", tag], capture_output=True)
+        subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True)
+        subprocess.run(["ip", "addr", "del", "10.254.254.1/32", "dev", "lo"], capture_output=True)
+        subprocess.run(["ip", "route", "del", "10.254.0.0/16", "dev", "lo"], capture_output=True)
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+            f.write(forward)
         for n in tcrd.cli("network", "ls", "-q").stdout.split():
             tcrd.cli("network", "rm", n)
         force_clean_network(tcrd)

@@ -67,3 +67,16 @@ def test_point_names_are_unique_and_dotted():
 def test_this_process_is_not_armed():
     # The test suite itself must never run armed (a stray env would kill pytest).
     assert not faults.ARMED or os.environ.get("TCR_TEST_FAULTS") == "1"
+
+
+def test_every_listed_point_is_called_exactly_once_in_the_daemon_code():
+    import re
+
+    pkg = os.path.join(TARGET, "tcr")
+    called = []
+    for dirpath, _dirs, files in os.walk(pkg):
+        for f in files:
+            if f.endswith(".py") and not (dirpath.endswith("common") and f == "faults.py"):
+                with open(os.path.join(dirpath, f)) as fh:
+                    called += re.findall(r'\bfault\("([a-z0-9_.]+)"\)', fh.read())
+    assert sorted(called) == sorted(faults.POINTS)

@@ -31,21 +31,25 @@ ARMED: FrozenSet[str] = _armed()
 
 # Every point that the daemon's code calls, so tests and docs/reliability.md can enumerate them.
 POINTS = (
-    "image.after_loop_attach",
-    "image.after_mount",
-    "image.after_state_write",
-    "image.rm.after_state_delete",
-    "container.create.after_state_write",
-    "container.create.after_bundle",
-    "container.start.after_crun_start",
-    "container.rm.after_crun_delete",
-    "network.create.after_state_write",
-    "network.create.after_bridge",
-    "network.attach.after_netns",
-    "network.attach.after_veth",
-    "network.attach.after_lease",
-    "network.detach.after_veth_delete",
-    "network.ports.after_nft",
+    "image.after_loop_attach",             # load: loop device attached to the staged file
+    "image.after_mount",                   # load: squashfs mounted at its final place, no record yet
+    "image.after_state_write",             # load: record written
+    "image.rm.after_umount",               # rm: unmounted, record still there
+    "image.rm.after_state_delete",         # rm: record gone, directory still there
+    "container.create.after_dir",          # create: directory made, no record yet
+    "container.create.after_state_write",  # create: record written
+    "container.start.after_prepare",       # start: overlay mounted, network attached, no crun yet
+    "container.start.after_crun_start",    # start: crun runs it, state not saved yet
+    "container.rm.after_teardown",         # rm: crun deleted, overlay unmounted, network detached
+    "container.rm.after_state_delete",     # rm: files and record gone
+    "network.create.after_bridge",         # create: bridge up, no record yet
+    "network.create.after_state_write",    # create: record written, nft not applied yet
+    "network.rm.after_state_delete",       # rm: record gone, nft and bridge still there
+    "network.attach.after_netns",          # attach: netns file made, no veth yet
+    "network.attach.after_veth",           # attach: veth pair made, no address/route yet
+    "network.attach.after_lease",          # attach: lease (and ports) saved, nft not applied yet
+    "network.ports.after_nft",             # attach: published ports in nft
+    "network.detach.after_state_write",    # detach: lease released, nft/veth not yet
 )
 
 

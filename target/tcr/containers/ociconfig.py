@@ -454,7 +454,7 @@ def build_config(
             "resources": resources.oci_resources(opts.memory, opts.cpus, opts.pids_limit),
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
-            "seccomp": seccomp.evaluate(seccomp.load_default(), host.arch, granted, host.kernel),
+            "seccomp": seccomp.default_for(host.arch, granted, host.kernel),
         },
     }
     if annotations:

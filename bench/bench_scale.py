@@ -1,0 +1,172 @@
+"""Scale: CLI latency with 50 images and 20 containers, and the time tcrd needs to start serving
+with 100 images and 50 containers on disk.
+
+1. Populate a private tcrd with 50 images (distinct ids, the busybox bundle) and 20 created
+   containers; time `tcr ps -a` and `tcr image ls` as shipped (console script on this Python,
+   byte-code cached), median of --runs.
+2. Grow it to 100 images and 50 containers; restart tcrd --runs times: time from exec to the
+   socket accepting, and to the first `image ls` reply. Warm = the images stay mounted across
+   the restart (what SIGTERM leaves); cold = every mount under the root removed first, as after a
+   reboot, so recovery re-attaches and re-mounts all 100 images (fewer runs).
+Target: start serving <= 1 s with 100 images and 50 containers.
+
+    /tmp/tv/bin/python bench/bench_scale.py [--runs 10] [--images 100] [--containers 50] [--no-write]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import Metric, median, ms  # noqa: E402
+
+TARGET_S = 1.0
+CLI_TARGET_MS = 30.0
+CLI_IMAGES, CLI_CONTAINERS = 50, 20
+CACHE_VERSION = "1"
+
+
+def image_files(n: int) -> List[str]:
+    """n distinct busybox images, cached under test/fixtures/cache/ (mksquashfs is the slow part)."""
+    common.setup_path()
+    from test.fixtures.oci_layout import CACHE
+
+    d = os.path.join(CACHE, f"bench-scale-v{CACHE_VERSION}")
+    os.makedirs(d, exist_ok=True)
+    bundle = common.busybox_bundle()
+    out = []
+    for i in range(n):
+        p = os.path.join(d, f"scale-{i:03d}.sqfs")
+        if not os.path.exists(p):
+            common.build_sqfs(p, bundle, common.image_info("tcr-bench/scale", f"v{i:03d}"))
+        out.append(p)
+    return out
+
+
+def populate(d: common.BenchDaemon, files: List[str], have_images: int, images: int, have_c: int,
+             containers: int) -> None:
+    for f in files[have_images:images]:
+        d.rpc("image", "load", f)
+    for i in range(have_c, containers):
+        ref = f"localhost/tcr-bench/scale:v{i % images:03d}"
+        d.rpc("create", "--name", f"scale-{i:03d}", "--network", "none", ref, "/bin/true")
+
+
+def cli_latency(d: common.BenchDaemon, runs: int) -> Dict[str, float]:
+    """The client as installed: a console script on this interpreter, byte-code cached."""
+    script = os.path.join(d.base, "tcr")
+    with open(script, "w") as f:
+        f.write(f"#!{sys.executable}\nimport sys\nfrom tcr.cli.main import main\nsys.exit(main())\n")
+    os.chmod(script, 0o755)
+    env = common.env()
+
+    def case(argv: List[str]):
+        return lambda: subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      check=True)
+
+    cmds = (("ps", "-a"), ("image", "ls"))
+    cases = {" ".join(cmd): case([script, "--socket", d.socket, *cmd]) for cmd in cmds}
+    res = common.interleave(cases, runs=runs, warmup=2)
+    return {k: median(v) for k, v in res.items()}
+
+
+def restart_times(d: common.BenchDaemon, runs: int, cold: bool) -> Dict[str, List[float]]:
+    listen, first = [], []
+    for _ in range(runs):
+        rc = d.stop()
+        if rc not in (0, None):
+            raise RuntimeError(f"tcrd exited with {rc}:\n{d.log()}")
+        if cold:
+            common.force_clean(d.root)  # what a reboot does to the loop mounts and overlays
+        t_listen = d.start(timeout=120)
+        t0 = time.perf_counter()
+        d.rpc("image", "ls")
+        listen.append(t_listen)
+        first.append(t_listen + time.perf_counter() - t0)
+    return {"listen": listen, "first": first}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--cold-runs", type=int, default=3)
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--containers", type=int, default=50)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    common.need_root()
+    t0 = time.perf_counter()
+    files = image_files(args.images)
+    print(f"{len(files)} images ready ({time.perf_counter() - t0:.1f} s)", flush=True)
+    work = tempfile.mkdtemp(prefix=f"tcr-bench-scale-{os.getpid()}-", dir="/var/tmp")
+    d = common.BenchDaemon(os.path.join(work, "tcrd"))
+    problems: List[str] = []
+    try:
+        empty_start = d.start()
+        ni, nc = min(CLI_IMAGES, args.images), min(CLI_CONTAINERS, args.containers)
+        populate(d, files, 0, ni, 0, nc)
+        cli = cli_latency(d, args.runs)
+        print(f"CLI with {ni} images / {nc} containers: "
+              + ", ".join(f"tcr {k} {ms(v)}" for k, v in cli.items()))
+        t0 = time.perf_counter()
+        populate(d, files, ni, args.images, nc, args.containers)
+        print(f"populated {args.images} images / {args.containers} containers "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        warm = restart_times(d, args.runs, cold=False)
+        cold = restart_times(d, args.cold_runs, cold=True) if args.cold_runs else {"listen": [], "first": []}
+        n_img = len(d.rpc("image", "ls", "-q")["stdout"].split())
+        n_ctr = len(d.rpc("ps", "-aq")["stdout"].split())
+    finally:
+        problems += d.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    for p in problems:
+        print(f"cleanup: {p}", file=sys.stderr)
+    w_first = median(warm["first"])
+    c_first = median(cold["first"]) if cold["first"] else None
+    print(f"tcrd start, empty root: {ms(empty_start)}")
+    print(f"tcrd start with {n_img} images / {n_ctr} containers: warm listen {ms(median(warm['listen']))}, "
+          f"first reply {ms(w_first)}" + (f"; cold first reply {ms(c_first)}" if c_first else ""))
+    worst = max(w_first, c_first or 0.0)
+    metrics = [Metric("scale", f"tcrd start to first reply, {n_img} images / {n_ctr} containers "
+                      f"({'cold' if c_first else 'warm'})", ms(worst), f"<= {TARGET_S * 1000:.0f} ms",
+                      worst <= TARGET_S and n_img == args.images and n_ctr == args.containers)]
+    for k, v in cli.items():
+        metrics.append(Metric("scale", f"`tcr {k}` with {ni} images / {nc} containers", ms(v),
+                              f"<= {CLI_TARGET_MS:.0f} ms", v * 1000 <= CLI_TARGET_MS))
+    common.record("scale", metrics)
+    if not args.no_write:
+        rows = [["empty root", ms(empty_start), "", ""],
+                [f"{n_img} images / {n_ctr} containers, warm (mounts kept)", ms(median(warm["listen"])),
+                 ms(w_first), f"{len(warm['first'])}"]]
+        if c_first is not None:
+            rows.append([f"{n_img} images / {n_ctr} containers, cold (all mounts gone)",
+                         ms(median(cold["listen"])), ms(c_first), f"{len(cold['first'])}"])
+        lines = [
+            "## Scale",
+            "",
+            "`bench/bench_scale.py`: a private tcrd populated through the RPC with distinct busybox images",
+            "and created (not running) containers.",
+            "",
+            f"CLI latency with {ni} images and {nc} containers (console script on {sys.executable}, "
+            f"byte-code cached, median of {args.runs}; target <= {CLI_TARGET_MS:.0f} ms):",
+            "",
+            common.table(["command", "median"], [[f"`tcr {k}`", ms(v)] for k, v in cli.items()]),
+            "",
+            f"tcrd start (exec to socket accepting / to the first `image ls` reply), target <= "
+            f"{TARGET_S * 1000:.0f} ms:",
+            "",
+            common.table(["state on disk", "listening", "first reply", "runs"], rows),
+            "",
+        ]
+        common.write_section("Scale", "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
