@@ -341,10 +341,7 @@ CONTAINER_POINTS = [
     ("container.start.after_prepare", "run", GONE),
     ("container.start.after_prepare", "start", EXISTS),
     ("container.start.after_crun_start", "run", GONE),
-    pytest.param("container.start.after_crun_start", "start", EXISTS, marks=pytest.mark.xfail(
-        strict=True, reason="known gap (docs/reliability.md): the re-adopted container's record has no "
-        "network summary (saved only after crun start), so rm skips the network detach and its lease, "
-        "port and veth stay until the next daemon restart")),
+    ("container.start.after_crun_start", "start", EXISTS),
     ("network.attach.after_netns", "run", GONE),
     ("network.attach.after_veth", "run", GONE),
     ("network.attach.after_lease", "run", GONE),

@@ -184,8 +184,6 @@ def test_damaged_image_records_are_reported_and_the_rest_served(tcrd, tmp_path):
 
 
 @pytest.mark.root
-@pytest.mark.xfail(strict=True, reason="known gap (docs/reliability.md): ImageManager._clean_orphans deletes "
-                   "the image directory of a record that StateStore left in place as 'newer version'")
 def test_newer_version_image_record_is_left_alone(tcrd, tmp_path):
     """A record written by a newer tcr is not damage: reported, left in place, its image untouched."""
     r = tcrd.cli("image", "load", "-q", _sqfs(tmp_path, "future"))
@@ -335,9 +333,6 @@ else:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/reliability.md): without ujson, tcr.common.jsonc "
-                   "lets json's RecursionError out: a deeply nested state file stops tcrd's start-up and a "
-                   "deeply nested image-info.json becomes an internal error")
 @pytest.mark.parametrize("what", ["state", "image-info"])
 def test_deeply_nested_json_without_ujson_is_reported_as_damage(what):
     r = subprocess.run([sys.executable, "-c", NO_UJSON, what], env=dict(os.environ, PYTHONPATH=TARGET),

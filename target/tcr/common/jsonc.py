@@ -19,8 +19,8 @@ try:  # pragma: no cover - depends on the environment
             return _impl.loads(data)
         except ValueError:
             raise
-        except Exception as exc:  # ujson raises other types for some inputs
-            raise ValueError(str(exc))
+        except Exception as exc:  # ujson raises other types for some inputs (deep nesting: RecursionError)
+            raise ValueError(str(exc) or type(exc).__name__)
 
 except ImportError:  # pragma: no cover
     import json as _impl  # type: ignore
@@ -31,7 +31,10 @@ except ImportError:  # pragma: no cover
     def loads(data: Any) -> Any:
         if isinstance(data, (bytes, bytearray, memoryview)):
             data = bytes(data).decode("utf-8")
-        return _impl.loads(data)
+        try:
+            return _impl.loads(data)
+        except RecursionError:  # hostile nesting: a decode error like any other
+            raise ValueError("JSON nested too deeply")
 
 
 def dumps_pretty(obj: Any) -> str:

@@ -268,7 +268,9 @@ class ContainerManager:
             umount_overlay(c.paths)
         except OSError as exc:
             log.warning("container %s: cannot unmount its root: %s", cid[:12], exc)
-        if self.daemon.networks is not None and c.rec.net is not None and c.rec.net.mode == "nat":
+        # No net summary means a crash came between attach and the record write: detach anyway
+        # (idempotent), or the lease, ports and veth would stay until the next daemon restart.
+        if self.daemon.networks is not None and (c.rec.net is None or c.rec.net.mode == "nat"):
             try:
                 self.daemon.networks.detach(cid)
             except TcrError as exc:

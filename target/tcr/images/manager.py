@@ -322,8 +322,8 @@ class ImageManager:
             p = os.path.join(self.dir, name)
             if name.endswith(".json") or name.endswith(".corrupt") or not os.path.isdir(p):
                 continue
-            if name in self.records:
-                continue
+            if name in self.records or os.path.exists(p + ".json"):
+                continue  # a record we could not use (e.g. from a newer tcr) still owns its directory
             problems.append(f"removed leftover image directory {p} (no record)")
             self._clean_dir(p)
         # Loop devices on our files that nothing mounts (e.g. a crash inside a non-autoclear attach).
