@@ -4,7 +4,8 @@ same machine, interleaved: with no network and with each tool's default NAT brid
 tcr runs the busybox test image (test/fixtures) on a private tcrd; podman gets the same OCI
 layout copied offline into private containers-storage with skopeo, and runs with private
 storage/run dir/network config (bench.common.Podman; its default bridge uses 10.213.77.0/24 so
-it cannot clash with tcr's 10.88.x.0/24). Both are timed as the real CLI process, end to end.
+it cannot clash with tcr's 10.88.x.0/24). Both are timed as the real CLI process, end to end
+(tcr: the console script as pip installs it).
 Target: tcr with network <= 0.2x podman with network.
 
     /tmp/tv/bin/python bench/bench_podman.py [--runs 10] [--warmup 2] [--no-write]

@@ -60,10 +60,6 @@ def populate(d: common.BenchDaemon, files: List[str], have_images: int, images: 
 
 def cli_latency(d: common.BenchDaemon, runs: int) -> Dict[str, float]:
     """The client as installed: a console script on this interpreter, byte-code cached."""
-    script = os.path.join(d.base, "tcr")
-    with open(script, "w") as f:
-        f.write(f"#!{sys.executable}\nimport sys\nfrom tcr.cli.main import main\nsys.exit(main())\n")
-    os.chmod(script, 0o755)
     env = common.env()
 
     def case(argv: List[str]):
@@ -71,7 +67,7 @@ def cli_latency(d: common.BenchDaemon, runs: int) -> Dict[str, float]:
                                       check=True)
 
     cmds = (("ps", "-a"), ("image", "ls"))
-    cases = {" ".join(cmd): case([script, "--socket", d.socket, *cmd]) for cmd in cmds}
+    cases = {" ".join(cmd): case([*d.client_argv(), *cmd]) for cmd in cmds}
     res = common.interleave(cases, runs=runs, warmup=2)
     return {k: median(v) for k, v in res.items()}
 

@@ -348,3 +348,16 @@ def test_default_container_cannot_write_proc_sys(tcrd, busybox):
 
 def _unused():  # keep imports used by helpers that run in forked children
     return sys, signal
+
+
+@pytest.mark.root
+def test_root_in_another_pid_namespace_is_refused(tcrd):
+    """A container's root (e.g. --network host, which reaches the abstract socket) may not drive
+    tcrd: peers outside tcrd's pid namespace are refused even as uid 0."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "target"))
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "tcr.cli.main",
+                        "--socket", tcrd.socket, "image", "ls"], env=env, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    assert "permission denied" in r.stderr
+    assert tcrd.cli("image", "ls").returncode == 0  # the host's root still can

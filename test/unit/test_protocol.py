@@ -273,3 +273,29 @@ def test_float_ids_are_echoed():
     r = decode_request(b'{"id":2.5,"method":"ps"}')
     assert r.id == 2.5 and not math.isnan(r.id)
     assert encode(ErrorReply(r.id, 1, "x")).startswith(b'{"id":2.5,')
+
+
+def test_lone_surrogates_still_encode_as_valid_json():
+    import json
+
+    from tcr.rpc import protocol
+
+    data = protocol.encode(protocol.ErrorReply(3, 1, "unknown command '\udfff'"))
+    assert json.loads(data)["error"]["message"] == "unknown command '\udfff'"
+
+
+def test_argument_count_is_bounded():
+    import pytest as _pytest
+
+    from tcr.rpc import protocol
+
+    req = {"id": 1, "method": "run", "params": {"args": ["-a"] * (protocol.MAX_ARGS + 1)}}
+    with _pytest.raises(protocol.ProtocolError) as ei:
+        protocol.decode_request(json_bytes(req))
+    assert "too many arguments" in str(ei.value)
+
+
+def json_bytes(obj):
+    import json
+
+    return json.dumps(obj).encode()

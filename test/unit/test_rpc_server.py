@@ -261,3 +261,12 @@ def test_echo_double_via_json(env):
     assert r.stdout == "\u00e9\n"
     assert env.double.calls[-1][2] == "/"  # no pwd: "/" as the C daemon does
     json.dumps(env.double.calls)
+
+
+def test_peers_from_another_pid_namespace_are_refused():
+    import os
+
+    from tcr.rpc.server import same_pid_namespace
+
+    assert same_pid_namespace(os.getpid())
+    assert not same_pid_namespace(2**22 + 7)  # no such process: cannot tell who it is

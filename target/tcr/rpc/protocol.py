@@ -24,6 +24,7 @@ from tcr.common import jsonc
 from tcr.common.errors import INVALID_ARGUMENT, SYNTAX, TcrError
 
 MAX_MESSAGE = 1 << 20  # bytes, for requests and replies
+MAX_ARGS = 1024  # arguments in one request
 MAX_ID = 2**53  # ids are JSON numbers (doubles in the C client): keep them exact
 DEFAULT_SOCKET = "/run/tcr/tcrd.sock"
 ABSTRACT_NAME = "tiny_container_runtime"
@@ -54,6 +55,9 @@ def _check_id(v: Any) -> Union[int, float]:
 def _check_str_list(v: Any, what: str, id: Union[int, float]) -> List[str]:
     if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
         raise ProtocolError(f"invalid request: '{what}' must be an array of strings", INVALID_ARGUMENT, id)
+    if len(v) > MAX_ARGS:  # argument parsing is not linear: bound the work one request can cause
+        raise ProtocolError(f"invalid request: too many arguments ({len(v)}, max {MAX_ARGS})",
+                            INVALID_ARGUMENT, id)
     return list(v)
 
 
@@ -229,7 +233,15 @@ Message = Union[Request, Result, ExecResult, ErrorReply, StreamChunk]
 
 
 def encode(msg: Message) -> bytes:
-    return jsonc.dumps(msg.to_dict()).encode("utf-8")
+    d = msg.to_dict()
+    try:
+        return jsonc.dumps(d).encode("utf-8")
+    except (UnicodeError, ValueError, OverflowError):
+        # A lone surrogate (e.g. echoed from a hostile request) has no UTF-8 form: escape it as
+        # \uXXXX, which is still valid JSON for every client.
+        import json
+
+        return json.dumps(d, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def decode_request(data: Union[bytes, str]) -> Request:

@@ -48,6 +48,13 @@ def group_id(name: Optional[str]) -> Optional[int]:
         return None
 
 
+def same_pid_namespace(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino == os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # gone already, or no /proc: cannot tell who it is
+        return False
+
+
 class Connection:
     def __init__(self, server: "RpcServer", sock: socket.socket, pid: int, uid: int, gid: int):
         self.server = server
@@ -186,7 +193,11 @@ class RpcServer:
     # ---- connections -------------------------------------------------------------------------
 
     def allowed(self, pid: int, uid: int, gid: int) -> bool:
-        """root, the daemon's own user, or a member of the socket group (primary or supplementary)."""
+        """root, the daemon's own user, or a member of the socket group (primary or supplementary),
+        and only from tcrd's own pid namespace: a container's root (say with --network host, which
+        reaches the abstract socket) must not drive tcrd."""
+        if not same_pid_namespace(pid):
+            return False
         if uid == 0 or uid == os.geteuid():
             return True
         g = self._group_gid
