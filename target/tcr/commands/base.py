@@ -8,7 +8,7 @@ resolve later from the event loop (wait, stop -t, logs -f).
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from tcr.common.errors import TcrError, UsageError
 
@@ -121,6 +121,19 @@ class Parser(argparse.ArgumentParser):
 
     def parse(self, args: List[str]) -> argparse.Namespace:
         return self.parse_args(args)
+
+
+def subcommand(ctx: Ctx, group: str, handlers: Mapping[str, Callable[[Ctx, List[str]], Any]],
+               usage: str, details: str) -> Any:
+    """`tcr GROUP VERB ARGS...`: pick the handler for VERB; help and usage errors alike for all groups."""
+    if not ctx.args or ctx.args[0] in ("-h", "--help", "help"):
+        if not ctx.args:
+            raise UsageError(f"{group}: missing subcommand", hint=usage)
+        return Output(0, usage + "\n\n" + details)
+    handler = handlers.get(ctx.args[0])
+    if handler is None:
+        raise UsageError(f"{group}: unknown subcommand {ctx.args[0][:40]!r}", hint=usage)
+    return handler(ctx, ctx.args[1:])
 
 
 def add_format(p: argparse.ArgumentParser) -> None:

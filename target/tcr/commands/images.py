@@ -5,7 +5,6 @@ from typing import Any, Dict, List, Sequence
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser
-from tcr.common.errors import UsageError
 
 SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify")
 USAGE = "usage: tcr image load|ls|rm|inspect|verify ..."
@@ -116,21 +115,13 @@ HANDLERS = {"load": image_load, "ls": image_ls, "list": image_ls, "rm": image_rm
 
 @base.command("image", "Manage images: load, ls, rm, inspect, verify")
 def cmd_image(ctx: Ctx) -> Output:
-    if not ctx.args or ctx.args[0] in ("-h", "--help", "help"):
-        text = (USAGE + "\n\n"
-                "  load PATH         load a .sqfs image (validated, then loop-mounted read-only)\n"
-                "  ls                list images (--format json, -q)\n"
-                "  rm IMAGE...       remove images not used by any container\n"
-                "  inspect IMAGE...  details as JSON\n"
-                "  verify IMAGE...   check against the FILE.sqfs.sha256 sidecar\n"
-                "IMAGE: id, unique id prefix (4+), name[:tag] (default latest), name@digest or digest\n")
-        if not ctx.args:
-            raise UsageError("image: missing subcommand", hint=USAGE)
-        return Output(0, text)
-    handler = HANDLERS.get(ctx.args[0])
-    if handler is None:
-        raise UsageError(f"image: unknown subcommand {ctx.args[0][:40]!r}", hint=USAGE)
-    return handler(ctx, ctx.args[1:])
+    return base.subcommand(ctx, "image", HANDLERS, USAGE, (
+        "  load PATH         load a .sqfs image (validated, then loop-mounted read-only)\n"
+        "  ls                list images (--format json, -q)\n"
+        "  rm IMAGE...       remove images not used by any container\n"
+        "  inspect IMAGE...  details as JSON\n"
+        "  verify IMAGE...   check against the FILE.sqfs.sha256 sidecar\n"
+        "IMAGE: id, unique id prefix (4+), name[:tag] (default latest), name@digest or digest\n"))
 
 
 @base.command("images", "List images (same as 'image ls')")

@@ -4,7 +4,6 @@ from typing import Any, List, Sequence
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser
-from tcr.common.errors import UsageError
 
 USAGE = "usage: tcr network create|ls|rm|inspect ..."
 
@@ -69,20 +68,12 @@ HANDLERS = {"create": network_create, "ls": network_ls, "list": network_ls, "rm"
 
 @base.command("network", "Manage NAT networks: create, ls, rm, inspect")
 def cmd_network(ctx: Ctx) -> Output:
-    if not ctx.args or ctx.args[0] in ("-h", "--help", "help"):
-        text = (USAGE + "\n\n"
-                "  create [--subnet CIDR] NAME  create a NAT bridge network\n"
-                "  ls                           list networks (--format json, -q)\n"
-                "  rm NAME...                   remove networks no container uses\n"
-                "  inspect NAME...              details as JSON (leases, published ports)\n"
-                "The default network tcr_default (10.88.0.0/24) is created on first use.\n")
-        if not ctx.args:
-            raise UsageError("network: missing subcommand", hint=USAGE)
-        return Output(0, text)
-    handler = HANDLERS.get(ctx.args[0])
-    if handler is None:
-        raise UsageError(f"network: unknown subcommand {ctx.args[0][:40]!r}", hint=USAGE)
-    return handler(ctx, ctx.args[1:])
+    return base.subcommand(ctx, "network", HANDLERS, USAGE, (
+        "  create [--subnet CIDR] NAME  create a NAT bridge network\n"
+        "  ls                           list networks (--format json, -q)\n"
+        "  rm NAME...                   remove networks no container uses\n"
+        "  inspect NAME...              details as JSON (leases, published ports)\n"
+        "The default network tcr_default (10.88.0.0/24) is created on first use.\n"))
 
 
 @base.command("networks", "List networks (same as 'network ls')")

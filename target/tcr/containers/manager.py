@@ -24,6 +24,7 @@ from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
 from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
 from tcr.containers.record import NAME_RE, ContainerRecord, NetSummary, new_id
+from tcr.kernel.pidfd import pid_alive
 
 log = logging.getLogger("tcr.containers")
 
@@ -605,7 +606,7 @@ class ContainerManager:
 
     def _crun_alive(self, cid: str) -> bool:
         st = crun.state(self.crun_root, cid)
-        return st is not None and st.get("status") == "running" and _pid_alive(int(st.get("pid") or 0))
+        return st is not None and st.get("status") == "running" and pid_alive(int(st.get("pid") or 0))
 
     def _rollback(self, cid: str) -> None:
         paths = ContainerPaths.of(self.root, cid)
@@ -630,14 +631,14 @@ class ContainerManager:
         """Re-adopt or clean up one container; True if it should be started now."""
         rec = c.rec
         st = crun.state(self.crun_root, rec.id)
-        alive = st is not None and st.get("status") == "running" and _pid_alive(int(st.get("pid") or 0))
+        alive = st is not None and st.get("status") == "running" and pid_alive(int(st.get("pid") or 0))
         if rec.state == "creating":
             self._rollback(rec.id)
             self.store.delete(KIND, rec.id)
             del self.containers[rec.id]
             return False
         if alive and rec.interactive:
-            if rec.pid and _pid_alive(rec.pid):  # the client still runs crun: watch it again
+            if rec.pid and pid_alive(rec.pid):  # the client still runs crun: watch it again
                 c.watch = self.loop.watch_process(rec.pid, lambda _code, c=c: self._on_client_exit(c))
                 self._save(c, state="running")
                 return False
@@ -716,18 +717,6 @@ def _targets_exist(rootfs: str, config: Dict[str, Any]) -> bool:
         host = resolve_in_root(rootfs, dst)
         if host is None or not os.path.lexists(host):
             return False
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -217,7 +217,7 @@ class EventLoop:
             try:
                 got, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                if _pid_exists(pid):
+                if _pidfd.pid_alive(pid):
                     continue  # not our child and still alive: nothing to report yet
                 code = None
             else:
@@ -318,16 +318,6 @@ class EventLoop:
 
 def _noop_handler(signum, frame) -> None:
     pass
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _zombie_children() -> List[int]:

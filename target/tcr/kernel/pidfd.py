@@ -7,6 +7,19 @@ from typing import Optional
 HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(os, "P_PIDFD")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def open_pidfd(pid: int) -> int:
     """A pidfd for pid. Raises ProcessLookupError if it does not exist, OSError if unsupported."""
     return os.pidfd_open(pid)  # type: ignore[attr-defined]
