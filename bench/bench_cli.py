@@ -1,8 +1,9 @@
 """CLI latency: median wall time of `tcr image ls` and `tcr ps` against a running tcrd.
 
 Starts its own tcrd (private root, socket and run dir; needs root), then times the client as it is
-shipped: /usr/bin/python3 running the console-script entry point, and `python -m tcr.cli.main`.
-Byte-code is cached (PYTHONPYCACHEPREFIX in a temp dir) as it is on an installed system.
+shipped: the `#!/usr/bin/python3 -IS` script `make install` writes, pip's console script, and
+`python -m tcr.cli.main`. Byte-code is cached as on an installed system (PYTHONPYCACHEPREFIX in a
+temp dir; the -I script ignores it and uses target/'s __pycache__).
 Also reports the import cost of the client path from `python -X importtime`.
 Writes the `## CLI latency` section of docs/benchmarks.md (only that section).
 
@@ -119,14 +120,21 @@ def main() -> int:
     try:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "TCR_HOST")}
         env.update(PYTHONPATH=TARGET, PYTHONPYCACHEPREFIX=os.path.join(base, "pyc"))
-        script = os.path.join(base, "tcr")  # what pip generates for the console script
+        script = os.path.join(base, "tcr-pip")  # what pip generates for a console script
         with open(script, "w") as f:
-            f.write(f"#!{PY}\nimport sys\nfrom tcr.cli.main import main\nsys.exit(main())\n")
+            f.write(f"#!{PY}\nimport re\nimport sys\nfrom tcr.cli.main import main\nsys.exit(main())\n")
         os.chmod(script, 0o755)
+        # What `make install` ships (Makefile): -I -S, no site/.pth processing, the site dir inserted.
+        shipped = os.path.join(base, "tcr")
+        with open(shipped, "w") as f:
+            f.write(f"#!{PY} -IS\nimport sys\nsys.path.insert(0, {TARGET!r})\n"
+                    "from tcr.cli.main import main\nsys.exit(main())\n")
+        os.chmod(shipped, 0o755)
         rows = []
         for cmd in (["image", "ls"], ["ps"], ["help"]):  # help: transport cost with little daemon work
             for label, argv in (
-                ("console script", [script, "--socket", sock, *cmd]),
+                ("installed `tcr` (`#!python3 -IS`)", [shipped, "--socket", sock, *cmd]),
+                ("pip console script", [script, "--socket", sock, *cmd]),
                 ("python3 -m tcr.cli.main", [PY, "-m", "tcr.cli.main", "--socket", sock, *cmd]),
             ):
                 try:
@@ -136,6 +144,7 @@ def main() -> int:
                     continue
                 rows.append((" ".join(cmd), label, ms, "ok" if ms <= TARGET_MS else "over target"))
         base_ms = median_ms([PY, "-c", "pass"], env, opts.runs)
+        base_is_ms = median_ms([PY, "-I", "-S", "-c", "pass"], env, opts.runs)
         total_imp, tcr_imp = import_ms([PY, "-m", "tcr.cli.main", "--socket", sock, "ps"], env)
         vers = subprocess.run([PY, "--version"], capture_output=True, text=True).stdout.strip()
         lines = [
@@ -151,6 +160,7 @@ def main() -> int:
             lines.append(f"| `tcr {cmd}` | {label} | {'-' if ms is None else f'{ms:.1f}'} | {verdict} |")
         lines += [
             f"| (baseline) | `python3 -c pass` | {base_ms:.1f} | interpreter start-up alone |",
+            f"| (baseline) | `python3 -I -S -c pass` | {base_is_ms:.1f} | without site and .pth files |",
             "",
             f"Imports on the client path (`-X importtime`, `-m` run of `tcr ps`): {total_imp:.1f} ms in all, "
             f"of which tcr's own modules {tcr_imp:.1f} ms. The client imports only os/sys and the C modules "

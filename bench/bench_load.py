@@ -134,13 +134,15 @@ def main() -> int:
         print(f"  {s:4d} MB: rpc {ms(rpc[s])}  cli {ms(cli[s])}")
     metrics = [
         Metric("load", f"`tcr image load` {PODMAN_SIZE} MB (CLI, end to end)", ms(tcr_med),
-               f"<= {TARGET_MS:.0f} ms", tcr_med * 1000 <= TARGET_MS),
+               f"<= {TARGET_MS:.0f} ms", tcr_med * 1000 <= TARGET_MS,
+               f"daemon side (RPC) {ms(rpc[PODMAN_SIZE])}"),
         Metric("load", "load time 10 -> 500 MB (max/min of RPC medians)", f"{flat:.2f}x",
                f"flat (<= {FLAT_LIMIT}x)", flat <= FLAT_LIMIT),
     ]
     if ratio is not None:
         metrics.insert(1, Metric("load", f"`podman load` / `tcr image load` ({PODMAN_SIZE} MB)",
-                                 f"{ratio:.0f}x", f">= {TARGET_RATIO:.0f}x", ratio >= TARGET_RATIO))
+                                 f"{ratio:.0f}x", f">= {TARGET_RATIO:.0f}x", ratio >= TARGET_RATIO,
+                                 f"{ms(pod_med or 0.0)} vs {ms(tcr_med)}"))
     common.record("load", metrics)
     if not args.no_write:
         write(args, sizes, tcr_med, pod_med, ratio, rpc, cli, hardlinked)

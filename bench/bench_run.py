@@ -128,12 +128,12 @@ def main() -> int:
                 ["tcr ps (client + one RPC)", common.ms(ps), "", ""],
             ])
             + f"\n\nRatio tcr / crun: **{ratio:.2f}x** ({'met' if ratio <= TARGET_RATIO else 'not met'}).\n"
-            "Where the difference goes: the Python client's start-up and one RPC (the `tcr ps` row) is "
-            "the floor; tcrd's own work for a run (parse, overlay mount, /etc files, config with "
-            "seccomp, one fsync'd record) is about 8 ms warm (cProfile), and the clean-up after exit "
-            "is off the measured path. The remainder (tcr - crun - tcr ps - 8 ms) is not attributed yet; one "
-            "suspect is crun starting on a freshly mounted overlay each time (cold dentries) while the "
-            "reference reuses one. With a Python client the 1.3x target is below the floor anyway.\n"
+            "Where the difference goes (docs/containers.md, `## Where the start time goes`): the client "
+            "(`#!python3 -IS` interpreter start + one RPC, the `tcr ps` row) is the floor; tcrd's run "
+            "handler is ~3-5 ms (argparse parser and seccomp evaluation cached, one fsync'd record); the "
+            "client execs crun (no fork, no Python exit after it). Both sides load the seccomp filter "
+            "precompiled by tcrd (run.oci.seccomp_bpf_data), which took crun from ~36 to ~15 ms. "
+            "With a Python client the 1.3x target is below the floor (interpreter alone ~0.7x crun).\n"
         )
         print(body)
         common.record("run", [common.Metric("run", "tcr run --rm / crun run", f"{ratio:.2f}x",

@@ -223,6 +223,11 @@ def machine() -> Dict[str, str]:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def machine_desc() -> str:
+    m = machine()
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory']} RAM; Linux {m['kernel']}; Python {m['python']}"
+
+
 def machine_line() -> str:
     m = machine()
     return (f"{m['date']}; {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; Linux {m['kernel']}; "
@@ -351,6 +356,7 @@ class BenchDaemon:
         self.logfile = os.path.join(self.base, "tcrd.log")
         self.extra_args = list(extra_args)
         self.python = list(python)  # e.g. ["-X", "importtime"] or a memray wrapper
+        self.extra_path: List[str] = []  # prepended to PYTHONPATH (e.g. a dir that hides a module)
         self.proc: Optional[subprocess.Popen] = None
         self.ready_seconds = 0.0
 
@@ -369,8 +375,11 @@ class BenchDaemon:
         os.makedirs(self.base, exist_ok=True)
         precompile()
         t0 = time.perf_counter()
+        e = env()
+        if self.extra_path:
+            e["PYTHONPATH"] = os.pathsep.join([*self.extra_path, e["PYTHONPATH"]])
         with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(argv or self.argv(), env=env(), stdin=subprocess.DEVNULL, stdout=log,
+            self.proc = subprocess.Popen(argv or self.argv(), env=e, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=log, cwd=self.base)
         deadline = time.monotonic() + timeout
         while True:
@@ -630,6 +639,7 @@ class Podman:
         with open(self.conf, "w") as f:
             f.write(f'[network]\nnetwork_backend = "netavark"\ndefault_subnet = "{self.SUBNET}"\n'
                     f'network_config_dir = "{self.netdir}"\n')
+        self._nft_before = _nft_tables()  # first: listing with iptables-nft creates its tables
         self._iptables_before = _iptables_chains()
         # Global state netavark/CNI create even with private storage (IPAM db): removed at cleanup
         # when it did not exist before. (skopeo's shared blob-info cache is left alone.)
@@ -665,10 +675,30 @@ class Podman:
             if os.path.exists(f"/sys/class/net/{bridge}"):
                 sh(["ip", "link", "del", bridge], check=False)
         _iptables_restore_chains(self._iptables_before)
+        _drop_new_empty_tables(self._nft_before)
         for p in self._global_new:
             shutil.rmtree(p, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)
         return problems
+
+
+def _nft_tables() -> List[str]:
+    if not have("nft"):
+        return []
+    out = sh(["nft", "list", "tables"], check=False).stdout
+    return [ln[len("table "):].strip() for ln in out.splitlines() if ln.startswith("table ")]
+
+
+def _drop_new_empty_tables(before: List[str]) -> None:
+    """iptables-nft/netavark leave empty `ip filter`/`ip nat` tables (base chains, no rules) behind."""
+    for t in _nft_tables():
+        if t in before or t.split()[-1] not in ("filter", "nat"):
+            continue
+        body = sh(["nft", "list", "table", *t.split()], check=False).stdout
+        rules = [ln for ln in body.splitlines() if ln.strip() and not ln.strip().startswith(
+            ("table ", "chain ", "type ", "}"))]
+        if not rules:
+            sh(["nft", "delete", "table", *t.split()], check=False)
 
 
 def _iptables_chains() -> Dict[str, List[str]]:

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -65,18 +65,17 @@ def fmt_bytes(n: float) -> str:
 
 
 def locations(stats: Dict[str, Any], key: str) -> List[List[str]]:
+    """memray's top locations: [location, size] or [location, count] rows."""
     rows = []
     for loc in stats.get(key, [])[:10]:
         where = str(loc.get("location", "?"))
         func, _, rest = where.partition(":")
         where_s = f"`{func}` {rest.replace(common.REPO + '/', '')}" if rest else f"`{where}`"
-        size = loc.get("size", 0)
-        count = loc.get("count", 0)
-        rows.append([where_s, fmt_bytes(size), str(count)])
+        rows.append([where_s, fmt_bytes(loc["size"]) if "size" in loc else f"{loc.get('count', 0):,}"])
     return rows
 
 
-def by_tcr_site(capture: str, peak: bool) -> List[List[str]]:
+def by_tcr_site(capture: str, peak: bool) -> Tuple[List[List[str]], float]:
     """Allocations grouped by their innermost frame inside tcr (all of them, or those live at the
     peak): which of tcr's own lines cause the allocations, whatever library does the allocating."""
     from collections import Counter
@@ -100,7 +99,9 @@ def by_tcr_site(capture: str, peak: bool) -> List[List[str]]:
         site = inner[0] if inner else "(outside tcr: interpreter start-up, runpy, memray)"
         size[site] += rec.size
         count[site] += rec.n_allocations
-    return [[site, fmt_bytes(n), f"{count[site]:,}"] for site, n in size.most_common(12)]
+    total = sum(size.values()) or 1
+    at_import = sum(n for site, n in size.items() if site.startswith("`<module>`"))
+    return [[site, fmt_bytes(n), f"{count[site]:,}"] for site, n in size.most_common(12)], at_import / total
 
 
 def main() -> int:
@@ -153,17 +154,18 @@ def main() -> int:
     nalloc = stats.get("total_num_allocations", 0)
     print(f"peak {fmt_bytes(peak)}, {nalloc} allocations, {fmt_bytes(total)} allocated in all")
     print(f"report in {OUT}: tcrd-flamegraph.html, summary.txt, stats.txt, stats.json")
-    sites_all = by_tcr_site(capture, peak=False)
-    sites_peak = by_tcr_site(capture, peak=True)
+    sites_all, import_share = by_tcr_site(capture, peak=False)
+    sites_peak, import_share_peak = by_tcr_site(capture, peak=True)
     for row in sites_all[:8]:
         print("  " + "  ".join(row))
     if not args.no_doc:
-        write_doc(steps, peak, total, nalloc, stats, args, sites_all, sites_peak)
+        write_doc(steps, peak, total, nalloc, stats, args, sites_all, sites_peak,
+                  (import_share, import_share_peak))
     return 0
 
 
 def write_doc(steps: List[str], peak: int, total: int, nalloc: int, stats: Dict[str, Any], args: Any,
-              sites_all: List[List[str]], sites_peak: List[List[str]]) -> None:
+              sites_all: List[List[str]], sites_peak: List[List[str]], shares: Tuple[float, float]) -> None:
     by_size = locations(stats, "top_allocations_by_size")
     by_count = locations(stats, "top_allocations_by_count")
     lines = [
@@ -178,6 +180,8 @@ def write_doc(steps: List[str], peak: int, total: int, nalloc: int, stats: Dict[
         f"- peak heap: **{fmt_bytes(peak)}** (memray's high-water mark of live allocations; VmRSS adds the",
         "  interpreter, the code objects and the shared libraries, see docs/benchmarks.md)",
         f"- {nalloc:,} allocations, {fmt_bytes(total)} allocated in all",
+        f"- {shares[0]:.0%} of the bytes allocated (and {shares[1]:.0%} of those live at the peak) come from",
+        "  module-level code (`<module>` sites: imports, dataclass creation), the rest from the workload",
         "",
         "Full report: `build/profile/tcrd-flamegraph.html` (open in a browser), `build/profile/summary.txt`,",
         "`build/profile/stats.txt`.",
@@ -194,11 +198,11 @@ def write_doc(steps: List[str], peak: int, total: int, nalloc: int, stats: Dict[
         "",
         "## Top allocating locations by size (memray stats)",
         "",
-        common.table(["location", "allocated", "allocations"], by_size, align="lrr"),
+        common.table(["location", "allocated"], by_size, align="lr"),
         "",
         "## Top allocating locations by number of allocations (memray stats)",
         "",
-        common.table(["location", "allocated", "allocations"], by_count, align="lrr"),
+        common.table(["location", "allocations"], by_count, align="lr"),
         "",
     ]
     with open(DOC, "w") as f:

@@ -111,7 +111,7 @@ def summary(statuses: Dict[str, Tuple[str, float]], metrics: List[Metric]) -> st
     lines = [
         "## Summary",
         "",
-        f"Machine: {common.machine_line()}.",
+        f"Run: {common.machine()['date']}. Machine: {common.machine_desc()}.",
         "",
         "Written by `bench/run_all.py` (`make bench`); every section below is written by its own script",
         "(`bench/bench_<name>.py`), which can be re-run alone. Ratios are measured side by side in the same",

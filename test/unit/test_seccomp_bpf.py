@@ -4,14 +4,13 @@ Byte equality with crun's own compilation is in test/root/test_seccomp_bpf.py (n
 """
 
 import base64
-import ctypes.util
 import struct
 
 import pytest
 
 from tcr.containers import seccomp, seccomp_bpf
 
-have_lib = pytest.mark.skipif(not ctypes.util.find_library("seccomp"), reason="libseccomp not installed")
+have_lib = pytest.mark.skipif(not seccomp_bpf._libseccomp(), reason="libseccomp not installed")
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"]
 
 

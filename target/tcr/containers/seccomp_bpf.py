@@ -13,9 +13,8 @@ Anything this code does not know (an action, operator or field, or no libseccomp
 return None and crun compiles as before: the annotation is only ever a cache.
 """
 
-import base64
+import binascii
 import ctypes
-import ctypes.util
 import json
 import os
 from typing import Any, Dict, List, Optional
@@ -50,9 +49,8 @@ _cache: Dict[str, Optional[bytes]] = {}
 def _libseccomp() -> Any:
     global _lib
     if _lib is None:
-        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
-        try:
-            lib = ctypes.CDLL(name, use_errno=True)
+        try:  # the soname crun links (no ctypes.util.find_library: it runs ldconfig)
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
         except OSError:
             _lib = False
             return _lib
@@ -97,7 +95,7 @@ def annotate(config: Dict[str, Any]) -> bool:
     bpf = compile(oci)
     if bpf is None:
         return False
-    config.setdefault("annotations", {})[ANNOTATION] = base64.b64encode(bpf).decode("ascii")
+    config.setdefault("annotations", {})[ANNOTATION] = binascii.b2a_base64(bpf, newline=False).decode("ascii")
     return True
 
 

@@ -23,11 +23,13 @@ log = logging.getLogger("tcrd")
 DEFAULT_ROOT = "/var/lib/tcr"
 DEFAULT_RUN_DIR = "/run/tcr"
 DEFAULT_SOCKET = "/run/tcr/tcrd.sock"
+DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
 
 
 def default_options(**kw: Any) -> argparse.Namespace:
     ns = argparse.Namespace(root=DEFAULT_ROOT, run_dir=DEFAULT_RUN_DIR, socket=DEFAULT_SOCKET,
-                            no_compat_socket=False, pidfile=None, syslog=False, debug=False, check=False)
+                            no_compat_socket=False, pidfile=None, syslog=False, debug=False, check=False,
+                            resolv_conf=DEFAULT_RESOLV_CONF)
     for k, v in kw.items():
         setattr(ns, k, v)
     return ns

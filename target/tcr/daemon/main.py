@@ -1,7 +1,7 @@
 """tcrd: the tcr daemon (entry point).
 
   tcrd [--root DIR] [--socket PATH] [--run-dir DIR] [--no-compat-socket] [--pidfile PATH]
-       [--syslog] [--debug] [--check]
+       [--syslog] [--debug] [--check] [--resolv-conf PATH]
 """
 
 import argparse
@@ -10,7 +10,7 @@ import sys
 from typing import List, Optional
 
 from tcr.common.errors import TcrError
-from tcr.daemon.app import DEFAULT_ROOT, DEFAULT_RUN_DIR, DEFAULT_SOCKET
+from tcr.daemon.app import DEFAULT_RESOLV_CONF, DEFAULT_ROOT, DEFAULT_RUN_DIR, DEFAULT_SOCKET
 
 log = logging.getLogger("tcrd")
 
@@ -27,6 +27,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--syslog", action="store_true", help="log to syslog instead of stderr")
     p.add_argument("--debug", action="store_true", help="debug logging")
     p.add_argument("--check", action="store_true", help="check prerequisites and exit")
+    p.add_argument("--resolv-conf", default=DEFAULT_RESOLV_CONF, metavar="PATH",
+                   help=f"where the DNS forwarder finds its upstream resolvers (default {DEFAULT_RESOLV_CONF})")
     return p.parse_args(argv)
 
 

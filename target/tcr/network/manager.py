@@ -50,6 +50,9 @@ class NetworkManager:
         self.prefix = netplan.if_prefix(self.tag)
         self.table = netplan.nft_table(self.tag)
         self.netns_dir = os.path.join(daemon.run_dir, "netns")
+        # Where the host's resolvers are listed (tcrd --resolv-conf): DNS upstreams and the fallback.
+        self.host_resolv_conf = getattr(getattr(daemon, "options", None), "resolv_conf", None) \
+            or "/etc/resolv.conf"
         self._dns = dns
         self._dns_tried = dns is not None
         self._dns_up: Set[str] = set()  # gateways the DNS service listens on
@@ -138,7 +141,7 @@ class NetworkManager:
                 try:
                     from tcr.network.dns.server import DnsService  # type: ignore[import-not-found]
 
-                    self._dns = DnsService(self.loop)
+                    self._dns = DnsService(self.loop, resolv_conf=self.host_resolv_conf)
                 except Exception as exc:  # DNS is a convenience; networking works without it
                     log.warning("DNS forwarder unavailable: %s", exc)
         return self._dns
@@ -215,7 +218,7 @@ class NetworkManager:
             return f"nameserver {rec.gateway}\noptions ndots:0\n"
         servers = []
         try:
-            with open("/etc/resolv.conf") as f:
+            with open(self.host_resolv_conf) as f:
                 for line in f:
                     parts = line.split()
                     if len(parts) >= 2 and parts[0] == "nameserver" and not parts[1].startswith("127."):
