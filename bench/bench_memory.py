@@ -426,7 +426,7 @@ def write(steps, idle, busy, running, attr, imports, probes, size, idle_no_ujson
         "",
         f"### What tcrd imports ({len(imports)} modules at idle, `-X importtime`)",
         "",
-        "Re-imported group by group in a fresh interpreter (base VmRSS "
+        "Re-imported in a fresh interpreter (base VmRSS "
         f"{mb(attr['base_rss'])} with tracemalloc on), one module at a time in `-X importtime` order",
         "(dependencies first), growth added up per group (tcr by subpackage, the rest by top-level name).",
         "",
@@ -450,14 +450,15 @@ def write(steps, idle, busy, running, attr, imports, probes, size, idle_no_ujson
         "",
         "### Closing the gap",
         "",
-        f"Idle is {mb(idle['rss_kb'])} against the {TARGET_IDLE_MB:.0f} MB target; the proposal measured above "
-        f"gives {mb(idle_proposal['rss_kb'])}.",
+        f"Idle is {mb(idle['rss_kb'])} against the {TARGET_IDLE_MB:.0f} MB target; the proposal measured "
+        f"above gives {mb(idle_proposal['rss_kb'])}.",
         "What is left is the interpreter floor (see the probes) and the code and data of the modules",
         "tcrd imports. The next candidates, each measured on top of everything else tcrd imports (so",
         "only what it alone adds): "
         + ", ".join(f"`{name}` +{kb / 1024:.1f} MB" for name, kb in nexts) + ".",
-        "`dataclasses` pulls in inspect/ast/dis and generates methods with exec() at import; `argparse`",
-        "also pulls in gettext/locale.",
+        "`dataclasses` pulls in inspect/ast/dis, and on top of that every record class pays for the",
+        "methods it generates with exec() at import (docs/profile.md: the top allocator by count);",
+        "`argparse` also pulls in gettext/locale.",
         "",
         "### Installed size",
         "",

@@ -28,7 +28,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--debug", action="store_true", help="debug logging")
     p.add_argument("--check", action="store_true", help="check prerequisites and exit")
     p.add_argument("--resolv-conf", default=DEFAULT_RESOLV_CONF, metavar="PATH",
-                   help=f"where the DNS forwarder finds its upstream resolvers (default {DEFAULT_RESOLV_CONF})")
+                   help=f"upstream resolvers for the DNS forwarder (default {DEFAULT_RESOLV_CONF})")
     return p.parse_args(argv)
 
 

@@ -198,6 +198,9 @@ class Netlink:
     def set_master(self, index: int, master: int) -> None:
         self.request(RTM_NEWLINK, 0, ifinfo(index, IFF_UP, IFF_UP) + attr(IFLA_MASTER, _u32(master)))
 
+    def set_mac(self, index: int, mac: str) -> None:
+        self.request(RTM_NEWLINK, 0, ifinfo(index) + attr(IFLA_ADDRESS, _mac(mac)))
+
     def set_up(self, index: int) -> None:
         self.request(RTM_NEWLINK, 0, ifinfo(index, IFF_UP, IFF_UP))
 

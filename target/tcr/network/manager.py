@@ -116,6 +116,10 @@ class NetworkManager:
         idx = nl.index(rec.bridge)
         if idx is None:
             idx = nl.add_bridge(rec.bridge)
+        # A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it when
+        # that container leaves, and the others' ARP entries for the gateway go stale (no DNS, no
+        # way out for up to a minute).
+        nl.set_mac(idx, netplan.mac_for(rec.gateway))
         nl.add_addr(idx, rec.gateway, rec.prefixlen)
         nl.set_up(idx)
         # Lets the host reach a published port via 127.0.0.1: after DNAT the packet leaves through
