@@ -165,8 +165,8 @@ def write(args, sizes, tcr_med, pod_med, ratio, rpc, cli, hardlinked) -> None:
         f"`bench/bench_load.py`: median of {args.runs} runs after {args.warmup} warm-up, A/B interleaved; "
         "every run removes the image again (untimed). The image is the busybox bundle plus a file of",
         "random data; podman loads the same rootfs as a docker-archive (skopeo), on private storage.",
-        "CLI = the real client process end to end (the `tcr` console script as pip installs it); RPC = the",
-        "same request sent in-process (the daemon's work, without the client's interpreter start-up).",
+        "CLI = the real client process end to end (`tcr` as `make install` ships it: `#!python3 -IS`);",
+        "RPC = the same request sent in-process (the daemon's work, without the client's start-up).",
         f"Stored by hard link (no copy) on the same filesystem: {'yes' if hardlinked else 'NO'}.",
         "",
         common.table(["case", "median", "target"], [

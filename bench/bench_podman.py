@@ -5,7 +5,7 @@ tcr runs the busybox test image (test/fixtures) on a private tcrd; podman gets t
 layout copied offline into private containers-storage with skopeo, and runs with private
 storage/run dir/network config (bench.common.Podman; its default bridge uses 10.213.77.0/24 so
 it cannot clash with tcr's 10.88.x.0/24). Both are timed as the real CLI process, end to end
-(tcr: the console script as pip installs it).
+(tcr: the client as `make install` ships it, `#!python3 -IS`).
 Target: tcr with network <= 0.2x podman with network.
 
     /tmp/tv/bin/python bench/bench_podman.py [--runs 10] [--warmup 2] [--no-write]

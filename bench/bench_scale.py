@@ -2,8 +2,8 @@
 with 100 images and 50 containers on disk.
 
 1. Populate a private tcrd with 50 images (distinct ids, the busybox bundle) and 20 created
-   containers; time `tcr ps -a` and `tcr image ls` as shipped (console script on this Python,
-   byte-code cached), median of --runs.
+   containers; time `tcr ps -a` and `tcr image ls` as shipped (`make install`'s `#!python3 -IS`
+   script, byte-code cached), median of --runs.
 2. Grow it to 100 images and 50 containers; restart tcrd --runs times: time from exec to the
    socket accepting, and to the first `image ls` reply. Warm = the images stay mounted across
    the restart (what SIGTERM leaves); cold = every mount under the root removed first, as after a
@@ -59,7 +59,7 @@ def populate(d: common.BenchDaemon, files: List[str], have_images: int, images: 
 
 
 def cli_latency(d: common.BenchDaemon, runs: int) -> Dict[str, float]:
-    """The client as installed: a console script on this interpreter, byte-code cached."""
+    """The client as installed (`#!python3 -IS` script), byte-code cached."""
     env = common.env()
 
     def case(argv: List[str]):
@@ -150,8 +150,9 @@ def main() -> int:
             "`bench/bench_scale.py`: a private tcrd populated through the RPC with distinct busybox images",
             "and created (not running) containers.",
             "",
-            f"CLI latency with {ni} images and {nc} containers (console script on {sys.executable}, "
-            f"byte-code cached, median of {args.runs}; target <= {CLI_TARGET_MS:.0f} ms):",
+            f"CLI latency with {ni} images and {nc} containers (`tcr` as `make install` ships it, "
+            f"`#!{sys.executable} -IS`, byte-code cached, median of {args.runs}; "
+            f"target <= {CLI_TARGET_MS:.0f} ms):",
             "",
             common.table(["command", "median"], [[f"`tcr {k}`", ms(v)] for k, v in cli.items()]),
             "",

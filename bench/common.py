@@ -421,12 +421,13 @@ class BenchDaemon:
         return reply
 
     def client_argv(self) -> List[str]:
-        """The `tcr` client as installed: the console script pip generates, on this interpreter
-        (`python -m tcr.cli.main` would add runpy's ~8 ms to every call)."""
+        """The `tcr` client as `make install` ships it: `#!python3 -IS` plus an explicit sys.path
+        entry (no site, no .pth files; the client needs only the stdlib)."""
         script = os.path.join(self.base, "tcr")
         if not os.path.exists(script):
             with open(script, "w") as f:
-                f.write(f"#!{sys.executable}\nimport sys\nfrom tcr.cli.main import main\nsys.exit(main())\n")
+                f.write(f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {TARGET!r})\n"
+                        "from tcr.cli.main import main\nsys.exit(main())\n")
             os.chmod(script, 0o755)
         return [script, "--socket", self.socket]
 

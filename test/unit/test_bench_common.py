@@ -182,6 +182,9 @@ def test_adapters_read_the_printing_benches():
                        "| `tcr ps` | console script | 17.0 | ok |\n"
                        "| `tcr help` | console script | 9.0 | ok |\n")
     assert [(m.name.split("`")[1], m.met) for m in cli] == [("tcr image ls", False), ("tcr ps", True)]
+    shipped = run_all._cli("| `tcr ps` | installed `tcr` (`#!python3 -IS`) | 15.8 | ok |\n"
+                           "| `tcr ps` | pip console script | 31.0 | over target |\n")
+    assert [(m.value, m.met) for m in shipped] == [("15.8 ms", True)] and "installed" in shipped[0].name
     build = run_all._build("median raw 10.00s, tcr-create-image 12.00s, ratio 1.20x (missed the 1.1x target)")
     assert build[0].value == "1.20x" and build[0].met is False
     assert run_all._dns("nothing") == [] and run_all._build("") == []
