@@ -139,3 +139,15 @@ def test_sink_abort_kills_consumer():
     s = Sink(["sleep", "30"])
     s.abort()
     assert s.proc.returncode is not None
+
+
+def test_builtin_sha256_matches_hashlib():
+    import hashlib
+
+    from tcr.common.digest import sha256
+
+    for data in (b"", b"abc", b"x" * 100000):
+        h = sha256()
+        h.update(data)
+        assert h.hexdigest() == hashlib.sha256(data).hexdigest()
+        assert sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()

@@ -9,7 +9,6 @@ State layout under the daemon's root:
 """
 
 import errno
-import hashlib
 import logging
 import os
 import shutil
@@ -18,6 +17,7 @@ import time
 from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
+from tcr.common.digest import sha256
 from tcr.common.errors import InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.daemon.state import StateStore
@@ -364,7 +364,7 @@ def parse_sidecar(text: str) -> str:
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     with open(path, "rb") as f:
         while True:
             chunk = f.read(1 << 20)

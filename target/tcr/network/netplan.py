@@ -4,11 +4,11 @@ Nothing here touches the kernel: the manager feeds in the host's addresses/route
 existing records, so every decision is unit-tested with fake inputs.
 """
 
-import hashlib
 import ipaddress
 import re
 from typing import Iterable, List, Optional, Set
 
+from tcr.common.digest import sha256
 from tcr.common.errors import InUse, InvalidArgument
 
 DEFAULT_NETWORK = "tcr_default"
@@ -34,7 +34,7 @@ def instance_tag(root: str, default_root: str = "/var/lib/tcr") -> str:
     other or with a real tcr on the machine (names, bridges, nft table)."""
     if root.rstrip("/") == default_root:
         return ""
-    return hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:4]
+    return sha256(root.rstrip("/").encode()).hexdigest()[:4]
 
 
 def if_prefix(tag: str) -> str:
@@ -46,7 +46,7 @@ def bridge_name(network: str, tag: str = "") -> str:
     p = if_prefix(tag)
     if network == DEFAULT_NETWORK:
         return p + "0"
-    h = hashlib.sha256(network.encode()).hexdigest()
+    h = sha256(network.encode()).hexdigest()
     return (p + "-" + h)[:IFNAMSIZ]
 
 
