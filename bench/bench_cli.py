@@ -45,6 +45,8 @@ def start_tcrd(base: str) -> "tuple[subprocess.Popen, str]":
             "--run-dir",
             os.path.join(base, "run"),
             "--no-compat-socket",
+            "--resolv-conf",  # no upstream resolvers: benchmarks stay on this machine
+            "/dev/null",
         ],
         env=env,
         stdout=log,
