@@ -29,8 +29,10 @@ def say(text: str) -> None:
     print(f"\n{BOLD}== {text}{RESET}", flush=True)
 
 
-def show(argv, **kw) -> subprocess.CompletedProcess:
-    print(f"$ {' '.join(argv)}", flush=True)
+def show(argv, shown: int = 0, name: str = "", **kw) -> subprocess.CompletedProcess:
+    """Run argv; print it as a user would type it (`name` replacing the first `shown` words)."""
+    words = ([name] if name else []) + [a if " " not in a else repr(a) for a in argv[shown:]]
+    print(f"$ {' '.join(words)}", flush=True)
     r = subprocess.run(argv, capture_output=True, text=True, **kw)
     sys.stdout.write(r.stdout)
     sys.stdout.write(r.stderr)
@@ -55,9 +57,10 @@ def main() -> int:
         reg = Registry(os.path.join(work, "registry"))
         push_busybox(reg.addr)
         sqfs = os.path.join(work, "busybox.sqfs")
-        show([sys.executable, "-m", "tcr_host.cli", "--tls-verify=false", "-q", "-o", sqfs,
-              f"{reg.addr}/{BUSYBOX_REPO}:latest"], env=env)
-        show([sys.executable, "-m", "tcr_host.cli", "inspect", sqfs], env=env)
+        create_image = [sys.executable, "-m", "tcr_host.cli"]
+        show(create_image + ["--tls-verify=false", "-q", "-o", sqfs, f"{reg.addr}/{BUSYBOX_REPO}:latest"],
+             shown=3, name="tcr-create-image", env=env)
+        show(create_image + ["inspect", sqfs], shown=3, name="tcr-create-image", env=env)
 
         say("Device: start tcrd on a temporary state root")
         daemon = Tcrd(os.path.join(work, "device"))
@@ -65,30 +68,31 @@ def main() -> int:
         daemon.start()
         print(f"tcrd running as pid {daemon.pid}, socket {daemon.socket}")
         tcr = [sys.executable, "-m", "tcr.cli.main", "--socket", daemon.socket]
+        print(f"(below, `tcr` stands for `{' '.join(tcr[:3])} --socket {daemon.socket}`)")
         image = f"{reg.addr}/{BUSYBOX_REPO}:latest"
 
-        show(tcr + ["image", "load", sqfs], env=env)
-        show(tcr + ["image", "ls"], env=env)
+        show(tcr + ["image", "load", sqfs], shown=5, name="tcr", env=env)
+        show(tcr + ["image", "ls"], shown=5, name="tcr", env=env)
 
         say("Run a container that prints a greeting")
         show(tcr + ["run", "--rm", "--network", "none", image, "echo", "Hello from a tcr container!"],
-             env=env)
+             shown=5, name="tcr", env=env)
 
-        say("A detached web server on the NAT network, port 8080 published on the host")
+        say("A detached web server on the NAT network, port 80 published on the host as 18080")
         show(tcr + ["run", "-d", "--name", "demo-web", "-p", "127.0.0.1:18080:80", image,
-                    "httpd", "-f", "-v", "-p", "80", "-h", "/var/www"], env=env)
-        show(tcr + ["ps"], env=env)
+                    "httpd", "-f", "-v", "-p", "80", "-h", "/var/www"], shown=5, name="tcr", env=env)
+        show(tcr + ["ps"], shown=5, name="tcr", env=env)
         print("$ wget -qO- http://127.0.0.1:18080/")
         try:
             print(urllib.request.urlopen("http://127.0.0.1:18080/", timeout=5).read().decode(), end="")
         except OSError as exc:
             print(f"(request failed: {exc})")
-        show(tcr + ["exec", "demo-web", "cat", "/etc/hostname"], env=env)
-        show(tcr + ["logs", "demo-web"], env=env)
-        show(tcr + ["stop", "-t", "2", "demo-web"], env=env)
-        show(tcr + ["ps", "-a"], env=env)
-        show(tcr + ["rm", "demo-web"], env=env)
-        show(tcr + ["image", "rm", image], env=env)
+        show(tcr + ["exec", "demo-web", "cat", "/etc/hostname"], shown=5, name="tcr", env=env)
+        show(tcr + ["logs", "demo-web"], shown=5, name="tcr", env=env)
+        show(tcr + ["stop", "-t", "2", "demo-web"], shown=5, name="tcr", env=env)
+        show(tcr + ["ps", "-a"], shown=5, name="tcr", env=env)
+        show(tcr + ["rm", "demo-web"], shown=5, name="tcr", env=env)
+        show(tcr + ["image", "rm", image], shown=5, name="tcr", env=env)
         say("Done: everything the demo made is being removed")
         return 0
     finally:
