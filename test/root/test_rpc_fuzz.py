@@ -13,6 +13,7 @@ import tempfile
 import pytest
 
 from tcr.rpc import protocol
+from test.fixtures.process import in_child
 
 pytestmark = pytest.mark.root
 
@@ -124,24 +125,7 @@ def test_fuzz_daemon_survives_and_stays_correct(tcrd):
 
 def _as_nobody(fn):
     """Run fn() in a forked child as uid/gid 65534 with no groups; return what it printed."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            out = fn()
-        except BaseException as exc:
-            out = f"exception {type(exc).__name__}: {exc}"
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
-    return out
+    return in_child(fn)
 
 
 def _try(address):

@@ -10,7 +10,6 @@
   --network host), see host processes, or write /proc/sys.
 """
 
-import ctypes
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import tempfile
 import pytest
 
 from test.fixtures.daemon import Tcrd
+from test.fixtures.process import in_child as _in_child
 
 pytestmark = pytest.mark.root
 
@@ -30,36 +30,6 @@ NOBODY = 65534
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-
-def _in_child(fn, uid=NOBODY, netns_of=None) -> str:
-    """Run fn() in a forked child (optionally inside another process's netns) as uid/gid `uid`
-    with no supplementary groups; return what it returned (a string)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.close(r)
-        try:
-            if netns_of is not None:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open(f"/proc/{netns_of}/ns/net", os.O_RDONLY)
-                if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-                    raise OSError(ctypes.get_errno(), "setns")
-                os.close(fd)
-            if uid != 0:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-            out = fn()
-        except BaseException as exc:
-            out = f"exception {type(exc).__name__}: {exc}"
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
-    return out
 
 
 def _rpc_attempt(address: str):
