@@ -8,25 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
+from test.fixtures.process import wait_for as _wait_for
 from test.root.test_containers_image import build
 
 pytestmark = pytest.mark.root
-
-
-def _wait_for(pred, timeout=20.0, what="condition"):
-    # Test-side polling only (the daemon never polls): bounded, short steps.
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

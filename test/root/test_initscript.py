@@ -13,6 +13,7 @@ from typing import Dict
 import pytest
 
 from tcr.network import netplan
+from test.fixtures.project import read
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INIT = os.path.join(ROOT, "target", "init")
@@ -41,11 +42,6 @@ def links_with_prefix(prefix: str):
 def nft_tables():
     lines = sh("nft", "list", "tables").stdout.splitlines()
     return [tuple(line.split()[1:3]) for line in lines if line.strip()]
-
-
-def read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
 
 
 def mounts_under(path: str):

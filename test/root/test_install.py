@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from test.fixtures.project import read
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -41,11 +43,6 @@ def version() -> str:
         m = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M)
     assert m
     return m.group(1)
-
-
-def read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,13 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 import urllib.request
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import pytest
 
 from test.fixtures.images import c_tool_sqfs
+from test.fixtures.process import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -42,18 +42,6 @@ STUB_ANSWER = "198.51.100.77"  # only ever a DNS answer: no packet is sent to it
 _K = PID % 64
 HOST_END = f"192.168.251.{4 * _K + 1}"
 PEER_END = f"192.168.251.{4 * _K + 2}"
-
-
-def wait_for(pred: Callable[[], object], timeout: float = 15.0, what: object = "condition") -> object:
-    # Readiness only (bounded, short steps); never an assertion about speed.
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
-        time.sleep(0.05)
 
 
 def cli(d, *args: str, ok: bool = True) -> subprocess.CompletedProcess:

@@ -11,6 +11,8 @@ from typing import Dict, List, Set
 
 import pytest
 
+from test.fixtures.project import pyproject_version, read
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BR = os.path.join(ROOT, "buildroot")
 PKGDIR = os.path.join(BR, "package")
@@ -38,17 +40,6 @@ THIRD_PARTY_OPTION = {
     "dnslib": "BR2_PACKAGE_PYTHON_DNSLIB",
     "PySquashfsImage": "BR2_PACKAGE_PYTHON_PYSQUASHFSIMAGE",
 }
-
-
-def read(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
-
-
-def pyproject_version() -> str:
-    m = re.search(r'^version\s*=\s*"([^"]+)"', read(os.path.join(ROOT, "pyproject.toml")), re.M)
-    assert m
-    return m.group(1)
 
 
 def mk_vars(path: str) -> Dict[str, str]:

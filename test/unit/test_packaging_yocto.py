@@ -11,6 +11,8 @@ from typing import Dict, List, Set
 
 import pytest
 
+from test.fixtures.project import pyproject_version, read
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAYER = os.path.join(ROOT, "buildroot", "meta-tcr")
 RECIPE_DIR = os.path.join(LAYER, "recipes-containers", "tcr")
@@ -82,17 +84,6 @@ YOCTO_STDLIB_PACKAGE.update(_OTHER)
 # third-party module -> recipe (None: optional, the code falls back without it)
 YOCTO_THIRD_PARTY = {"pyroute2": "python3-pyroute2", "dnslib": "python3-dnslib",
                      "PySquashfsImage": "python3-pysquashfsimage", "ujson": None}
-
-
-def read(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
-
-
-def pyproject_version() -> str:
-    m = re.search(r'^version\s*=\s*"([^"]+)"', read(os.path.join(ROOT, "pyproject.toml")), re.M)
-    assert m
-    return m.group(1)
 
 
 def recipe_path() -> str:
