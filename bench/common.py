@@ -367,11 +367,9 @@ class BenchDaemon:
     def argv(self) -> List[str]:
         # Benchmarks never reach the machine's real resolvers: no upstream unless a bench names a
         # loopback stub with its own --resolv-conf (later flags win).
-        no_upstream = os.path.join(self.base, "no-upstream.resolv.conf")
-        if not os.path.exists(no_upstream):
-            os.makedirs(self.base, exist_ok=True)
-            with open(no_upstream, "w") as f:
-                f.write("# tcr benchmarks: no upstream resolvers\n")
+        from test.fixtures.daemon import no_upstream_resolv_conf
+
+        no_upstream = no_upstream_resolv_conf(self.base)
         return [sys.executable, *self.python, "-m", "tcr.daemon.main", "--root", self.root, "--socket",
                 self.socket, "--run-dir", self.run_dir, "--no-compat-socket", "--resolv-conf", no_upstream,
                 *self.extra_args]
