@@ -44,7 +44,7 @@ class Daemon:
         self.loop = EventLoop()
         self.store = StateStore(self.root)
         self.images = ImageManager(self.root, self.store, daemon=self)
-        # Set up in start() by the network/container code when present; None until then.
+        # Built in start(), after the images are recovered (containers need both).
         self.networks: Any = None
         self.containers: Any = None
         self.server: Any = None
@@ -70,15 +70,13 @@ class Daemon:
 
         self.problems += self.images.recover()
 
-        # ---- networks: NetworkManager loads its records here (cheap, no kernel work); its
-        #      recover(live_container_ids) is called by the container manager's recovery, which
-        #      knows which containers are still alive.
+        # NetworkManager only loads its records here (no kernel work); its
+        # recover(live_container_ids) runs inside the container recovery, which knows which
+        # containers are still alive.
+        from tcr.containers.manager import ContainerManager
         from tcr.network.manager import NetworkManager
 
         self.networks = NetworkManager(self)
-        # ---- containers: construct + recover tcr.containers.manager.ContainerManager here (sets
-        #      self.containers). ImageManager.remove() asks self.containers.uses_image(id).
-        from tcr.containers.manager import ContainerManager
 
         self.containers = ContainerManager(self)
         found = self.containers.recover()  # also runs self.networks.recover(live ids)
@@ -112,13 +110,13 @@ class Daemon:
             self.server.close()
             self.server = None
         # Containers stop gracefully and may take a while (stop timeouts): they call back when done.
-        if self.containers is not None and hasattr(self.containers, "shutdown"):
+        if self.containers is not None:
             self.containers.shutdown(self._after_containers)
         else:
             self._after_containers()
 
     def _after_containers(self) -> None:
-        if self.networks is not None and hasattr(self.networks, "shutdown"):
+        if self.networks is not None:
             try:
                 self.networks.shutdown()
             except Exception:
