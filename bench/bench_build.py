@@ -184,7 +184,8 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_build: needs root for the baseline's `umoci unpack`", file=sys.stderr)
         return 2
-    cache = os.path.join(tempfile.gettempdir(), f"tcr-bench-build-v{DATA_VERSION}-{a.size_mb}mb")
+    # a cache kept between runs, inside the checkout's ignored build/ dir (not in /tmp)
+    cache = os.path.join(ROOT, "build", "bench", f"build-layout-v{DATA_VERSION}-{a.size_mb}mb")
     t0 = time.perf_counter()
     layout = make_layout(cache, a.size_mb)
     print(f"layout {layout} ready ({time.perf_counter() - t0:.1f}s)")
