@@ -12,6 +12,7 @@ import time
 import pytest
 
 from test.fixtures.images import c_tool_sqfs
+from test.fixtures.process import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -153,3 +154,28 @@ def test_ssh_connection_failure(sshd):
     r = local_tcr(sshd, "ps", host=f"ssh://root@127.0.0.1:{_free_port()}")
     assert r.returncode == 1
     assert "tcr: ssh to ssh://root@127.0.0.1:" in r.stderr and "failed" in r.stderr
+
+
+def test_remote_interactive_run_gets_a_terminal_and_the_exit_code(tcrd, sshd):
+    """`tcr -H ssh://... run -it`: ssh -t gives the remote client a terminal, crun gives it to the
+    container, and the container's exit code comes back through ssh. `script` provides the local
+    terminal the way a user's shell would."""
+    if not shutil.which("script"):
+        pytest.skip("script (util-linux) not installed")
+    work = tempfile.mkdtemp(prefix=f"tcr-ssh-it-{os.getpid()}-")
+    try:
+        img = c_tool_sqfs(work)
+        r = tcrd.cli("image", "load", "-q", img)
+        assert r.returncode == 0, r.stderr
+        cmd = " ".join([sys.executable, "-m", "tcr.cli.main", "-H", sshd.url, "run", "-it", "--rm",
+                        "--network", "none", r.stdout.strip(), "sh", "-c", "'tty; echo in-container; exit 3'"])
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=sshd.opts)
+        env.pop("TCR_SOCKET", None)
+        rr = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=env, capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+        assert rr.returncode == 3, (rr.stdout, rr.stderr)
+        assert "/dev/pts/" in rr.stdout and "in-container" in rr.stdout
+        # --rm: tcrd cleans up once the remote client is gone (asynchronously, so wait for it)
+        wait_for(lambda: tcrd.cli("ps", "-aq").stdout.strip() == "", what="the --rm container to go")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
