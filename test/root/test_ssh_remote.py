@@ -167,8 +167,9 @@ def test_remote_interactive_run_gets_a_terminal_and_the_exit_code(tcrd, sshd):
         img = c_tool_sqfs(work)
         r = tcrd.cli("image", "load", "-q", img)
         assert r.returncode == 0, r.stderr
+        script = "'tty; echo in-container; exit 3'"
         cmd = " ".join([sys.executable, "-m", "tcr.cli.main", "-H", sshd.url, "run", "-it", "--rm",
-                        "--network", "none", r.stdout.strip(), "sh", "-c", "'tty; echo in-container; exit 3'"])
+                        "--network", "none", r.stdout.strip(), "sh", "-c", script])
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=sshd.opts)
         env.pop("TCR_SOCKET", None)
         rr = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=env, capture_output=True, text=True,
