@@ -132,3 +132,18 @@ def test_disk_full_leaves_nothing(busybox_layout, tmp_path):
         assert os.listdir(mnt) == []
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
+def test_build_from_archives(busybox_layout, tmp_path, transport):
+    """The two archive transports end to end: the fixture layout exported with skopeo, then built."""
+    from test.fixtures.registry import skopeo_policy_args
+
+    archive = str(tmp_path / f"busybox-{transport}.tar")
+    dest = f"{transport}:{archive}" + (":tcr-test/busybox:latest" if transport == "docker-archive" else "")
+    subprocess.run(["skopeo", *skopeo_policy_args(), "copy", "--quiet", f"oci:{busybox_layout}:latest", dest],
+                   check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    res = create_image(f"{transport}:{archive}", str(tmp_path / "bb.sqfs"))
+    info = check_busybox(res.path)
+    assert info["image"]["arch"] == "amd64"
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(archive), "bb.sqfs", "bb.sqfs.sha256"])
