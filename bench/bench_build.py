@@ -24,6 +24,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADING = "## Build (tcr-create-image)"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 DATA_VERSION = "1"
 LEVEL = 15  # zstd level for both (mksquashfs' and tar2sqfs' default)
 
@@ -155,26 +158,6 @@ def run_tcr(layout: str, work: str) -> float:
     return time.perf_counter() - t0
 
 
-def write_section(text: str) -> str:
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    old = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            old = f.read()
-    if not old:
-        old = "# Benchmarks\n\nMeasured with the scripts in bench/, as ratios on one machine in one run.\n"
-    section = f"{HEADING}\n\n{text.rstrip()}\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip() + "\n\n" + section
-    else:
-        nxt = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + section + ("\n" + old[nxt + 1:] if nxt >= 0 else "")
-    with open(path, "w") as f:
-        f.write(new)
-    return path
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -223,7 +206,7 @@ Ratio tcr-create-image / raw: **{ratio:.2f}x** (target <= 1.1x: {verdict}).
 All runs (s): raw {', '.join(f'{x:.2f}' for x in raw)}; tcr {', '.join(f'{x:.2f}' for x in ours)}.
 """
     if not a.no_write:
-        print("wrote", write_section(text))
+        common.write_section(HEADING[3:], HEADING + "\n\n" + text)
     return 0
 
 

@@ -25,6 +25,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(REPO, "target")
 DOC = os.path.join(REPO, "docs", "benchmarks.md")
 SECTION = "## CLI latency"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 TARGET_MS = 30.0
 PY = "/usr/bin/python3"
 
@@ -94,22 +97,6 @@ def import_ms(argv, env) -> "tuple[float, float]":
     return total, ours
 
 
-def write_section(text: str) -> None:
-    try:
-        with open(DOC) as f:
-            doc = f.read()
-    except FileNotFoundError:
-        doc = "# Benchmarks\n"
-    start = doc.find(SECTION + "\n")
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + ("" if nxt < 0 else doc[nxt + 1 :])
-    with open(DOC, "w") as f:
-        f.write(doc)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)
@@ -173,7 +160,7 @@ def main() -> int:
         text = "\n".join(lines)
         print(text)
         if not opts.no_write:
-            write_section(text)
+            common.write_section(SECTION[3:], text)
     finally:
         proc.terminate()
         try:

@@ -23,7 +23,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "target"))
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from tcr.common.run import run  # noqa: E402
 
 TCR_IP = "127.0.0.2"
@@ -168,18 +169,11 @@ def main():
 
 
 def write_section(rows, seconds):
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    except OSError:
-        pass
     lines = [
         "## DNS",
         "",
-        f"`bench/bench_dns.py`: dnsperf (-c 4 -q 200, {seconds} s per run) on loopback, same run, "
-        f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}.",
+        f"`bench/bench_dns.py`: dnsperf (-c 4 -q 200, {seconds} s per run) on loopback, same run; "
+        f"{common.machine_desc()}.",
         "dnsmasq has `--cache-size=0` for the forwarded case (a pure forwarder, like tcr); the upstream",
         "stub is a dnsmasq answering fixed A records. Target: tcr >= 1.0x dnsmasq for local names.",
         "",
@@ -188,22 +182,7 @@ def write_section(rows, seconds):
     ]
     for label, t, d, ratio, lt, ld in rows:
         lines.append(f"| {label} | {t:,.0f} | {d:,.0f} | {ratio:.2f}x | {lt} / {ld} |")
-    lines.append("")
-    section = "\n".join(lines) + "\n"
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    else:
-        text = "# Benchmarks\n\n"
-    m = re.search(r"^## DNS\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
-    if m:
-        text = text[:m.start()] + section + text[m.end():]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
-    print(f"wrote the DNS section of {path}")
+    common.write_section("DNS", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
