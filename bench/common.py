@@ -367,6 +367,7 @@ class BenchDaemon:
     def argv(self) -> List[str]:
         # Benchmarks never reach the machine's real resolvers: no upstream unless a bench names a
         # loopback stub with its own --resolv-conf (later flags win).
+        setup_path()
         from test.fixtures.daemon import no_upstream_resolv_conf
 
         no_upstream = no_upstream_resolv_conf(self.base)
@@ -386,6 +387,7 @@ class BenchDaemon:
         with open(self.logfile, "ab") as log:
             self.proc = subprocess.Popen(argv or self.argv(), env=e, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=log, cwd=self.base)
+        setup_path()
         from test.fixtures.daemon import wait_for_socket
 
         try:  # retry every 1 ms: the start-up time itself is measured here
