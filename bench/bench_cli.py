@@ -14,7 +14,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,47 +29,6 @@ import common  # noqa: E402
 
 TARGET_MS = 30.0
 PY = "/usr/bin/python3"
-
-
-def start_tcrd(base: str) -> "tuple[subprocess.Popen, str]":
-    sock = os.path.join(base, "run", "tcrd.sock")
-    env = dict(os.environ, PYTHONPATH=TARGET)
-    log = open(os.path.join(base, "tcrd.log"), "wb")  # noqa: SIM115 - lives as long as the daemon
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tcr.daemon.main",
-            "--root",
-            os.path.join(base, "root"),
-            "--socket",
-            sock,
-            "--run-dir",
-            os.path.join(base, "run"),
-            "--no-compat-socket",
-            "--resolv-conf",  # no upstream resolvers: benchmarks stay on this machine
-            "/dev/null",
-        ],
-        env=env,
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"tcrd exited with {proc.returncode}; see {base}/tcrd.log")
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            s.connect(sock)
-            return proc, sock
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("tcrd did not start")
-            time.sleep(0.05)
-        finally:
-            s.close()
 
 
 def median_ms(argv, env, runs: int) -> float:
@@ -105,7 +63,9 @@ def main() -> int:
     if os.geteuid() != 0:
         raise SystemExit("bench_cli needs root (it starts a tcrd)")
     base = tempfile.mkdtemp(prefix=f"tcr-bench-cli-{os.getpid()}-")
-    proc, sock = start_tcrd(base)
+    daemon = common.BenchDaemon(base)
+    daemon.start()
+    sock = daemon.socket
     try:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "TCR_HOST")}
         env.update(PYTHONPATH=TARGET, PYTHONPYCACHEPREFIX=os.path.join(base, "pyc"))
@@ -162,12 +122,7 @@ def main() -> int:
         if not opts.no_write:
             common.write_section(SECTION[3:], text)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        daemon.stop(30)
         shutil.rmtree(base, ignore_errors=True)
     return 0
 
