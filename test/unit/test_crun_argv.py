@@ -70,6 +70,15 @@ def test_resolve_stays_inside_root(tmp_path):
     assert got == os.path.join(r, "etc", "data")
 
 
+def test_resolve_missing_or_looping_is_none(tmp_path):
+    r = _rootfs(tmp_path)
+    os.symlink("loop2", os.path.join(r, "loop1"))
+    os.symlink("loop1", os.path.join(r, "loop2"))
+    assert bundle.resolve_in_root(r, "/loop1/x") is None
+    assert bundle.resolve_in_root(r, "/missing/../etc/data") is None  # like the kernel: x/.. needs x
+    assert bundle.resolve_in_root(r, "/etc/../etc/data") == os.path.join(r, "etc", "data")
+
+
 def test_overlay_options_and_paths():
     p = bundle.ContainerPaths.of("/var/lib/tcr", "0123456789abcdef")
     assert p.config == "/var/lib/tcr/containers/0123456789abcdef/bundle/config.json"

@@ -14,6 +14,8 @@ import stat
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from tcr.common.errors import InvalidArgument
+from tcr.containers.ociconfig import walk_in_root
 from tcr.kernel import mount as _mount
 
 
@@ -122,36 +124,12 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def resolve_in_root(rootfs: str, path: str, max_links: int = 40) -> Optional[str]:
-    """Host path of `path` as seen inside rootfs (symlinks followed inside the root), or None."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    cur = rootfs
-    depth: list = []  # path components inside the root, to resolve ".."
-    links = 0
-    while parts:
-        name = parts.pop(0)
-        if name == "..":
-            if depth:
-                depth.pop()
-            cur = os.path.join(rootfs, *depth) if depth else rootfs
-            continue
-        nxt = os.path.join(cur, name)
-        try:
-            st = os.lstat(nxt)
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > max_links:
-                return None
-            target = os.readlink(nxt)
-            if target.startswith("/"):
-                depth = []
-                cur = rootfs
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        depth.append(name)
-        cur = nxt
-    return cur
+    """Host path of `path` as seen inside rootfs (symlinks followed inside the root), or None if it
+    does not exist or loops."""
+    try:
+        return walk_in_root(rootfs, path, max_links, must_exist=True)
+    except InvalidArgument:
+        return None
 
 
 def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str = "/") -> Optional[int]:

@@ -187,9 +187,10 @@ class BundlePaths:
 # Users: resolved from the image's own /etc/passwd and /etc/group, never the host's.
 
 
-def path_in_root(root: str, path: str, max_links: int = 40) -> str:
+def walk_in_root(root: str, path: str, max_links: int = 40, must_exist: bool = False) -> Optional[str]:
     """Host path of `path` inside `root`, following symlinks as if root were / (an image's
-    /etc/passwd -> /host/secret symlink stays inside the image)."""
+    /etc/passwd -> /host/secret symlink stays inside the image). With must_exist, None when a
+    component is missing. A symlink loop is an InvalidArgument."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     resolved: List[str] = []
     links = 0
@@ -200,6 +201,8 @@ def path_in_root(root: str, path: str, max_links: int = 40) -> str:
                 resolved.pop()
             continue
         candidate = os.path.join(root, *resolved, part)
+        if must_exist and not os.path.lexists(candidate):
+            return None
         if os.path.islink(candidate):
             links += 1
             if links > max_links:
@@ -211,6 +214,13 @@ def path_in_root(root: str, path: str, max_links: int = 40) -> str:
             continue
         resolved.append(part)
     return os.path.join(root, *resolved)
+
+
+def path_in_root(root: str, path: str, max_links: int = 40) -> str:
+    """walk_in_root for a path that may not exist yet (where it would be)."""
+    found = walk_in_root(root, path, max_links)
+    assert found is not None  # only must_exist gives None
+    return found
 
 
 def _read_db(root: str, path: str) -> List[List[str]]:
