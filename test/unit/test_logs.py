@@ -2,9 +2,6 @@
 
 import os
 
-import pytest
-
-from tcr.common.errors import InvalidArgument
 from tcr.containers import logs as L
 
 
@@ -66,15 +63,6 @@ def test_tail_and_format(tmp_path):
     assert L.format_lines(last3, timestamps=True).startswith("1970-01-01T00:00:00.000000Z n27\n")
     assert L.read_lines(path, 4, tail=0) == []
     assert L.read_lines(str(tmp_path / "nope.log"), 2) == []
-
-
-def test_parse_size():
-    assert L.parse_size("1m") == 1 << 20
-    assert L.parse_size("512k") == 512 * 1024
-    assert L.parse_size("8192") == 8192
-    for bad in ("", "abc", "1x", "10"):
-        with pytest.raises(InvalidArgument):
-            L.parse_size(bad)
 
 
 class _Loop:

@@ -22,26 +22,6 @@ LINE_MAX = 16 * 1024
 READ_CHUNK = 64 * 1024
 DEFAULT_SIZE = 1024 * 1024
 DEFAULT_FILES = 2
-MIN_SIZE = 4096
-
-
-def parse_size(text: str) -> int:
-    """'1m', '512k', '2048' -> bytes (docker's --log-opt max-size style)."""
-    from tcr.common.errors import InvalidArgument
-
-    t = text.strip().lower()
-    mult = 1
-    for suffix, m in (("kb", 1024), ("mb", 1 << 20), ("gb", 1 << 30), ("k", 1024), ("m", 1 << 20),
-                      ("g", 1 << 30), ("b", 1)):
-        if t.endswith(suffix):
-            t, mult = t[: -len(suffix)], m
-            break
-    if not t.isdigit():
-        raise InvalidArgument(f"invalid log size {text!r}", hint="use e.g. 1m, 512k or 4096")
-    n = int(t) * mult
-    if n < MIN_SIZE:
-        raise InvalidArgument(f"log size {text!r} is below the minimum of {MIN_SIZE} bytes")
-    return n
 
 
 def timestamp(now: Optional[float] = None) -> str:
