@@ -1,10 +1,11 @@
 """mount(2) and umount2(2) through ctypes (no mount(8) subprocess on the hot path)."""
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from typing import Optional
+
+from tcr.kernel.libc import libc
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -21,17 +22,6 @@ MNT_FORCE = 1
 MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 
-_libc = None
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                                ctypes.c_char_p]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    return _libc
 
 
 def _b(s: Optional[str]) -> Optional[bytes]:
@@ -41,13 +31,13 @@ def _b(s: Optional[str]) -> Optional[bytes]:
 def mount(source: Optional[str], target: str, fstype: Optional[str], flags: int = 0,
           data: Optional[str] = None) -> None:
     """Raise OSError (with errno and both paths) on failure."""
-    if _lib().mount(_b(source), _b(target), _b(fstype), flags, _b(data)) != 0:
+    if libc().mount(_b(source), _b(target), _b(fstype), flags, _b(data)) != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"mount {source} on {target} ({fstype}): {os.strerror(e)}")
 
 
 def umount(target: str, flags: int = UMOUNT_NOFOLLOW) -> None:
-    if _lib().umount2(_b(target), flags) != 0:
+    if libc().umount2(_b(target), flags) != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"umount {target}: {os.strerror(e)}")
 

@@ -15,21 +15,11 @@ import os
 from typing import Iterator, Optional
 
 from tcr.kernel import mount as _mount
+from tcr.kernel.libc import libc
 
 CLONE_NEWNET = 0x40000000
 _SELF = "/proc/thread-self/ns/net"
 
-_libc = None
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        # CDLL(None): libc is already loaded into the interpreter; find_library would run ldconfig.
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.unshare.argtypes = [ctypes.c_int]
-        _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-    return _libc
 
 
 def _check(rc: int, what: str) -> None:
@@ -39,7 +29,7 @@ def _check(rc: int, what: str) -> None:
 
 
 def setns(fd: int) -> None:
-    _check(_lib().setns(fd, CLONE_NEWNET), "setns(CLONE_NEWNET)")
+    _check(libc().setns(fd, CLONE_NEWNET), "setns(CLONE_NEWNET)")
 
 
 def _return_to(fd: int) -> None:
@@ -75,7 +65,7 @@ def create(path: str) -> None:
     home = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
-            _check(_lib().unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            _check(libc().unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             try:
                 _mount.mount(_SELF, path, None, _mount.MS_BIND)
             finally:

@@ -71,9 +71,9 @@ PR_SET_CHILD_SUBREAPER = 36
 def set_child_subreaper() -> None:
     """Orphaned descendants (container processes after crun exits) get re-parented to us."""
     import ctypes
-    import ctypes.util
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    from tcr.kernel.libc import libc
+
+    if libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(e)}")
