@@ -1,6 +1,6 @@
 """Bad flags and values at the real CLI + daemon: a one-line error (plus at most one hint line),
-exit 125 for the run-like commands (run, create, start, exec: docker's "tcr itself failed"), 2 for
-usage errors of the other commands, and nothing is created or changed.
+exit 125 for every flag error (docker's "tcr itself failed"; it was 2 outside the run-like
+commands), 1 for a refused value of an existing object, and nothing is created or changed.
 """
 
 import os
@@ -39,9 +39,11 @@ USAGE_BAD = [
     ["image", "load"], ["image", "ls", "--bogus"], ["images", "--bogus"], ["network"], ["network", "frob"],
     ["network", "create"], ["network", "rm"], ["network", "ls", "--bogus"], ["stop", "-t", "abc", "x"],
     ["stop"], ["kill"], ["rm"], ["rm", "--bogus", "x"], ["logs"], ["logs", "-n", "x", "y"], ["inspect"],
-    ["wait"], ["nosuchcmd"], ["ps", "--format", "yaml"],
+    ["wait"], ["nosuchcmd"], ["ps", "--format", "{{.Names"], ["ps", "--filter", "bogus=1"],
+    ["ps", "--filter", "noequals"], ["inspect", "-f", "{{if .X}}", "x"],
+    ["images", "--format", "{{nofunc .X}}"],
 ]
-# Bad values outside the run-like commands: refused with a one-line error (1 or 2).
+# Bad values outside the run-like commands: refused with a one-line error (1, or 125 for a flag).
 VALUE_BAD = [
     ["network", "create", "--subnet", "999.1.1.1/8", "cbfnet"],
     ["network", "create", "--subnet", "10.0.0.0/33", "cbfnet"],
@@ -66,8 +68,8 @@ def test_bad_flags_and_values(tcrd, tmp_path):
     assert r.returncode == 0, r.stderr
     iid = r.stdout.strip()
     failures = []
-    for argv, want in [(a, {125}) for a in RUN_LIKE_BAD] + [(a, {2}) for a in USAGE_BAD] + \
-            [(a, {1, 2}) for a in VALUE_BAD]:
+    for argv, want in [(a, {125}) for a in RUN_LIKE_BAD] + [(a, {125}) for a in USAGE_BAD] + \
+            [(a, {1, 125}) for a in VALUE_BAD]:
         r = tcrd.cli(*argv, cwd=str(tmp_path))
         if r.returncode not in want or not _one_line(r.stderr) or "Traceback" in r.stderr:
             failures.append(f"tcr {' '.join(argv)[:80]}: exit {r.returncode} (want {sorted(want)}), "
@@ -84,10 +86,10 @@ def test_bad_flags_and_values(tcrd, tmp_path):
     assert not failures, "\n".join(failures)
 
 
-def test_global_usage_errors_exit_2(tcrd):
+def test_global_usage_errors_exit_125(tcrd):
     for argv in (["--bogus", "ps"], ["--socket"], [], ["-H"]):
         r = tcrd.cli(*argv)
-        assert r.returncode == 2, (argv, r.returncode, r.stderr)
+        assert r.returncode == 125, (argv, r.returncode, r.stderr)
         first = r.stderr.strip().splitlines()[0]
         # The error (when there is one) comes first, then the usage text.
         assert first.startswith("tcr: ") or first.startswith("Usage:"), r.stderr

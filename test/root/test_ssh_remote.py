@@ -145,7 +145,7 @@ def test_remote_exit_codes_and_quoting(tcrd, sshd):
     assert r.returncode == 1
     assert "no such; image $(id)" in r.stderr
     r = local_tcr(sshd, "frobnicate")
-    assert r.returncode == 2 and "unknown command" in r.stderr
+    assert r.returncode == 125 and "unknown command" in r.stderr
     r = local_tcr(sshd, "version")
     assert r.returncode == 0 and "Server: tcrd" in r.stdout
 

@@ -59,11 +59,12 @@ def test_parse_global_errors(argv):
 @pytest.mark.parametrize(
     "method,code,expected",
     [
-        ("ps", 1, 2),
+        ("ps", 1, 125),
         ("ps", 2, 1),
         ("image", 3, 1),
         ("rm", 5, 1),
-        ("logs", 7, 1),
+        ("logs", 7, 125),
+        ("stop", 6, 1),
         ("network", 4, 1),
         ("run", 1, 125),
         ("run", 3, 125),
@@ -77,16 +78,16 @@ def test_error_exit_codes(method, code, expected):
 
 
 def test_connect_exit_codes():
-    assert cli.connect_exit_code("ps") == 1
+    assert cli.connect_exit_code("ps") == 125
     assert cli.connect_exit_code("run") == 125
 
 
 def test_no_args_is_usage(capsys):
-    assert cli.main([]) == 2
+    assert cli.main([]) == 125
     assert "Usage: tcr" in capsys.readouterr().err
     assert cli.main(["--help"]) == 0
     assert "Usage: tcr" in capsys.readouterr().out
-    assert cli.main(["--frob"]) == 2
+    assert cli.main(["--frob"]) == 125
 
 
 def test_handle_result_reply(capfd):
@@ -169,7 +170,7 @@ def test_e2e_output_and_exit_code(echo_tcrd):
     assert (r.returncode, r.stdout, r.stderr) == (42, "to stdout\n", "to stderr\n")
 
 
-@pytest.mark.parametrize("method,code,rc", [("ps", 2, 1), ("ps", 1, 2), ("run", 3, 125), ("image", 7, 1)])
+@pytest.mark.parametrize("method,code,rc", [("ps", 2, 1), ("ps", 1, 125), ("run", 3, 125), ("image", 7, 125)])
 def test_e2e_error_replies(echo_tcrd, method, code, rc):
     # the double's "fail" takes the method to impersonate from TCR_TEST_METHOD-less argv: use fail
     r = tcr(echo_tcrd, "fail", str(code), "it broke")
@@ -180,9 +181,9 @@ def test_e2e_error_replies(echo_tcrd, method, code, rc):
 
 def test_e2e_unknown_command_and_internal_error(echo_tcrd):
     r = tcr(echo_tcrd, "nosuch")
-    assert r.returncode == 2 and r.stderr.startswith("tcr: unknown command")
+    assert r.returncode == 125 and r.stderr.startswith("tcr: unknown command")
     r = tcr(echo_tcrd, "crash")
-    assert r.returncode == 1 and "internal error" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 125 and "internal error" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_e2e_exec_args_fork_exec(echo_tcrd):
@@ -206,19 +207,19 @@ def test_e2e_big_reply(echo_tcrd):
 def test_e2e_cannot_connect(tmp_path):
     missing = str(tmp_path / "none.sock")
     r = tcr(missing, "ps")
-    assert r.returncode == 1
+    assert r.returncode == 125  # docker/podman: tcr itself failed
     assert r.stderr == (
         f"tcr: cannot connect to tcrd at {missing}: No such file or directory\n"
         "hint: is tcrd running? (systemctl start tcrd)\n"
     )
     assert tcr(missing, "run", "x").returncode == 125
     r = tcr(missing, "--debug", "ps")
-    assert "Traceback" in r.stderr and r.returncode == 1
+    assert "Traceback" in r.stderr and r.returncode == 125
 
 
 def test_e2e_version_without_daemon(tmp_path):
     r = tcr(str(tmp_path / "none.sock"), "--version")
-    assert r.stdout.startswith("Client: tcr ") and r.returncode == 1
+    assert r.stdout.startswith("Client: tcr ") and r.returncode == 125
 
 
 def test_e2e_client_disconnect_cancels_pending(echo_tcrd):

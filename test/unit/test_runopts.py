@@ -255,6 +255,8 @@ def test_caps_normalized():
         (["-p", "80:80", "--network", "none", "busybox"], InvalidArgument),
         (["-e", "=x", "busybox"], InvalidArgument),
         (["--log-files", "0", "busybox"], InvalidArgument),
+        (["--log-size", "16", "busybox"], InvalidArgument),
+        (["--log-opt", "max-size=1k", "busybox"], InvalidArgument),
         (["--log-opt", "compress=true", "busybox"], InvalidArgument),
         (["-v", "/a:/x", "--tmpfs", "/x", "busybox"], InvalidArgument),
         (["--config", "missing.json"], InvalidArgument),

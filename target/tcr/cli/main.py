@@ -27,19 +27,23 @@ Run 'tcr help' for the list of commands.
 
 # docker semantics: any error of tcr itself in these commands exits 125, never the container's code
 RUN_LIKE = frozenset(("run", "create", "start", "exec"))
-EXIT_USAGE = 2
+# docker/podman: a flag error, or tcr itself failing (no daemon, internal error), is 125 in every
+# command; "no such container", "in use" and other refusals of an existing daemon are 1.
+EXIT_TCR = 125
+EXIT_USAGE = EXIT_TCR
+SYNTAX, INTERNAL = 1, 7
 CONNECT_HINT = "is tcrd running? (systemctl start tcrd)"
 
 
 def error_exit_code(method: str, code: int) -> int:
     """Exit code for an RPC error reply with the given code (1 syntax ... 7 internal)."""
-    if method in RUN_LIKE:
-        return 125
-    return EXIT_USAGE if code == 1 else 1
+    if method in RUN_LIKE or code in (SYNTAX, INTERNAL):
+        return EXIT_TCR
+    return 1
 
 
 def connect_exit_code(method: str) -> int:
-    return 125 if method in RUN_LIKE else 1
+    return EXIT_TCR
 
 
 class UsageExit(Exception):

@@ -136,7 +136,10 @@ def subcommand(ctx: Ctx, group: str, handlers: Mapping[str, Callable[[Ctx, List[
     return handler(ctx, ctx.args[1:])
 
 
-def add_format(p: argparse.ArgumentParser) -> None:
-    """--format json|table and --json, on every listing and inspect command."""
-    p.add_argument("--format", choices=["table", "json"], default="table")
+def add_format(p: argparse.ArgumentParser, short: bool = False) -> None:
+    """--format table|json|GO-TEMPLATE and --json, on every listing and inspect command
+    (`short`: also docker's `-f` of inspect)."""
+    names = ("-f", "--format") if short else ("--format",)
+    p.add_argument(*names, dest="format", default="table", metavar="FORMAT",
+                   help="table, json, or a Go template such as '{{.Names}}' ('table ...' adds headers)")
     p.add_argument("--json", dest="format", action="store_const", const="json")

@@ -207,71 +207,184 @@ def _command_text(cmd: Sequence[str], trunc: bool) -> str:
     return f'"{text}"'
 
 
-def _ps_item(c: Any, now: float) -> Dict[str, Any]:
-    r = c.rec
-    return {
-        "Id": r.id,
-        "Names": r.name,
-        "Image": r.image_ref,
-        "ImageId": r.image_id,
-        "Command": " ".join(r.command),
-        "Created": r.created,
-        "State": r.state,
-        "Status": status_text(r, now),
-        "ExitCode": r.exit_code,
-        "Ports": ", ".join(r.net.ports) if r.net else "",
-        "Networks": (r.net.network or r.net.mode) if r.net else "",
-        "IPAddress": r.net.ip if r.net else "",
-        "RestartCount": r.restart_count,
-    }
+PS_FILTERS = ["status", "name", "id", "label", "ancestor", "network", "exited", "before", "since"]
+PS_HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Names": "NAMES"}
+
+
+def _image_shown(ctx: Ctx, rec: Any) -> str:
+    """The image as ps shows it: its reference while that still names the container's image,
+    else the image id (docker, after a newer image took the tag)."""
+    images = getattr(ctx.daemon, "images", None)
+    if images is not None:
+        try:
+            if images.get(rec.image_ref).id == rec.image_id:
+                return rec.image_ref
+        except TcrError:
+            pass
+        return rec.image_id[:12]
+    return rec.image_ref
+
+
+def _ancestor_ids(ctx: Ctx, ref: str) -> set:
+    images = getattr(ctx.daemon, "images", None)
+    ids = set()
+    if images is not None:
+        try:
+            ids.add(images.get(ref).id)
+        except TcrError:
+            pass
+    return ids
+
+
+def _ps_filter(ctx: Ctx, cs: List[Any], filters: Dict[str, List[str]]) -> List[Any]:
+    from tcr.commands import views
+
+    def ok(c: Any) -> bool:
+        r = c.rec
+        for key, wanted in filters.items():
+            if key == "status":
+                hit = views.docker_status(r) in wanted
+            elif key == "name":
+                hit = any(w in r.name for w in wanted)
+            elif key == "id":
+                hit = any(r.id.startswith(w) for w in wanted)
+            elif key == "label":
+                hit = any(views.label_matches(views.labels(r), w) for w in wanted)
+            elif key == "ancestor":
+                hit = any(r.image_id.startswith(w) or r.image_ref == w or r.image_id in _ancestor_ids(ctx, w)
+                          for w in wanted)
+            elif key == "network":
+                hit = r.net is not None and (r.net.network or r.net.mode) in wanted
+            elif key == "exited":
+                hit = r.state == "exited" and r.exit_code in [views.optional_int(w) for w in wanted]
+            else:  # before / since: relative to another container's creation
+                times = [_mgr(ctx).find(w).rec.created for w in wanted]
+                hit = all((r.created < t) if key == "before" else (r.created > t) for t in times)
+            if not hit:
+                return False
+        return True
+
+    return [c for c in cs if ok(c)]
 
 
 @base.command("ps", "List containers")
 def cmd_ps(ctx: Ctx) -> Output:
+    from tcr.commands import views
+
     p = Parser("ps", description="List containers (running ones unless -a).")
     p.add_argument("-a", "--all", action="store_true", help="show all containers")
     p.add_argument("-q", "--quiet", action="store_true", help="only ids")
     p.add_argument("--no-trunc", action="store_true", help="full ids and commands")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="status, name, id, label, ancestor, network, exited, before, since")
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="N", help="the N last created (all states)")
+    p.add_argument("-l", "--latest", action="store_true", help="the last created (all states)")
     base.add_format(p)
     ns = p.parse(ctx.args)
-    cs = [c for c in _mgr(ctx).list() if ns.all or c.rec.state in ("running", "restarting")]
+    filters = views.parse_filters(ns.filter, PS_FILTERS)
+    every = ns.all or "status" in filters or "exited" in filters or ns.latest or ns.last >= 0
+    cs = [c for c in _mgr(ctx).list() if every or c.rec.state in ("running", "restarting", "paused")]
+    cs = _ps_filter(ctx, cs, filters)
+    if ns.latest or ns.last >= 0:
+        cs = sorted(cs, key=lambda c: c.rec.created, reverse=True)[: 1 if ns.latest else ns.last]
     if ns.quiet:
         return Output(0, "".join((c.rec.id if ns.no_trunc else c.rec.short_id) + "\n" for c in cs))
     now = time.time()
-    if ns.format == "json":
-        return Output(0, render.as_json([_ps_item(c, now) for c in cs]))
-    rows: List[Sequence[Any]] = [[c.rec.id if ns.no_trunc else c.rec.short_id, c.rec.image_ref,
-             _command_text(c.rec.command, not ns.no_trunc), render.human_ago(now - c.rec.created),
-             status_text(c.rec, now), ", ".join(c.rec.net.ports) if c.rec.net else "", c.rec.name]
-            for c in cs]
-    return Output(0, render.table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-                                  rows))
+    items = [views.ps_item(c, now, status_text(c.rec, now), _image_shown(ctx, c.rec)) for c in cs]
+
+    def table() -> str:
+        rows: List[Sequence[Any]] = [
+            [c.rec.id if ns.no_trunc else c.rec.short_id, i["Image"],
+             _command_text(c.rec.command, not ns.no_trunc), i["RunningFor"], i["Status"], i["Ports"],
+             c.rec.name] for c, i in zip(cs, items)]
+        return render.table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+
+    return Output(0, render.listing(ns.format, items, table, PS_HEADERS))
 
 
-@base.command("inspect", "Show container details as JSON")
+@base.command("inspect", "Show details of containers, images, networks or volumes as JSON")
 def cmd_inspect(ctx: Ctx) -> Output:
-    p = Parser("inspect", description="Show low-level information on containers (JSON).")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    base.add_format(p)
+    p = Parser("inspect", description="Show low-level information on any tcr object (JSON, or -f TEMPLATE).")
+    p.add_argument("--type", choices=["container", "image", "network", "volume"], default=None,
+                   help="only look for this kind of object")
+    base.add_format(p, short=True)
+    p.add_argument("refs", nargs="+", metavar="NAME|ID")
     ns = p.parse(ctx.args)
-    mgr = _mgr(ctx)
-    items = []
-    for ref in ns.containers:
-        c = mgr.find(ref)
-        d = c.rec.to_dict()
-        d["status"] = status_text(c.rec, time.time())
-        d["dir"] = c.paths.dir
-        d["bundle"] = c.paths.bundle
-        d["logPath"] = c.paths.log
-        items.append(d)
-    return Output(0, render.as_json(items))
+    items, errors = [], []
+    for ref in ns.refs:
+        try:
+            items.append(inspect_any(ctx, ref, ns.type))
+        except TcrError as exc:
+            errors.append(exc)
+    text = render.objects(ns.format, items)
+    if errors:
+        return Output(1, text, "".join(f"tcr: {e.render()}\n" for e in errors))
+    return Output(0, text)
+
+
+def inspect_any(ctx: Ctx, ref: str, kind: Optional[str]) -> Dict[str, Any]:
+    """Find `ref` among containers, then images, networks and volumes (docker's order)."""
+    from tcr.commands import views
+    from tcr.common.errors import ContainerNotFound
+
+    first: Optional[TcrError] = None
+    if kind in (None, "container"):
+        try:
+            c = _mgr(ctx).find(ref)
+            return views.container_inspect(c, status_text(c.rec, time.time()),
+                                           {"dir": c.paths.dir, "bundle": c.paths.bundle, "log": c.paths.log})
+        except TcrError as exc:
+            first = exc
+    if kind in (None, "image") and getattr(ctx.daemon, "images", None) is not None:
+        from tcr.commands.images import inspect_item
+
+        try:
+            return inspect_item(ctx.daemon.images, ctx.daemon.images.get(ref))
+        except TcrError as exc:
+            first = first or exc
+    if kind in (None, "network") and getattr(ctx.daemon, "networks", None) is not None:
+        try:
+            return ctx.daemon.networks.inspect(ref)
+        except TcrError as exc:
+            first = first or exc
+    if kind in (None, "volume") and getattr(ctx.daemon, "volumes", None) is not None:
+        try:
+            return ctx.daemon.volumes.inspect(ref)
+        except TcrError as exc:
+            first = first or exc
+    if kind is None:
+        raise ContainerNotFound(f"no such object: {ref[:64]}")
+    raise first or ContainerNotFound(f"no such {kind}: {ref[:64]}")
 
 
 # ---- stop / kill / rm / wait --------------------------------------------------------------------
 
 
+def _find_each(mgr: Any, refs: List[str]) -> Any:
+    """Resolve every name; the bad ones are reported, the good ones still acted on (docker)."""
+    found, errors = [], []
+    for r in refs:
+        try:
+            found.append((r, mgr.find(r)))
+        except TcrError as exc:
+            errors.append(exc)
+    return found, errors
+
+
+def _each_output(done: List[str], errors: List[TcrError]) -> Output:
+    """One line per container acted on; one error line per failure; exit 1 if any failed.
+    A single failing name keeps its error code (a plain error reply)."""
+    if errors and not done and len(errors) == 1:
+        raise errors[0]
+    return Output(1 if errors else 0, "".join(r + "\n" for r in done),
+                  "".join(f"tcr: {e.render()}\n" for e in errors))
+
+
 def _stop_all(mgr: Any, cs: List[Any], timeout: Optional[int], done: Any) -> None:
     left = {"n": len(cs)}
+    if not cs:
+        done()
+        return
 
     def one(_code: Optional[int]) -> None:
         left["n"] -= 1
@@ -292,9 +405,11 @@ def cmd_stop(ctx: Ctx) -> Pending:
     if ns.time is not None and ns.time < 0:
         raise UsageError("tcr stop: the timeout must be >= 0")
     mgr = _mgr(ctx)
-    cs = [mgr.find(r) for r in ns.containers]
+    found, errors = _find_each(mgr, ns.containers)
     pending = Pending()
-    _stop_all(mgr, cs, ns.time, lambda: pending.resolve(Output(0, "".join(r + "\n" for r in ns.containers))))
+    names = [r for r, _ in found]
+    _stop_all(mgr, [c for _, c in found], ns.time,
+              lambda: pending.resolve(_each_output(names, errors)))
     return pending
 
 
@@ -308,10 +423,15 @@ def cmd_kill(ctx: Ctx) -> Output:
     ns = p.parse(ctx.args)
     sig = parse_signal(ns.signal)
     mgr = _mgr(ctx)
-    cs = [mgr.find(r) for r in ns.containers]
-    for c in cs:
-        mgr.kill(c, sig)
-    return Output(0, "".join(r + "\n" for r in ns.containers))
+    found, errors = _find_each(mgr, ns.containers)
+    done = []
+    for ref, c in found:
+        try:
+            mgr.kill(c, sig)
+            done.append(ref)
+        except TcrError as exc:
+            errors.append(exc)
+    return _each_output(done, errors)
 
 
 @base.command("rm", "Remove containers")
@@ -321,13 +441,17 @@ def cmd_rm(ctx: Ctx) -> Output:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     ns = p.parse(ctx.args)
     mgr = _mgr(ctx)
-    cs = [mgr.find(r) for r in ns.containers]
-    if not ns.force:
-        for c in cs:
-            mgr.check_removable(c)
-    for c in cs:
-        mgr.remove(c, force=ns.force)
-    return Output(0, "".join(r + "\n" for r in ns.containers))
+    found, errors = _find_each(mgr, ns.containers)
+    done = []
+    for ref, c in found:
+        try:
+            if not ns.force:
+                mgr.check_removable(c)
+            mgr.remove(c, force=ns.force)
+            done.append(ref)
+        except TcrError as exc:
+            errors.append(exc)
+    return _each_output(done, errors)
 
 
 @base.command("wait", "Wait for containers to stop, print their exit codes")

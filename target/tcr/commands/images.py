@@ -19,6 +19,7 @@ def _ls_item(rec: Any) -> Dict[str, Any]:
     repo, _, tag = repo_tag.rpartition(":") if repo_tag else (rec.info.name, "", "")
     return {
         "Id": rec.id,
+        "ID": rec.id,
         "Repository": repo,
         "Tag": tag,
         "Tags": list(rec.tags),
@@ -30,7 +31,7 @@ def _ls_item(rec: Any) -> Dict[str, Any]:
     }
 
 
-def _inspect_item(mgr: Any, rec: Any) -> Dict[str, Any]:
+def inspect_item(mgr: Any, rec: Any) -> Dict[str, Any]:
     d = rec.to_dict()
     d["mounted"] = mgr.is_mounted(rec)
     d["bundle"] = rec.bundle
@@ -49,16 +50,18 @@ def image_ls(ctx: Ctx, args: List[str], prog: str = "image ls") -> Output:
     if ns.quiet:
         return Output(0, "".join(r.id + "\n" for r in recs))
     items = [_ls_item(r) for r in recs]
-    if ns.format == "json":
-        return Output(0, render.as_json(items))
     now = time.time()
-    rows: List[Sequence[Any]] = [
-        [i["Repository"], i["Tag"] or "<none>", i["Id"],
-         render.human_ago(now - i["Created"]) if i["Created"] else "",
-         render.human_size(i["Size"]), i["Arch"]]
-        for i in items
-    ]
-    return Output(0, render.table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "ARCH"], rows))
+
+    def table() -> str:
+        rows: List[Sequence[Any]] = [
+            [i["Repository"], i["Tag"] or "<none>", i["Id"],
+             render.human_ago(now - i["Created"]) if i["Created"] else "",
+             render.human_size(i["Size"]), i["Arch"]]
+            for i in items
+        ]
+        return render.table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "ARCH"], rows)
+
+    return Output(0, render.listing(ns.format, items, table, {"ID": "IMAGE ID"}))
 
 
 def image_load(ctx: Ctx, args: List[str]) -> Output:
@@ -89,11 +92,11 @@ def image_rm(ctx: Ctx, args: List[str]) -> Output:
 def image_inspect(ctx: Ctx, args: List[str]) -> Output:
     p = Parser("image inspect", description="Show everything tcrd knows about images (JSON).")
     p.add_argument("refs", nargs="+", metavar="IMAGE")
-    base.add_format(p)
+    base.add_format(p, short=True)
     ns = p.parse(args)
     mgr = _images(ctx)
-    items = [_inspect_item(mgr, mgr.get(r)) for r in ns.refs]
-    return Output(0, render.as_json(items))
+    items = [inspect_item(mgr, mgr.get(r)) for r in ns.refs]
+    return Output(0, render.objects(ns.format, items))
 
 
 def image_verify(ctx: Ctx, args: List[str]) -> Output:

@@ -32,11 +32,25 @@ def network_ls(ctx: Ctx, args: List[str], prog: str = "network ls") -> Output:
     items = _nets(ctx).list()
     if ns.quiet:
         return Output(0, "".join(i["name"] + "\n" for i in items))
-    if ns.format == "json":
-        return Output(0, render.as_json(items))
-    rows: List[Sequence[Any]] = [[i["name"], i["subnet"], i["gateway"], i["bridge"], i["containers"]]
-                                 for i in items]
-    return Output(0, render.table(["NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"], rows))
+
+    def table() -> str:
+        rows: List[Sequence[Any]] = [[i["name"], i["subnet"], i["gateway"], i["bridge"], i["containers"]]
+                                     for i in items]
+        return render.table(["NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"], rows)
+
+    return Output(0, render.listing(ns.format, [_docker_names(i) for i in items], table))
+
+
+def _docker_names(i: Any) -> Any:
+    """docker's template names (.Name, .ID, .Driver ...) beside tcr's own keys."""
+    d = dict(i)
+    d.setdefault("Name", i.get("name", ""))
+    d.setdefault("ID", i.get("name", ""))
+    d.setdefault("Driver", "bridge")
+    d.setdefault("Scope", "local")
+    d.setdefault("Subnet", i.get("subnet", ""))
+    d.setdefault("Gateway", i.get("gateway", ""))
+    return d
 
 
 def network_rm(ctx: Ctx, args: List[str]) -> Output:
@@ -56,10 +70,10 @@ def network_rm(ctx: Ctx, args: List[str]) -> Output:
 def network_inspect(ctx: Ctx, args: List[str]) -> Output:
     p = Parser("network inspect", description="Show a network, its leases and published ports (JSON).")
     p.add_argument("names", nargs="+", metavar="NAME")
-    base.add_format(p)
+    base.add_format(p, short=True)
     ns = p.parse(args)
     mgr = _nets(ctx)
-    return Output(0, render.as_json([mgr.inspect(n) for n in ns.names]))
+    return Output(0, render.objects(ns.format, [mgr.inspect(n) for n in ns.names]))
 
 
 HANDLERS = {"create": network_create, "ls": network_ls, "list": network_ls, "rm": network_rm,

@@ -1,6 +1,6 @@
 """Output rendering shared by all commands: aligned tables and JSON."""
 
-from typing import Any, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tcr.common import jsonc
 
@@ -35,3 +35,25 @@ def human_ago(seconds: float) -> str:
             n = s // div
             return f"{n} {unit if n != 1 else unit[:-1]} ago"
     return f"{s} seconds ago" if s != 1 else "1 second ago"
+
+
+def listing(fmt: str, items: Sequence[Any], table_text: Callable[[], str],
+            headers: Optional[Dict[str, str]] = None) -> str:
+    """A listing in the asked format: the default table, a JSON array, or a Go template per item."""
+    if fmt in ("", "table"):
+        return table_text()
+    if fmt == "json":
+        return as_json(list(items))
+    from tcr.commands import gotemplate
+
+    return gotemplate.render_list(fmt, items, headers)
+
+
+def objects(fmt: str, items: Sequence[Any]) -> str:
+    """inspect's output: a JSON array (docker's), or a Go template rendered once per object."""
+    if fmt in ("", "table", "json"):
+        return as_json(list(items))
+    from tcr.commands import gotemplate
+
+    t = gotemplate.Template(fmt)
+    return "".join(t.render(i) + "\n" for i in items)

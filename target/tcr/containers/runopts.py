@@ -22,6 +22,7 @@ DEFAULT_NETWORK = "tcr_default"
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_LOG_SIZE = 1 << 20  # per log file; small flash on the boards
 DEFAULT_LOG_FILES = 2  # the default: 1 MiB x 2 files
+MIN_LOG_SIZE = 4 << 10  # below this a log file holds no useful line
 DEFAULT_TMPFS_SIZE = 64 << 20  # the C tool's default; docker's "half of RAM" is too much on a board
 RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
 
@@ -535,7 +536,7 @@ def _parser(prog: str):
     a("--entrypoint", metavar="CMD", help="override the image's entrypoint ('' clears it)")
     a("-h", "--hostname", metavar="NAME", help="container hostname")
     a("--log-size", metavar="BYTES", help="size of one log file for detached runs (default 1m)")
-    a("--log-files", metavar="N", help="number of rotated log files kept (default 3)")
+    a("--log-files", metavar="N", help=f"number of rotated log files kept (default {DEFAULT_LOG_FILES})")
     a(
         "--log-opt",
         action="append",
@@ -675,6 +676,9 @@ def parse_run_args(
             raise InvalidArgument(f"unsupported --log-opt {lo!r}", hint="max-size=SIZE or max-file=N")
     if ns.log_size is not None:
         fields["log_max_size"] = resources.parse_size(ns.log_size, "--log-size")
+        if fields["log_max_size"] < MIN_LOG_SIZE:
+            raise InvalidArgument(f"--log-size {ns.log_size[:64]!r} is too small: at least 4k",
+                                  hint="a log file must hold whole lines")
     if ns.log_files is not None:
         fields["log_max_files"] = _int_flag(ns.log_files, "--log-files", 1)
     fields["cap_add"] = tuple(capsmod.normalize_all(ns.cap_add))
