@@ -23,7 +23,8 @@ def busybox_static() -> str:
     raise RuntimeError("busybox-static is not installed (apt-get install busybox-static)")
 
 
-def build(tmpdir: str, name: str = "busybox-ctr.sqfs", tag: str = "latest") -> str:
+def build(tmpdir: str, name: str = "busybox-ctr.sqfs", tag: str = "latest", variant: str = "") -> str:
+    """variant: another build of the same name:tag (its own digest, so its own image id)."""
     src = os.path.join(tmpdir, name + ".src")
     shutil.rmtree(src, ignore_errors=True)
     rootfs = os.path.join(src, "bundle", "rootfs")
@@ -44,7 +45,8 @@ def build(tmpdir: str, name: str = "busybox-ctr.sqfs", tag: str = "latest") -> s
               "root": {"path": "rootfs"}}
     with open(os.path.join(src, "bundle", "config.json"), "w") as f:
         json.dump(config, f)
-    info = image_info(repository="library/busybox", tag=tag, digest=variant_digest("tcr-containers-" + tag))
+    digest = variant_digest("tcr-containers-" + tag + variant)
+    info = image_info(repository="library/busybox", tag=tag, digest=digest)
     with open(os.path.join(src, "image-info.json"), "w") as f:
         json.dump(info, f)
     out = os.path.join(tmpdir, name)

@@ -187,10 +187,10 @@ def human_duration(seconds: float) -> str:
     return f"{h // 24} days"
 
 
-def status_text(rec: Any, now: float) -> str:
+def status_text(rec: Any, now: float, paused: bool = False) -> str:
     code = "?" if rec.exit_code is None else str(rec.exit_code)
     if rec.state == "running":
-        return f"Up {human_duration(now - rec.started_at)}"
+        return f"Up {human_duration(now - rec.started_at)}" + (" (Paused)" if paused else "")
     if rec.state == "restarting":
         return f"Restarting ({code}) {human_duration(now - rec.finished_at)} ago"
     if rec.state == "exited":
@@ -243,7 +243,7 @@ def _ps_filter(ctx: Ctx, cs: List[Any], filters: Dict[str, List[str]]) -> List[A
         r = c.rec
         for key, wanted in filters.items():
             if key == "status":
-                hit = views.docker_status(r) in wanted
+                hit = ("paused" if c.paused else views.docker_status(r)) in wanted
             elif key == "name":
                 hit = any(w in r.name for w in wanted)
             elif key == "id":
@@ -290,7 +290,7 @@ def cmd_ps(ctx: Ctx) -> Output:
     if ns.quiet:
         return Output(0, "".join((c.rec.id if ns.no_trunc else c.rec.short_id) + "\n" for c in cs))
     now = time.time()
-    items = [views.ps_item(c, now, status_text(c.rec, now), _image_shown(ctx, c.rec)) for c in cs]
+    items = [views.ps_item(c, now, status_text(c.rec, now, c.paused), _image_shown(ctx, c.rec)) for c in cs]
 
     def table() -> str:
         rows: List[Sequence[Any]] = [
@@ -331,7 +331,7 @@ def inspect_any(ctx: Ctx, ref: str, kind: Optional[str]) -> Dict[str, Any]:
     if kind in (None, "container"):
         try:
             c = _mgr(ctx).find(ref)
-            return views.container_inspect(c, status_text(c.rec, time.time()),
+            return views.container_inspect(c, status_text(c.rec, time.time(), c.paused),
                                            {"dir": c.paths.dir, "bundle": c.paths.bundle, "log": c.paths.log})
         except TcrError as exc:
             first = exc
@@ -536,7 +536,9 @@ def cmd_logs(ctx: Ctx) -> Any:
 
 _NOUN = {"ls": "ps", "list": "ps", "ps": "ps", "run": "run", "create": "create", "start": "start",
          "restart": "restart", "exec": "exec", "stop": "stop", "kill": "kill", "rm": "rm",
-         "remove": "rm", "logs": "logs", "inspect": "inspect", "wait": "wait"}
+         "remove": "rm", "logs": "logs", "inspect": "inspect", "wait": "wait", "pause": "pause",
+         "unpause": "unpause", "rename": "rename", "update": "update", "top": "top", "stats": "stats",
+         "port": "port", "attach": "attach", "cp": "cp", "prune": "_container_prune"}
 
 
 @base.command("container", "Manage containers (ls, run, stop, rm, logs, inspect ...)")
@@ -546,7 +548,7 @@ def cmd_container(ctx: Ctx) -> Any:
 
         raise HelpRequested("usage: tcr container " + "|".join(sorted(set(_NOUN))) + " ...\n")
     verb = _NOUN.get(ctx.args[0])
-    if verb is None:
+    if verb is None or verb not in base.COMMANDS:
         raise UsageError(f"tcr container: unknown subcommand {ctx.args[0][:40]!r}")
     sub = Ctx(daemon=ctx.daemon, method=verb, args=ctx.args[1:], pwd=ctx.pwd, pid=ctx.pid, uid=ctx.uid,
               gid=ctx.gid, stream=ctx.stream, extra=ctx.extra)

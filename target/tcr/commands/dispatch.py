@@ -13,6 +13,9 @@ COMMAND_MODULES = (
     "tcr.commands.images",
     "tcr.commands.containers",
     "tcr.commands.networks",
+    "tcr.commands.changes",
+    "tcr.commands.monitor",
+    "tcr.commands.housekeeping",
 )
 
 DispatchFn = Callable[..., Union[Output, Pending]]

@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Sequence
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser
 
-SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify")
-USAGE = "usage: tcr image load|ls|rm|inspect|verify ..."
+SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify", "tag", "prune")
+USAGE = "usage: tcr image load|ls|rm|inspect|verify|tag|prune ..."
 
 
 def _images(ctx: Ctx) -> Any:
@@ -112,8 +112,23 @@ def image_verify(ctx: Ctx, args: List[str]) -> Output:
     return Output(0, "\n".join(lines) + "\n")
 
 
+def image_tag(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("image tag", description="Give an image another name:tag (taken from any image that had it).")
+    p.add_argument("source", metavar="IMAGE")
+    p.add_argument("target", metavar="NAME[:TAG]")
+    ns = p.parse(args)
+    _images(ctx).tag(ns.source, ns.target)
+    return Output(0)
+
+
+def image_prune(ctx: Ctx, args: List[str]) -> Output:
+    from tcr.commands.housekeeping import image_prune as prune
+
+    return prune(ctx, args)
+
+
 HANDLERS = {"load": image_load, "ls": image_ls, "list": image_ls, "rm": image_rm, "remove": image_rm,
-            "inspect": image_inspect, "verify": image_verify}
+            "inspect": image_inspect, "verify": image_verify, "tag": image_tag, "prune": image_prune}
 
 
 @base.command("image", "Manage images: load, ls, rm, inspect, verify")
@@ -124,6 +139,8 @@ def cmd_image(ctx: Ctx) -> Output:
         "  rm IMAGE...       remove images not used by any container\n"
         "  inspect IMAGE...  details as JSON\n"
         "  verify IMAGE...   check against the FILE.sqfs.sha256 sidecar\n"
+        "  tag IMAGE NAME[:TAG]  add a name:tag to an image\n"
+        "  prune [-a]        remove untagged images (-a: every image no container uses)\n"
         "IMAGE: id, unique id prefix (4+), name[:tag] (default latest), name@digest or digest\n"))
 
 

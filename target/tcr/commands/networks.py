@@ -5,7 +5,7 @@ from typing import Any, List, Sequence
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser
 
-USAGE = "usage: tcr network create|ls|rm|inspect ..."
+USAGE = "usage: tcr network create|ls|rm|inspect|prune ..."
 
 
 def _nets(ctx: Ctx) -> Any:
@@ -76,8 +76,14 @@ def network_inspect(ctx: Ctx, args: List[str]) -> Output:
     return Output(0, render.objects(ns.format, [mgr.inspect(n) for n in ns.names]))
 
 
+def network_prune(ctx: Ctx, args: List[str]) -> Output:
+    from tcr.commands.housekeeping import network_prune as prune
+
+    return prune(ctx, args)
+
+
 HANDLERS = {"create": network_create, "ls": network_ls, "list": network_ls, "rm": network_rm,
-            "remove": network_rm, "inspect": network_inspect}
+            "remove": network_rm, "inspect": network_inspect, "prune": network_prune}
 
 
 @base.command("network", "Manage NAT networks: create, ls, rm, inspect")
@@ -87,6 +93,7 @@ def cmd_network(ctx: Ctx) -> Output:
         "  ls                           list networks (--format json, -q)\n"
         "  rm NAME...                   remove networks no container uses\n"
         "  inspect NAME...              details as JSON (leases, published ports)\n"
+        "  prune                        remove every network no container uses\n"
         "The default network tcr_default (10.88.0.0/24) is created on first use.\n"))
 
 

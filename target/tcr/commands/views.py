@@ -66,7 +66,7 @@ def ps_item(c: Any, now: float, status: str, image: str) -> Dict[str, Any]:
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(r.created)),
         "Created": r.created,
         "RunningFor": human_ago(now - r.created),
-        "State": docker_status(r),
+        "State": "paused" if getattr(c, "paused", False) else docker_status(r),
         "Status": status,
         "ExitCode": r.exit_code,
         "Ports": ports,
@@ -94,19 +94,20 @@ def container_inspect(c: Any, status: str, paths: Dict[str, str]) -> Dict[str, A
     if net is not None and net.mode == "nat":
         networks[net.network] = {"IPAddress": net.ip, "Gateway": net.gateway, "IPPrefixLen": 24}
     cpus = o.get("cpus")
+    paused = bool(getattr(c, "paused", False))
     view: Dict[str, Any] = {
         "Id": r.id,
         "Created": rfc3339(r.created),
         "Path": r.command[0] if r.command else "",
         "Args": list(r.command[1:]),
         "State": {
-            "Status": docker_status(r),
-            "Running": r.state in ("running", "paused"),
-            "Paused": r.state == "paused",
+            "Status": "paused" if paused else docker_status(r),
+            "Running": r.state == "running",
+            "Paused": paused,
             "Restarting": r.state == "restarting",
             "OOMKilled": False,
             "Dead": False,
-            "Pid": r.pid if r.state in ("running", "paused") else 0,
+            "Pid": r.pid if r.state == "running" else 0,
             "ExitCode": r.exit_code if r.exit_code is not None else 0,
             "Error": r.error,
             "StartedAt": rfc3339(r.started_at),

@@ -22,6 +22,7 @@ from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidAr
 from tcr.common.faults import fault
 from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
+from tcr.containers.adjust import AdjustOps
 from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
 from tcr.containers.record import NAME_RE, ContainerRecord, NetSummary, new_id
 from tcr.kernel.pidfd import pid_alive
@@ -40,6 +41,10 @@ class StartFailed(TcrError):
         self.exit_code = exit_code
 
 
+# crun states of a container whose processes exist (paused = frozen by `tcr pause`).
+LIVE = ("running", "paused")
+
+
 class Container:
     """Runtime state of one container (the record is the persistent part)."""
 
@@ -56,6 +61,7 @@ class Container:
         self.exit_waiters: List[Callable[[Optional[int]], None]] = []
         self.streak = 0  # consecutive quick crashes (backoff)
         self.stop_signal = self.opts.stop_signal or "SIGTERM"
+        self.paused = False  # frozen by `tcr pause` (crun's state says so after a tcrd restart)
 
 
 def _policy(c: "Container") -> supervisor.RestartPolicy:
@@ -63,7 +69,7 @@ def _policy(c: "Container") -> supervisor.RestartPolicy:
     return supervisor.RestartPolicy(r.name if r.name in supervisor.POLICIES else "no", r.max_retries)
 
 
-class ContainerManager:
+class ContainerManager(AdjustOps):
     def __init__(self, daemon: Any):
         self.daemon = daemon
         self.loop = daemon.loop
@@ -434,6 +440,7 @@ class ContainerManager:
              by_user: bool = True) -> None:
         """SIGTERM (or the configured stop signal), SIGKILL after timeout; done(code) once it exited."""
         rec = c.rec
+        self.thaw(c)
         if by_user and not rec.stopped_by_user:
             self._save(c, stopped_by_user=True)
         if rec.state == "restarting":
@@ -465,6 +472,7 @@ class ContainerManager:
     def kill(self, c: Container, sig: str) -> None:
         if c.rec.state != "running":
             raise InvalidArgument(f"container {c.rec.name} is not running")
+        self.thaw(c)
         self._save(c, stopped_by_user=True)
         if not crun.kill(self.crun_root, c.rec.id, sig):
             raise InternalError(f"cannot send {sig} to container {c.rec.name}")
@@ -484,6 +492,7 @@ class ContainerManager:
     def _remove_now(self, c: Container) -> None:
         cid = c.rec.id
         self._cancel_timers(c)
+        self.thaw(c)
         if c.watch is not None:
             c.watch.cancel()  # the orphan reaper collects the killed process
             c.watch = None
@@ -496,7 +505,7 @@ class ContainerManager:
         if is_mounted(c.paths.merged):
             raise InUse(f"container {c.rec.name}: its root is still mounted at {c.paths.merged}")
         _rmtree(c.paths.dir)
-        self.store.delete(KIND, cid)
+        self.store.delete(KIND, cid, last=c.rec.to_dict())
         fault("container.rm.after_state_delete")
         self.containers.pop(cid, None)
         waiters, c.exit_waiters = c.exit_waiters, []
@@ -606,7 +615,7 @@ class ContainerManager:
 
     def _crun_alive(self, cid: str) -> bool:
         st = crun.state(self.crun_root, cid)
-        return st is not None and st.get("status") == "running" and pid_alive(int(st.get("pid") or 0))
+        return st is not None and st.get("status") in LIVE and pid_alive(int(st.get("pid") or 0))
 
     def _rollback(self, cid: str) -> None:
         paths = ContainerPaths.of(self.root, cid)
@@ -631,7 +640,8 @@ class ContainerManager:
         """Re-adopt or clean up one container; True if it should be started now."""
         rec = c.rec
         st = crun.state(self.crun_root, rec.id)
-        alive = st is not None and st.get("status") == "running" and pid_alive(int(st.get("pid") or 0))
+        alive = st is not None and st.get("status") in LIVE and pid_alive(int(st.get("pid") or 0))
+        c.paused = alive and st is not None and st.get("status") == "paused"
         if rec.state == "creating":
             self._rollback(rec.id)
             self.store.delete(KIND, rec.id)

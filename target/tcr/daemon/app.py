@@ -43,6 +43,11 @@ class Daemon:
         self.socket_path = os.path.abspath(self.options.socket)
         self.loop = EventLoop()
         self.store = StateStore(self.root)
+        from tcr.daemon.events import EventLog
+
+        self.events = EventLog()
+        self.store.on_change = self.events.observe
+        self.store.on_load = self.events.seed
         self.images = ImageManager(self.root, self.store, daemon=self)
         # Built in start(), after the images are recovered (containers need both).
         self.networks: Any = None

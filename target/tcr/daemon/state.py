@@ -8,7 +8,7 @@ to <name>.corrupt; it never stops the daemon.
 
 import os
 import re
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from tcr.common import jsonc
 from tcr.common.atomic import remove_durable, write_atomic
@@ -29,6 +29,10 @@ def _check(kind: str, key: str) -> None:
 class StateStore:
     def __init__(self, root: str):
         self.root = root
+        # Told of every durable change (tcr.daemon.events derives `tcr events` from them):
+        # on_change(kind, key, data or None after a delete); on_load(kind, key, data) at start-up.
+        self.on_change: Optional[Callable[[str, str, Optional[dict]], None]] = None
+        self.on_load: Optional[Callable[[str, str, dict], None]] = None
 
     def dir(self, kind: str) -> str:
         return os.path.join(self.root, kind)
@@ -42,9 +46,16 @@ class StateStore:
         os.makedirs(os.path.dirname(p), mode=0o700, exist_ok=True)
         doc = {"version": VERSION, "kind": kind, "data": data}
         write_atomic(p, jsonc.dumps_pretty(doc), mode=0o600)
+        if self.on_change is not None:
+            self.on_change(kind, key, data)
 
-    def delete(self, kind: str, key: str) -> None:
+    def delete(self, kind: str, key: str, last: Optional[dict] = None) -> None:
+        """Remove a record; `last` is its final state when that was never saved (an --rm exit)."""
         remove_durable(self.path(kind, key))
+        if self.on_change is not None:
+            if last is not None:
+                self.on_change(kind, key, last)
+            self.on_change(kind, key, None)
 
     def move_aside(self, kind: str, key: str) -> str:
         """Move a record that parses but is invalid out of the way (to <name>.corrupt)."""
@@ -97,6 +108,8 @@ class StateStore:
                 if not isinstance(data, dict):
                     raise ValueError("'data' is not an object")
                 records[key] = data
+                if self.on_load is not None:
+                    self.on_load(kind, key, data)
             except (ValueError, OSError) as exc:
                 problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if problem is not None:

@@ -173,6 +173,20 @@ class ImageManager:
                 self.records[upd.id] = upd
                 log.info("image %s lost tag %s to %s", other.id, ", ".join(sorted(lost)), new.id)
 
+    def tag(self, ref: str, target: str) -> str:
+        """`tcr image tag`: give the image one more name:tag (taken from any image that had it)."""
+        from tcr.images.refs import normalize_tag
+
+        rec = self.get(ref)
+        full = normalize_tag(target)
+        if full in rec.tags:
+            return full
+        new = replace(rec, tags=tuple(rec.tags) + (full,))
+        self._take_tags(new)
+        self.store.save(KIND, new.id, new.to_dict())
+        self.records[new.id] = new
+        return full
+
     # ---- remove ------------------------------------------------------------------------------
 
     def check_unused(self, rec: ImageRecord) -> None:

@@ -72,3 +72,23 @@ def resolve(records: Iterable[ImageRecord], ref: str) -> ImageRecord:
             raise InvalidArgument(f"image id prefix {ref} is ambiguous: it matches {len(hits)} images",
                                   hint="give more digits of the id")
     raise ImageNotFound(f"image {ref} not found", hint="see 'tcr image ls'")
+
+
+_NAME_PART = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def normalize_tag(ref: str) -> str:
+    """A `tcr image tag` target as the full "registry/name:tag" images are stored under
+    ('app' -> 'docker.io/library/app:latest', 'me/app:1' -> 'docker.io/me/app:1')."""
+    if not ref or len(ref) > 255 or "@" in ref or any(c.isspace() for c in ref):
+        raise InvalidArgument(f"invalid image reference {ref[:80]!r}", hint="use NAME[:TAG]")
+    name, tag, _ = split_ref(ref)
+    tag = tag or "latest"
+    full = name_candidates(name)[-1]
+    first = full.split("/", 1)[0]
+    parts = full.split("/")[1:] if ("." in first or ":" in first or first == "localhost") else full.split("/")
+    if not _TAG.match(tag) or not parts or not all(_NAME_PART.match(p) for p in parts):
+        raise InvalidArgument(f"invalid image reference {ref[:80]!r}",
+                              hint="lower-case name parts of letters, digits and . _ -; a tag of up to 128")
+    return f"{full}:{tag}"

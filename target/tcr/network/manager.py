@@ -490,6 +490,17 @@ class NetworkManager:
         if _CID_RE.match(cid or ""):
             self._unplumb(cid)
 
+    def rename(self, cid: str, name: str) -> None:
+        """A renamed container answers to its new DNS name at once (docker)."""
+        rec = self.network_of(cid)
+        le = rec.lease(cid) if rec is not None else None
+        if rec is None or le is None:
+            return
+        new = rec.with_lease(Lease(cid=le.cid, ip=le.ip, mac=le.mac, name=name, ports=le.ports))
+        self._nets[rec.name] = new
+        self._save(new)
+        self._dns_sync(new)
+
     # -- life cycle ----------------------------------------------------------------------------
 
     def recover(self, live_container_ids: Set[str]) -> None:
