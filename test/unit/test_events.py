@@ -1,6 +1,8 @@
 """tcr events: record transitions -> docker's actions (pure), the bounded ring, watchers; timespec."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcr.common.errors import InvalidArgument, UsageError
 from tcr.common.timespec import parse_duration, parse_time
@@ -91,3 +93,14 @@ def test_normalize_tag():
     for bad in ("", "Bad", "a b", "app@sha256:00", "app:" + "x" * 200, "app:-x"):
         with pytest.raises(InvalidArgument):
             normalize_tag(bad)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(1970, 2400), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23),
+       st.integers(0, 59), st.integers(0, 59))
+def test_timegm_matches_calendar(y, mo, d, hh, mi, ss):
+    import calendar
+
+    from tcr.common.timespec import _timegm
+
+    assert _timegm(y, mo, d, hh, mi, ss) == calendar.timegm((y, mo, d, hh, mi, ss, 0, 0, 0))

@@ -1,6 +1,5 @@
 """docker's --since/--until values: RFC 3339 times, Unix timestamps, or durations ago (pure)."""
 
-import calendar
 import re
 import time
 from typing import Optional
@@ -12,6 +11,20 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?"
     r"(Z|[+-]\d{2}:?\d{2})?")
+
+
+def _timegm(y: int, mo: int, d: int, hh: int, mi: int, ss: int) -> int:
+    """UTC calendar time -> Unix seconds (calendar.timegm without the calendar module, which a
+    board's Python may leave out)."""
+    if not (1 <= mo <= 12 and 1 <= d <= 31):
+        raise ValueError("date out of range")
+    y -= mo <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + hh * 3600 + mi * 60 + ss
 
 
 def parse_duration(text: str) -> Optional[float]:
@@ -41,8 +54,7 @@ def parse_time(text: str, flag: str, now: Optional[float] = None) -> float:
     if m:
         y, mo, da, hh, mi, ss, frac, tz = m.groups()
         try:
-            fields = (int(y), int(mo), int(da), int(hh or 0), int(mi or 0), int(ss or 0), 0, 0, 0)
-            t = float(calendar.timegm(fields))
+            t = float(_timegm(int(y), int(mo), int(da), int(hh or 0), int(mi or 0), int(ss or 0)))
             time.gmtime(t)
         except (ValueError, OverflowError):
             raise UsageError(f"{flag}: invalid time {text[:64]!r}")
