@@ -231,6 +231,39 @@ def test_abstract_socket(env, tmp_path):
         loop.close()
 
 
+def test_each_socket_has_its_own_dispatcher(env, tmp_path):
+    """The compat (abstract) socket is served by compat_dispatch, the filesystem socket by dispatch:
+    the hook that lets the C client get the C dialect while tcr's own socket keeps docker's."""
+    name = f"tcr_test_dialect_{os.getpid()}_{id(env)}"
+    compat_calls = []
+
+    def compat(method, args, pwd, pid, uid, gid, stream):
+        compat_calls.append(method)
+        return Output(0, "compat\n")
+
+    loop = EventLoop()
+    path = str(tmp_path / "d.sock")
+    srv = RpcServer(loop, env.double, path, abstract_name=name, socket_group=None, compat_dispatch=compat)
+    srv.start()
+    socks = []
+    try:
+        for address in ("\0" + name, path):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            socks.append(s)
+            s.connect(address)
+            s.send(protocol.encode(req("echo", "own")))
+        for _ in range(5):
+            loop.run_once(0.05)
+        assert protocol.decode_reply(socks[0].recv(65536)).stdout == "compat\n"
+        assert protocol.decode_reply(socks[1].recv(65536)).stdout == "own\n"
+        assert compat_calls == ["echo"] and [c[0] for c in env.double.calls] == ["echo"]
+    finally:
+        for s in socks:
+            s.close()
+        srv.close()
+        loop.close()
+
+
 def test_close_unlinks_and_disconnects(env):
     s = env.connect()
     env.srv.close()

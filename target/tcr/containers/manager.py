@@ -259,7 +259,7 @@ class ContainerManager(AdjustOps):
         if nets is None:
             raise StartFailed("NAT networking is not available in this tcrd",
                               hint="use --network none or --network host")
-        att = nets.attach(c.rec.id, c.rec.name, mode, list(view.publish))
+        att = nets.attach(c.rec.id, c.rec.name, mode, list(view.publish), create=view.network_create)
         ports = [_port_text(p) for p in getattr(att, "ports", ())]
         return NetSummary("nat", att.network, att.ip, att.gateway, att.netns_path, ports)
 
@@ -508,10 +508,22 @@ class ContainerManager(AdjustOps):
         self.store.delete(KIND, cid, last=c.rec.to_dict())
         fault("container.rm.after_state_delete")
         self.containers.pop(cid, None)
+        self._prune_network(c.opts.network)
         waiters, c.exit_waiters = c.exit_waiters, []
         for w in waiters:
             w(c.rec.exit_code)
         log.info("container %s (%s) removed", cid[:12], c.rec.name)
+
+    def _prune_network(self, network: str) -> None:
+        """A network made on first use goes with the last container that refers to it."""
+        nets = self.daemon.networks
+        if nets is None or network in ("none", "host") or any(
+                o.opts.network == network for o in self.containers.values()):
+            return
+        try:
+            nets.prune_auto(network)
+        except TcrError as exc:  # the container is gone either way; the network can be removed by hand
+            log.warning("cannot remove network %s made for its containers: %s", network, exc)
 
     # ---- exec --------------------------------------------------------------------------------
 

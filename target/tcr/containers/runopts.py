@@ -110,6 +110,9 @@ class RunOptions:
     tmpfs: Tuple[Tmpfs, ...] = ()
     publish: Tuple[str, ...] = ()  # raw -p specs, parsed by tcr.network.ports
     network: str = DEFAULT_NETWORK  # tcr_default | host | none | a NAT network name
+    # Create a missing NAT network on first use, and remove it with its last container (the C
+    # tool's rule, asked for by its dialect); docker's rule otherwise: it must exist.
+    network_create: bool = False
     read_only: bool = False
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     stop_timeout: int = DEFAULT_STOP_TIMEOUT
@@ -142,6 +145,7 @@ class RunOptions:
             "tmpfs": [t.to_dict() for t in self.tmpfs],
             "publish": list(self.publish),
             "network": self.network,
+            "networkCreate": self.network_create,
             "readOnly": self.read_only,
             "restart": self.restart.to_dict(),
             "stopTimeout": self.stop_timeout,
@@ -178,6 +182,7 @@ class RunOptions:
             tmpfs=tuple(Tmpfs.from_dict(t) for t in d.get("tmpfs") or ()),
             publish=tuple(str(x) for x in d.get("publish") or ()),
             network=str(d.get("network") or DEFAULT_NETWORK),
+            network_create=bool(d.get("networkCreate", False)),
             read_only=bool(d.get("readOnly", False)),
             restart=RestartPolicy.from_dict(d.get("restart") or {}),
             stop_timeout=int(d.get("stopTimeout", DEFAULT_STOP_TIMEOUT)),

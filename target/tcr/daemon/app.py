@@ -17,6 +17,7 @@ from tcr.daemon.state import StateStore
 from tcr.images.manager import ImageManager
 from tcr.kernel import pidfd
 from tcr.kernel.flock import FileLock
+from tcr.rpc.protocol import ABSTRACT_NAME
 
 log = logging.getLogger("tcrd")
 
@@ -28,7 +29,7 @@ DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
 
 def default_options(**kw: Any) -> argparse.Namespace:
     ns = argparse.Namespace(root=DEFAULT_ROOT, run_dir=DEFAULT_RUN_DIR, socket=DEFAULT_SOCKET,
-                            no_compat_socket=False, pidfile=None, syslog=False, debug=False, check=False,
+                            compat_socket=ABSTRACT_NAME, pidfile=None, syslog=False, debug=False, check=False,
                             resolv_conf=DEFAULT_RESOLV_CONF)
     for k, v in kw.items():
         setattr(ns, k, v)
@@ -90,11 +91,18 @@ class Daemon:
         self.problems += found
 
         from tcr.commands.dispatch import make_dispatch
-        from tcr.rpc.protocol import ABSTRACT_NAME
         from tcr.rpc.server import RpcServer
 
-        abstract = None if self.options.no_compat_socket else ABSTRACT_NAME
-        self.server = RpcServer(self.loop, make_dispatch(self), self.socket_path, abstract)
+        abstract = getattr(self.options, "compat_socket", ABSTRACT_NAME) or None
+        if getattr(self.options, "no_compat_socket", False):
+            abstract = None
+        own = make_dispatch(self)
+        compat = None
+        if abstract:  # the C client's socket speaks its dialect (docs/formats.md)
+            from tcr.commands import cdialect
+
+            compat = cdialect.make_dispatch(self, own)
+        self.server = RpcServer(self.loop, own, self.socket_path, abstract, compat_dispatch=compat)
         self.server.start()
         if self.options.pidfile:
             self._pidfile = os.path.abspath(self.options.pidfile)

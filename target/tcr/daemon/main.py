@@ -1,7 +1,7 @@
 """tcrd: the tcr daemon (entry point).
 
-  tcrd [--root DIR] [--socket PATH] [--run-dir DIR] [--no-compat-socket] [--pidfile PATH]
-       [--syslog] [--debug] [--check] [--resolv-conf PATH]
+  tcrd [--root DIR] [--socket PATH] [--run-dir DIR] [--compat-socket NAME | --no-compat-socket]
+       [--pidfile PATH] [--syslog] [--debug] [--check] [--resolv-conf PATH]
 """
 
 import argparse
@@ -11,8 +11,16 @@ from typing import List, Optional
 
 from tcr.common.errors import TcrError
 from tcr.daemon.app import DEFAULT_RESOLV_CONF, DEFAULT_ROOT, DEFAULT_RUN_DIR, DEFAULT_SOCKET
+from tcr.rpc.protocol import ABSTRACT_NAME
 
 log = logging.getLogger("tcrd")
+
+
+def _abstract_name(text: str) -> str:
+    name = text[1:] if text.startswith("@") else text
+    if not name or len(name) > 100 or "\0" in name or "/" in name:
+        raise argparse.ArgumentTypeError(f"invalid abstract socket name {text!r}")
+    return name
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -21,8 +29,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"RPC socket path (default {DEFAULT_SOCKET})")
     p.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
                    help=f"runtime directory (default {DEFAULT_RUN_DIR})")
-    p.add_argument("--no-compat-socket", action="store_true",
-                   help="do not listen on the abstract socket @tiny_container_runtime (C client)")
+    # One destination, so the last of --compat-socket / --no-compat-socket wins (test fixtures
+    # turn the socket off, a test that needs it turns it back on under a private name).
+    p.add_argument("--compat-socket", metavar="NAME", default=ABSTRACT_NAME, type=_abstract_name,
+                   help=f"abstract socket name for the C client and its dialect (default @{ABSTRACT_NAME})")
+    p.add_argument("--no-compat-socket", dest="compat_socket", action="store_const", const="",
+                   help="do not listen on the compat socket")
     p.add_argument("--pidfile", help="write the daemon's pid here (removed on exit)")
     p.add_argument("--syslog", action="store_true", help="log to syslog instead of stderr")
     p.add_argument("--debug", action="store_true", help="debug logging")

@@ -268,7 +268,7 @@ class NetworkManager:
         self._create(name, net)
         return self.inspect(name)
 
-    def _create(self, name: str, net: Any) -> NetworkRecord:
+    def _create(self, name: str, net: Any, auto: bool = False) -> NetworkRecord:
         import ipaddress
 
         taken = [ipaddress.IPv4Network(r.subnet) for r in self._nets.values()]
@@ -284,7 +284,7 @@ class NetworkManager:
         if any(r.bridge == bridge for r in self._nets.values()):  # pragma: no cover - hash collision
             raise InUse(f"bridge name {bridge} is taken; choose another network name")
         rec = NetworkRecord(name=name, subnet=str(net), gateway=netplan.gateway_of(net), bridge=bridge,
-                            created=round(time.time(), 3))
+                            created=round(time.time(), 3), auto=auto)
         try:
             self._enable_forwarding()
             self._ensure_bridge(rec)
@@ -326,9 +326,21 @@ class NetworkManager:
             log.warning("cannot delete bridge %s: %s", rec.bridge, exc.strerror)
         log.info("network %s removed", name)
 
+    def prune_auto(self, name: str) -> bool:
+        """Remove a network made on first use (attach(create=True)) once no container needs it any
+        more; the caller knows that no container (running or not) refers to it. True if removed."""
+        rec = self._nets.get(name)
+        if rec is None or not rec.auto or rec.leases:
+            return False
+        self.remove(name)
+        return True
+
     # -- containers ----------------------------------------------------------------------------
 
-    def attach(self, cid: str, name: str, network: str, publish: List[str]) -> Attachment:
+    def attach(self, cid: str, name: str, network: str, publish: List[str],
+               create: bool = False) -> Attachment:
+        """Give container cid a lease on `network`. The default network is made on first use; any
+        other must exist, unless create=True (it is then made, marked auto: see prune_auto)."""
         if not isinstance(cid, str) or not _CID_RE.match(cid):
             raise InvalidArgument(f"invalid container id {cid!r}")
         if network in NOT_ATTACHED:
@@ -337,12 +349,14 @@ class NetworkManager:
             netplan.validate_name(network)
         mappings = ports.parse_all(publish or [])
         rec = self._nets.get(network)
-        if rec is None and network != netplan.DEFAULT_NETWORK:
+        if rec is None and network != netplan.DEFAULT_NETWORK and not create:
             self.get(network)  # raises NetworkNotFound
         ports.check_conflicts(self._published(), mappings, owner=cid)
         if self.network_of(cid) is not None:
             self.detach(cid)  # a stale attachment (restart): start clean
-        if rec is None:
+        if rec is None and network != netplan.DEFAULT_NETWORK:
+            rec = self._create(network, None, auto=True)  # create=True: the first free subnet
+        elif rec is None:
             import ipaddress
 
             default = ipaddress.IPv4Network(netplan.DEFAULT_SUBNET)

@@ -63,6 +63,9 @@ class NetworkRecord:
     bridge: str  # "tcr0"
     created: float = 0.0
     leases: Tuple[Lease, ...] = ()  # sorted by cid
+    # Created on first use by a container that asked for it (the C tool's rule): removed again
+    # with the last container that uses it. Networks made by `network create` stay.
+    auto: bool = False
 
     @property
     def prefixlen(self) -> int:
@@ -84,14 +87,15 @@ class NetworkRecord:
     def to_dict(self) -> Dict[str, Any]:
         return {"version": RECORD_VERSION, "name": self.name, "subnet": self.subnet,
                 "gateway": self.gateway, "bridge": self.bridge, "created": self.created,
-                "leases": [le.to_dict() for le in self.leases]}
+                "leases": [le.to_dict() for le in self.leases], "auto": self.auto}
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "NetworkRecord":
         return cls(name=str(d["name"]), subnet=str(d["subnet"]), gateway=str(d["gateway"]),
                    bridge=str(d["bridge"]), created=float(d.get("created", 0.0)),
                    leases=tuple(sorted((Lease.from_dict(x) for x in d.get("leases", ())),
-                                       key=lambda le: le.cid)))
+                                       key=lambda le: le.cid)),
+                   auto=d.get("auto") is True)
 
 
 def _replace(rec: NetworkRecord, **kw: Any) -> NetworkRecord:

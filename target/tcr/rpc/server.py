@@ -20,6 +20,9 @@ from tcr.rpc.protocol import ErrorReply, ExecResult, ProtocolError, Result, Stre
 log = logging.getLogger("tcr.rpc")
 
 Dispatch = Callable[..., Any]  # (method, args, pwd, pid, uid, gid, stream) -> Output | Pending
+# Which dispatcher serves a request depends on the socket it came in on: the compat socket speaks
+# the C client's dialect (tcr.commands.cdialect), tcrd's own socket docker's. The transport only
+# routes; it knows nothing about either dialect.
 _SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 _SNDBUF = 4 * protocol.MAX_MESSAGE  # room for a max-size reply plus stream messages
 _BATCH = 32  # messages handled per wake-up per client, so a busy client cannot starve others
@@ -56,8 +59,10 @@ def same_pid_namespace(pid: int) -> bool:
 
 
 class Connection:
-    def __init__(self, server: "RpcServer", sock: socket.socket, pid: int, uid: int, gid: int):
+    def __init__(self, server: "RpcServer", sock: socket.socket, pid: int, uid: int, gid: int,
+                 dispatch: Optional[Dispatch] = None):
         self.server = server
+        self.dispatch = dispatch or server.dispatch  # that of the socket the client connected to
         self.sock = sock
         self.fd = sock.fileno()
         self.pid, self.uid, self.gid = pid, uid, gid
@@ -113,14 +118,17 @@ class RpcServer:
         socket_path: str,
         abstract_name: Optional[str] = protocol.ABSTRACT_NAME,
         socket_group: Optional[str] = "tcr",
+        compat_dispatch: Optional[Dispatch] = None,
     ):
         self.loop = loop
         self.dispatch = dispatch
+        self.compat_dispatch = compat_dispatch or dispatch  # for requests on the abstract socket
         self.socket_path = socket_path
         self.abstract_name = abstract_name
         self.socket_group = socket_group
         self._group_gid: Optional[int] = None
         self._listeners: List[socket.socket] = []
+        self._dispatch_of: Dict[int, Dispatch] = {}  # listener fd -> its dispatcher
         self._conns: Dict[int, Connection] = {}
         self._buf = bytearray(protocol.MAX_MESSAGE + 1)  # one receive buffer for all clients
         self._token = 0
@@ -133,7 +141,9 @@ class RpcServer:
         self._listeners.append(self._bind_path(self.socket_path))
         if self.abstract_name:
             try:
-                self._listeners.append(self._bind("\0" + self.abstract_name))
+                compat = self._bind("\0" + self.abstract_name)
+                self._listeners.append(compat)
+                self._dispatch_of[compat.fileno()] = self.compat_dispatch
             except OSError as exc:
                 # Another daemon (maybe the C one) owns the name; the filesystem socket still works.
                 log.warning("rpc: abstract socket @%s unavailable: %s", self.abstract_name, exc.strerror)
@@ -181,6 +191,7 @@ class RpcServer:
             self.loop.remove_reader(s.fileno())
             s.close()
         self._listeners = []
+        self._dispatch_of = {}
         for c in list(self._conns.values()):
             c.close()
         try:  # only our own socket: a newer daemon may have replaced it
@@ -219,7 +230,7 @@ class RpcServer:
             except OSError:
                 sock.close()
                 continue
-            conn = Connection(self, sock, pid, uid, gid)
+            conn = Connection(self, sock, pid, uid, gid, self._dispatch_of.get(listener.fileno()))
             if not self.allowed(pid, uid, gid):
                 log.info("rpc: refused uid %d (pid %d): not in group %s", uid, pid, self.socket_group)
                 self._refuse(conn)
@@ -293,7 +304,7 @@ class RpcServer:
                     conn.send(out)
 
         try:
-            out = self.dispatch(req.method, req.args, req.pwd or "/", req.pid, conn.uid, conn.gid, stream)
+            out = conn.dispatch(req.method, req.args, req.pwd or "/", req.pid, conn.uid, conn.gid, stream)
         except TcrError as exc:
             conn.send(ErrorReply.from_exception(req.id, exc))
             return
