@@ -410,11 +410,26 @@ def _one_container(ctx: Ctx, verb: str) -> Any:
     return _containers(ctx).find(ctx.args[0])
 
 
+# The C client gives up on a request after 30 s: a longer stop is answered before that and goes
+# on in the background (the C daemon always answered at once, before the container had stopped).
+STOP_REPLY_BY = 25.0
+
+
 def c_stop(ctx: Ctx) -> Pending:
     """SIGTERM (or the image's stop signal), SIGKILL after the stop timeout; the id once it exited."""
     c = _one_container(ctx, "stop")
     pending = Pending()
-    _containers(ctx).stop(c, None, lambda _code: pending.resolve(Output(0, c.rec.id + "\n")))
+    timers: List[Any] = []
+
+    def finish(_code: Optional[int] = None) -> None:
+        for t in timers:
+            t.cancel()
+        pending.resolve(Output(0, c.rec.id + "\n"))
+
+    _containers(ctx).stop(c, None, finish)
+    if not pending.done:
+        timers.append(ctx.daemon.loop.call_later(STOP_REPLY_BY, finish))
+        pending.on_cancel = timers[0].cancel
     return pending
 
 
@@ -516,7 +531,7 @@ def make_dispatch(daemon: Any, own: DispatchFn) -> DispatchFn:
                 raise CError(INVALID_ARGUMENT, _GROUP_USAGE[method])
             sub = group.get(args[0])
             if sub is None:
-                if method in base.COMMANDS:  # image inspect, network create ...: tcr's own
+                if args[0] in _own_subcommands(method):  # image inspect, network create ...: tcr's own
                     return own(method, args, pwd, pid, uid, gid, stream)
                 raise CError(SYNTAX, _c_printf(f"unknown {method} subcommand: {args[0]}", 128))
             handler = _bind(sub, args[1:])
@@ -531,6 +546,12 @@ def make_dispatch(daemon: Any, own: DispatchFn) -> DispatchFn:
             raise c_error(exc) from None
 
     return dispatch
+
+
+def _own_subcommands(group: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"tcr.commands.{group}s").HANDLERS
 
 
 def _bind(fn: Callable[[Ctx, List[str]], Output], rest: List[str]) -> Callable[[Ctx], Output]:
