@@ -22,6 +22,17 @@ def test_round_trip(tmp_path):
     assert rec.prefixlen == 24
 
 
+def test_auto_flag_round_trip():
+    """Networks made on first use (the C tool's rule) remember it across a restart; older records
+    without the key are ordinary networks."""
+    auto = NetworkRecord("lab", "10.88.1.0/24", "10.88.1.1", "tcr-1", 2.0, auto=True)
+    assert NetworkRecord.from_dict(auto.to_dict()) == auto and auto.to_dict()["auto"] is True
+    old = auto.to_dict()
+    del old["auto"]
+    assert NetworkRecord.from_dict(old).auto is False
+    assert _rec().with_lease(Lease("c", "10.88.0.4", "m")).auto is False
+
+
 def test_attachment_round_trip():
     a = Attachment("n", "/run/tcr/netns/x", "10.88.0.2", 24, "10.88.0.1", ("10.88.0.1",), "02:42:0a:58:00:02",
                    (PortMapping(1, 2, "udp"),))

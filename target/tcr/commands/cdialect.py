@@ -517,6 +517,9 @@ def make_dispatch(daemon: Any, own: DispatchFn) -> DispatchFn:
     """The compat socket's dispatcher. `own` (tcr's docker-dialect dispatcher) serves what the C
     tool has no command for."""
     from tcr.commands import base
+    from tcr.commands.dispatch import load_commands
+
+    load_commands()  # base.COMMANDS: what `own` serves
 
     def dispatch(method: str, args: List[str], pwd: str = "/", pid: Optional[int] = None, uid: int = 0,
                  gid: int = 0, stream: Optional[Callable[[str, str], None]] = None) -> Union[Output, Pending]:
