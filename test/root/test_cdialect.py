@@ -346,6 +346,42 @@ def test_unknown_and_usage_errors(ctcrd, tmp_path):
     assert d.running()
 
 
+def test_compat_socket_survives_random_requests(ctcrd):
+    """Random C-client argv (flags, values, junk) on the compat socket: every request gets one
+    well-formed reply, one-line errors, and the daemon keeps serving. No image is loaded, so no
+    container can come of it."""
+    import random
+    import socket
+
+    from tcr.rpc import protocol
+
+    rnd = random.Random(1818)
+    vocab = ["-d", "-t", "-e", "K=V", "K", "--name", "x", "--network", "none", "host", "n1", "--no-network",
+             "-v", "/a:/b", "a:b:ro", "-p", "80:80", "1:2:3:4/udp", "--tmpfs", "/t:1", "--config",
+             "/nonexistent.json", "/dev/zero", "--restart", "always", "--stop-timeout", "5", "nosuch:img",
+             "/bin/true", "ls", "rm", "load", "inspect", "ps", "", "\u00e9\u0000", "a" * 300, "-", "--",
+             "../x", "/", "--bogus"]
+    methods = ["run", "exec", "ps", "stop", "kill", "rm", "image", "network", "help", "bogus", "logs",
+               "inspect", "wait", "x" * 200]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect("\0" + ctcrd.compat[1:])
+    s.settimeout(60)
+    try:
+        for i in range(1, 401):
+            args = [rnd.choice(vocab) for _ in range(rnd.randint(0, 8))]
+            if rnd.random() < 0.3:
+                args = rnd.choice([["ls"], ["rm"], ["load"], ["create"], ["inspect"]]) + args
+            req = protocol.Request(i, rnd.choice(methods), args, "/tmp", os.getpid())
+            s.send(protocol.encode(req))
+            reply = protocol.decode_reply(s.recv(protocol.MAX_MESSAGE + 1))
+            assert reply.id == i and isinstance(reply, (protocol.Result, protocol.ErrorReply)), (req, reply)
+            if isinstance(reply, protocol.ErrorReply):
+                assert reply.message and "\n" not in reply.message and reply.code in range(1, 8), (req, reply)
+    finally:
+        s.close()
+    assert c_client(ctcrd, ["ps"], "/tmp").stdout == PS_HEADER and ctcrd.running()
+
+
 def test_default_compat_name_speaks_c():
     """Without --compat-socket, @tiny_container_runtime (in tcrd's own netns) is the C dialect."""
     class NetnsTcrd(Tcrd):

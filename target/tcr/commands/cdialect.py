@@ -415,9 +415,8 @@ def _one_container(ctx: Ctx, verb: str) -> Any:
 STOP_REPLY_BY = 25.0
 
 
-def c_stop(ctx: Ctx) -> Pending:
-    """SIGTERM (or the image's stop signal), SIGKILL after the stop timeout; the id once it exited."""
-    c = _one_container(ctx, "stop")
+def _stopped(ctx: Ctx, c: Any, timeout: Optional[float]) -> Pending:
+    """Stop c (timeout None: its --stop-timeout; 0: SIGKILL at once); the id once it has exited."""
     pending = Pending()
     timers: List[Any] = []
 
@@ -426,19 +425,21 @@ def c_stop(ctx: Ctx) -> Pending:
             t.cancel()
         pending.resolve(Output(0, c.rec.id + "\n"))
 
-    _containers(ctx).stop(c, None, finish)
+    _containers(ctx).stop(c, timeout, finish)
     if not pending.done:
         timers.append(ctx.daemon.loop.call_later(STOP_REPLY_BY, finish))
         pending.on_cancel = timers[0].cancel
     return pending
 
 
+def c_stop(ctx: Ctx) -> Pending:
+    """The stop signal, SIGKILL after the stop timeout (the C daemon's stop left it running)."""
+    return _stopped(ctx, _one_container(ctx, "stop"), None)
+
+
 def c_kill(ctx: Ctx) -> Pending:
-    """SIGKILL; the id once it exited (a stopped container is left as it is)."""
-    c = _one_container(ctx, "kill")
-    pending = Pending()
-    _containers(ctx).stop(c, 0, lambda _code: pending.resolve(Output(0, c.rec.id + "\n")))
-    return pending
+    """SIGKILL at once; a container that is not running is left as it is."""
+    return _stopped(ctx, _one_container(ctx, "kill"), 0)
 
 
 def c_rm(ctx: Ctx) -> Output:
