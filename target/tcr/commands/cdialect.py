@@ -523,11 +523,13 @@ def make_dispatch(daemon: Any, own: DispatchFn) -> DispatchFn:
     load_commands()  # base.COMMANDS: what `own` serves
 
     def dispatch(method: str, args: List[str], pwd: str = "/", pid: Optional[int] = None, uid: int = 0,
-                 gid: int = 0, stream: Optional[Callable[[str, str], None]] = None) -> Union[Output, Pending]:
-        if stream is not None:
-            # Only tcr's own client asks for stream messages (a protocol extension the C client
-            # does not know): it reached this socket by its fallback and speaks docker's dialect.
-            return own(method, args, pwd, pid, uid, gid, stream)
+                 gid: int = 0, stream: Optional[Callable[[str, str], None]] = None,
+                 channel: Any = None) -> Union[Output, Pending]:
+        if stream is not None or channel is not None:
+            # Only tcr's own client asks for stream messages or an attach channel (extensions the
+            # C client does not know): it reached this socket by its fallback; docker's dialect.
+            extra = {} if channel is None else {"channel": channel}
+            return own(method, args, pwd, pid, uid, gid, stream, **extra)
         handler = HANDLERS.get(method)
         group = _GROUPS.get(method)
         if group is not None:
