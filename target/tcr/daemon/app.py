@@ -97,11 +97,8 @@ class Daemon:
         if getattr(self.options, "no_compat_socket", False):
             abstract = None
         own = make_dispatch(self)
-        compat = None
-        if abstract:  # the C client's socket speaks its dialect (docs/formats.md)
-            from tcr.commands import cdialect
-
-            compat = cdialect.make_dispatch(self, own)
+        # The C client's socket speaks its dialect (docs/formats.md, "Migrating from the C tool").
+        compat = _compat_dispatch(self, own) if abstract else None
         self.server = RpcServer(self.loop, own, self.socket_path, abstract, compat_dispatch=compat)
         self.server.start()
         if self.options.pidfile:
@@ -149,3 +146,19 @@ class Daemon:
             self._pidfile = None
         self.loop.close()
         self._lock.release()
+
+
+def _compat_dispatch(daemon: Any, own: Any) -> Any:
+    """The compat socket's dispatcher, imported at its first request (~100 kB that a board whose
+    scripts never use the C client does not pay for)."""
+    made: List[Any] = []
+
+    def dispatch(method: str, args: List[str], pwd: str = "/", pid: Optional[int] = None, uid: int = 0,
+                 gid: int = 0, stream: Any = None, channel: Any = None) -> Any:
+        if not made:
+            from tcr.commands import cdialect
+
+            made.append(cdialect.make_dispatch(daemon, own))
+        return made[0](method, args, pwd, pid, uid, gid, stream, channel)
+
+    return dispatch
