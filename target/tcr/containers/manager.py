@@ -522,7 +522,7 @@ class ContainerManager(AdjustOps):
             return
         try:
             nets.prune_auto(network)
-        except TcrError as exc:  # the container is gone either way; the network can be removed by hand
+        except (TcrError, OSError) as exc:  # the container is gone either way; `network rm` can finish it
             log.warning("cannot remove network %s made for its containers: %s", network, exc)
 
     # ---- exec --------------------------------------------------------------------------------
