@@ -315,6 +315,25 @@ def test_auto_network_outlives_a_restart_and_waits_for_every_user(ctcrd, tmp_pat
     assert "autonet" not in networks(d)
 
 
+def test_crash_between_rm_and_network_prune(ctcrd, tmp_path):
+    """tcrd killed after a container's record is gone but before its auto network is pruned: the
+    restart's recovery removes the network, and nothing leaks."""
+    from test.root.test_crash_points import kernel_leaks, start_armed
+
+    d = ctcrd
+    c_tool_sqfs(tmp_path, repository="library/bb", digest=variant_digest("cdialect-crash"), name="bb.sqfs")
+    iid = c_client(d, ["image", "load", "bb.sqfs"], str(tmp_path)).stdout.strip()
+    r = c_client(d, ["run", "-d", "--name", "v", "--network", "crashnet", "docker.io/library/bb",
+                     "/bin/sleep", "100"], str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    start_armed(d, "container.rm.after_state_delete")
+    r = c_client(d, ["rm", "v"], str(tmp_path))
+    assert d.proc.wait(30) == -9 and r.returncode == 1, (r, d.log())
+    d.start()  # recovery, without the fault
+    assert state_of(d, "v") is None and "crashnet" not in networks(d)
+    assert kernel_leaks(d, networks=[], images=[iid]) == []
+
+
 def test_unknown_and_usage_errors(ctcrd, tmp_path):
     d = ctcrd
     cases = [

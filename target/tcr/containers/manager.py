@@ -623,6 +623,10 @@ class ContainerManager(AdjustOps):
                 self.start(c)
             except TcrError as exc:
                 problems.append(f"container {c.rec.name}: restart at start-up failed: {exc}")
+        # A network made on first use whose last container went in a crash (record deleted, not
+        # pruned yet) goes now.
+        for name in nets.auto_networks() if nets is not None else ():
+            self._prune_network(name)
         return problems
 
     def _crun_alive(self, cid: str) -> bool:

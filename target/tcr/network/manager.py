@@ -326,6 +326,9 @@ class NetworkManager:
             log.warning("cannot delete bridge %s: %s", rec.bridge, exc.strerror)
         log.info("network %s removed", name)
 
+    def auto_networks(self) -> List[str]:
+        return sorted(n for n, r in self._nets.items() if r.auto)
+
     def prune_auto(self, name: str) -> bool:
         """Remove a network made on first use (attach(create=True)) once no container needs it any
         more; the caller knows that no container (running or not) refers to it. True if removed."""
