@@ -272,6 +272,12 @@ def test_run_config_file_and_network_rules(ctcrd, tmp_path):
     assert "cfgnet" in networks(d)
     wait_for(lambda: "hi-config" in d.cli("logs", "cfg1").stdout, what="the config's env in the log")
     assert d.cli("logs", "cfg1").stdout == "from the host\nhi-config\n"
+    # exec -d: tcrd runs it, its output goes to the container's log
+    r = c_client(d, ["exec", "-d", "-e", "X=bg", "cfg1", "/bin/sh", "-c", "echo exec-$X"], str(tmp_path))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    wait_for(lambda: "exec-bg" in d.cli("logs", "cfg1").stdout, what="exec -d output in the log")
+    r = c_client(d, ["image", "rm", "docker.io/library/bb:latest"], str(tmp_path))
+    assert (r.returncode, r.stderr) == (1, "Error (5): image in use by 1 container(s)\n")
     # `network rm` while a container refers to it: the C words
     r = c_client(d, ["network", "rm", "cfgnet"], str(tmp_path))
     assert (r.returncode, r.stderr) == (1, "Error (5): network in use by 1 container(s)\n")
