@@ -21,7 +21,7 @@ from tcr.containers.runopts import RestartPolicy, RunOptions, Tmpfs, Volume
 
 def test_c_run_flags_map_to_run_options():
     o = run_options(["-d", "--name", "web", "--rm", "--read-only", "-t", "-e", "A=1", "-e", "B=x=y",
-                     "-v", "data:/data:ro", "-v", "/abs:/abs", "--tmpfs", "/t:1024", "-p", "8080:80",
+                     "-v", "data:/data:ro", "-v", "/abs://abs/", "--tmpfs", "/t:1024", "-p", "8080:80",
                      "-p", "127.0.0.1:53:53/tcp+udp", "--network", "lab", "--stop-timeout", "3",
                      "img:1", "/bin/sh", "-c", "echo -d"], "/home/u")
     assert o.image == "img:1" and o.command == ("/bin/sh", "-c", "echo -d") and o.entrypoint == ()

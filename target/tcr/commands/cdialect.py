@@ -72,7 +72,7 @@ Run options:
   -t                       allocate a pseudo-TTY
   -e KEY=VALUE             environment variable (repeatable)
   -v src:dst[:ro]          bind mount (repeatable)
-  --tmpfs dst[:size]       tmpfs mount, size in bytes (repeatable)
+  --tmpfs dst[:size]       tmpfs mount, size in bytes or 64m (repeatable)
   -p [ip:]hP:cP[/proto]    publish a port: tcp, udp or tcp+udp (repeatable)
   --network <name>         NAT network, created on first use (default: tcr_default)
   --no-network             no network at all
@@ -128,9 +128,10 @@ def _volume(spec: str, pwd: str) -> Any:
 
     src, sep, rest = spec.partition(":")
     dst, _, mode = rest.partition(":")
-    if not sep or not src or not dst.startswith("/") or os.path.normpath(dst) == "/":
+    dst = "/" + os.path.normpath(dst).lstrip("/") if dst.startswith("/") else ""
+    if not sep or not src or dst in ("", "/"):
         raise CError(INVALID_ARGUMENT, "bad -v format, expected src:dst[:ro]")
-    return Volume(_host_path(src, pwd), os.path.normpath(dst), mode == "ro")
+    return Volume(_host_path(src, pwd), dst, mode == "ro")  # like the C daemon, only "ro" counts
 
 
 def _tmpfs(spec: str) -> Any:
