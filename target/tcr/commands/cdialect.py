@@ -367,8 +367,8 @@ def c_run(ctx: Ctx) -> Output:
     except BaseException as exc:
         try:  # like the C daemon: a container that did not start is removed
             mgr.remove(c, force=True)
-        except TcrError:
-            pass
+        except (TcrError, OSError):
+            pass  # the start's own error is the one to report
         if isinstance(exc, StartFailed):
             raise CError(INTERNAL, f"failed to start container: {exc.message}")
         raise
