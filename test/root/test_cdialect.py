@@ -298,6 +298,11 @@ def test_run_config_file_and_network_rules(ctcrd, tmp_path):
     assert ex.stdout.split() == ["lo"], ex
     assert c_client(d, ["kill", "nonet"], str(tmp_path)).stdout == cid + "\n"
     assert c_client(d, ["rm", "nonet"], str(tmp_path)).stdout == cid + "\n"
+    # a foreground --rm run on a new network: both go when the client's crun exits
+    r = c_client(d, ["run", "--rm", "--network", "fgnet", "docker.io/library/bb", "/bin/sh", "-c",
+                     "ip -o -4 addr show eth0 | grep -c inet"], str(tmp_path))
+    assert (r.returncode, r.stdout) == (0, "1\n"), r
+    wait_for(lambda: "fgnet" not in networks(d), what="the foreground run's network to go")
     # a network made with `network create` is not removed with its containers
     assert d.cli("network", "create", "kept").returncode == 0
     c_client(d, ["run", "--rm", "--network", "kept", "docker.io/library/bb", "/bin/true"], str(tmp_path))
