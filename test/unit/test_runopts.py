@@ -118,8 +118,8 @@ def test_volumes_relative_to_pwd():
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ("data:/data", "named volumes are not supported"),
-        ("/data", "anonymous volumes"),
+        ("-bad:/data", "invalid volume name"),
+        ("rel", "absolute path"),
         ("/a:rel", "absolute path"),
         ("/a:/b:rx", "invalid volume mode"),
         ("/a:/b:ro:z", "invalid volume"),

@@ -143,6 +143,38 @@ class HostInfo:
 
 
 @dataclass(frozen=True)
+class HostDevice:
+    """A host device node as the daemon found it (tcr.kernel.devices), to appear in the container
+    at `path`. bind: the node lives on a devpts (a pty): a copy made with mknod cannot be opened
+    (EIO), so the host node is bind-mounted instead."""
+
+    path: str  # in the container
+    type: str  # c | b
+    major: int
+    minor: int
+    perms: str = "rwm"
+    file_mode: int = 0o600
+    uid: int = 0
+    gid: int = 0
+    host_path: str = ""
+    bind: bool = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor,
+                "perms": self.perms, "fileMode": self.file_mode, "uid": self.uid, "gid": self.gid,
+                "hostPath": self.host_path, "bind": self.bind}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "HostDevice":
+        return cls(str(d["path"]), str(d["type"]), int(d["major"]), int(d["minor"]), str(d.get("perms", "rwm")),
+                   int(d.get("fileMode", 0o600)), int(d.get("uid", 0)), int(d.get("gid", 0)),
+                   str(d.get("hostPath", "")), bool(d.get("bind", False)))
+
+
+INIT_PATH = "/dev/init"  # where --init's tini appears: /dev is a tmpfs, nothing is made in the image
+
+
+@dataclass(frozen=True)
 class BundlePaths:
     """Where the manager put things for this container (all host paths)."""
 
@@ -156,6 +188,8 @@ class BundlePaths:
     image_user_db: Optional[str] = (
         None  # rootfs whose /etc/passwd and /etc/group resolve --user; default rootfs
     )
+    devices: Tuple[HostDevice, ...] = ()  # --device (or every host device with --privileged)
+    init_binary: Optional[str] = None  # host path of tini for --init
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -167,6 +201,8 @@ class BundlePaths:
             "volumeSources": list(self.volume_sources),
             "cgroupPath": self.cgroup_path,
             "imageUserDb": self.image_user_db,
+            "devices": [d.to_dict() for d in self.devices],
+            "initBinary": self.init_binary,
         }
 
     @classmethod
@@ -180,6 +216,8 @@ class BundlePaths:
             volume_sources=tuple(d.get("volumeSources") or ()),
             cgroup_path=d.get("cgroupPath"),
             image_user_db=d.get("imageUserDb"),
+            devices=tuple(HostDevice.from_dict(x) for x in d.get("devices") or ()),
+            init_binary=d.get("initBinary"),
         )
 
 
@@ -285,6 +323,28 @@ def resolve_user(spec: str, root: Optional[str]) -> ExecUser:
     return ExecUser(uid, gid, tuple(extra), home)
 
 
+def resolve_groups(specs: Tuple[str, ...], root: Optional[str]) -> List[int]:
+    """--group-add: gids as given, names looked up in the image's /etc/group."""
+    if not specs:
+        return []
+    groups = _read_db(root, "/etc/group") if root else []
+    out: List[int] = []
+    for spec in specs:
+        if spec.isdigit():
+            gid = int(spec)
+        else:
+            for g in groups:
+                if len(g) >= 3 and g[0] == spec and g[2].isdigit():
+                    gid = int(g[2])
+                    break
+            else:
+                raise InvalidArgument(f"unable to find group {spec}: no matching entries in the image's /etc/group",
+                                      hint="use the numeric gid, e.g. --group-add 20")
+        if gid not in out:
+            out.append(gid)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Process.
 
@@ -346,7 +406,9 @@ def _mount(dst: str, typ: str, src: str, options: List[str]) -> Dict[str, Any]:
     return {"destination": dst, "type": typ, "source": src, "options": options}
 
 
-def default_mounts() -> List[Dict[str, Any]]:
+def default_mounts(shm_size: Optional[int] = None, privileged: bool = False) -> List[Dict[str, Any]]:
+    shm = f"size={shm_size}" if shm_size else "size=65536k"
+    sys_ro = [] if privileged else ["ro"]
     return [
         _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
         _mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
@@ -356,10 +418,10 @@ def default_mounts() -> List[Dict[str, Any]]:
             "devpts",
             ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
         ),
-        _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
-        _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev"] + sys_ro),
+        _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime"] + sys_ro),
         _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
-        _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+        _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", shm]),
     ]
 
 
@@ -381,6 +443,36 @@ def _user_mounts(opts: RunOptions, paths: BundlePaths) -> List[Dict[str, Any]]:
     return out
 
 
+def _device_mounts(paths: BundlePaths) -> List[Dict[str, Any]]:
+    return [_mount(d.path, "bind", d.host_path, ["rbind", "rprivate", "nosuid", "noexec"])
+            for d in paths.devices if d.bind]
+
+
+def _oci_devices(paths: BundlePaths) -> List[Dict[str, Any]]:
+    return [{"path": d.path, "type": d.type, "major": d.major, "minor": d.minor, "fileMode": d.file_mode,
+             "uid": d.uid, "gid": d.gid} for d in paths.devices if not d.bind]
+
+
+def device_rules(opts: RunOptions, paths: BundlePaths) -> List[Dict[str, Any]]:
+    """The device cgroup: docker's defaults, then exactly the permissions each --device asked for,
+    then the --device-cgroup-rule lines. --privileged allows every device."""
+    if opts.privileged:
+        return [{"allow": True, "access": "rwm"}]
+    rules = [dict(r) for r in resources.DEVICE_RULES]
+    for d in paths.devices:
+        rules.append({"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": d.perms})
+    for text in opts.device_cgroup_rules:
+        typ, nums, access = text.split()
+        major, _, minor = nums.partition(":")
+        rule: Dict[str, Any] = {"allow": True, "type": typ, "access": access}
+        if major != "*":
+            rule["major"] = int(major)
+        if minor != "*":
+            rule["minor"] = int(minor)
+        rules.append(rule)
+    return rules
+
+
 def build_config(
     image_config: Dict[str, Any], opts: RunOptions, host: HostInfo, paths: BundlePaths, container_id: str
 ) -> Dict[str, Any]:
@@ -388,7 +480,10 @@ def build_config(
     proc_in = image_config.get("process") or {}
     if opts.cpus and opts.cpus > host.ncpu:
         raise InvalidArgument(f"--cpus {opts.cpus:g} is more than the {host.ncpu} CPUs of this host")
-    granted = capsmod.resolve(opts.cap_add, opts.cap_drop, host.cap_last_cap, host.cap_bounding)
+    if opts.privileged:
+        granted = capsmod.resolve(("ALL",), opts.cap_drop, host.cap_last_cap, host.cap_bounding)
+    else:
+        granted = capsmod.resolve(opts.cap_add, opts.cap_drop, host.cap_last_cap, host.cap_bounding)
 
     # user
     root_db = paths.image_user_db or paths.rootfs
@@ -406,6 +501,9 @@ def build_config(
             user["additionalGids"] = [int(g) for g in u["additionalGids"]]
         if user["uid"] == 0:
             home = "/root"
+    extra = [g for g in resolve_groups(opts.group_add, root_db) if g not in user.get("additionalGids", [])]
+    if extra:
+        user["additionalGids"] = list(user.get("additionalGids", [])) + extra
     is_root = user["uid"] == 0
 
     hostname = container_hostname(opts, host, container_id)
@@ -415,19 +513,24 @@ def build_config(
     if home and not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
 
+    args = resolve_args(image_config, opts)
+    if opts.init:
+        if not paths.init_binary:
+            raise InvalidArgument("--init needs tini on this host", hint="install tini (tini-static)")
+        args = [INIT_PATH, "--"] + args
     process: Dict[str, Any] = {
         "terminal": bool(opts.tty),
         "user": user,
-        "args": resolve_args(image_config, opts),
+        "args": args,
         "env": env,
         "cwd": opts.workdir or str(proc_in.get("cwd") or "/"),
         "capabilities": capsmod.oci_capabilities(granted, is_root),
-        "rlimits": resources.rlimits(host.rlimits),
-        "noNewPrivileges": True,
+        "rlimits": resources.rlimits(host.rlimits, [(u.name, u.soft, u.hard) for u in opts.ulimits]),
+        "noNewPrivileges": not opts.privileged,
         "oomScoreAdj": 0,
     }
 
-    mounts = default_mounts()
+    mounts = default_mounts(opts.shm_size, opts.privileged)
     etc_opts = ["rbind", "rprivate", "nosuid", "nodev", "noexec"] + (["ro"] if opts.read_only else [])
     for dst, src in (
         ("/etc/hosts", paths.etc_hosts),
@@ -437,6 +540,9 @@ def build_config(
         if src:
             mounts.append(_mount(dst, "bind", src, list(etc_opts)))
     mounts += _user_mounts(opts, paths)
+    mounts += _device_mounts(paths)
+    if opts.init and paths.init_binary:
+        mounts.append(_mount(INIT_PATH, "bind", paths.init_binary, ["rbind", "rprivate", "ro", "nosuid"]))
 
     namespaces: List[Dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if paths.netns_path != "host" and opts.network != "host":
@@ -452,20 +558,29 @@ def build_config(
         for k, v in (image_config.get("annotations") or {}).items()
         if str(k).startswith("org.opencontainers.image.")
     }
+    res = resources.oci_resources(opts.memory, opts.cpus, opts.pids_limit)
+    res["devices"] = device_rules(opts, paths)
+    linux: Dict[str, Any] = {
+        "namespaces": namespaces,
+        "cgroupsPath": paths.cgroup_path or f"/tcr/{container_id}",
+        "resources": res,
+    }
+    devices = _oci_devices(paths)
+    if devices:
+        linux["devices"] = devices
+    if not opts.privileged:
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+        linux["seccomp"] = seccomp.default_for(host.arch, granted, host.kernel)
+    if opts.sysctls:
+        linux["sysctl"] = dict(kv.split("=", 1) for kv in opts.sysctls)
     config: Dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": paths.rootfs, "readonly": bool(opts.read_only)},
         "hostname": hostname,
         "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "cgroupsPath": paths.cgroup_path or f"/tcr/{container_id}",
-            "resources": resources.oci_resources(opts.memory, opts.cpus, opts.pids_limit),
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-            "seccomp": seccomp.default_for(host.arch, granted, host.kernel),
-        },
+        "linux": linux,
     }
     if annotations:
         config["annotations"] = annotations

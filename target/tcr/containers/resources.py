@@ -5,7 +5,7 @@ crun translates them, so nothing here depends on the cgroup version.
 """
 
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tcr.common.errors import InvalidArgument
 
@@ -97,11 +97,27 @@ def oci_resources(memory: Optional[int], cpus: Optional[float], pids_limit: Opti
     return res
 
 
-def rlimits(hard_limits: Mapping[str, int]) -> List[Dict[str, Any]]:
+RLIM_INFINITY = (1 << 64) - 1  # OCI rlimits are uint64
+
+
+def rlimits(hard_limits: Mapping[str, int],
+            ulimits: Sequence[Tuple[str, int, int]] = ()) -> List[Dict[str, Any]]:
     """process.rlimits: RLIMIT_NOFILE soft 1024 like docker, hard as generous as allowed, and never
     above this host's current hard limit (a container must not get more than the daemon has).
-    hard_limits: RLIMIT name -> current hard limit of the daemon (-1 or missing = unlimited)."""
+    hard_limits: RLIMIT name -> current hard limit of the daemon (-1 or missing = unlimited).
+    ulimits: --ulimit (docker name, soft, hard; -1 = unlimited); one above the host's hard limit
+    is refused rather than silently lowered."""
+    from tcr.containers.runopts import ULIMITS
+
     host_hard = hard_limits.get("RLIMIT_NOFILE", -1)
     hard = MAX_NOFILE if host_hard is None or host_hard < 0 else min(MAX_NOFILE, host_hard)
     soft = min(DEFAULT_NOFILE, hard)
-    return [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": soft}]
+    out: Dict[str, Dict[str, Any]] = {"RLIMIT_NOFILE": {"type": "RLIMIT_NOFILE", "hard": hard, "soft": soft}}
+    for name, s, h in ulimits:
+        typ = ULIMITS[name]
+        limit = hard_limits.get(typ, -1)
+        if limit is not None and limit >= 0 and (h < 0 or h > limit):
+            raise InvalidArgument(f"--ulimit {name}: the hard limit {'unlimited' if h < 0 else h} is above "
+                                  f"this host's {limit}")
+        out[typ] = {"type": typ, "hard": RLIM_INFINITY if h < 0 else h, "soft": RLIM_INFINITY if s < 0 else s}
+    return list(out.values())

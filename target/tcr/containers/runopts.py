@@ -34,18 +34,61 @@ ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 
 @dataclass(frozen=True)
 class Volume:
-    """A bind mount: absolute host path -> absolute container path."""
+    """A bind mount (src: absolute host path) or a volume (src: its name; "" = anonymous, named by
+    the daemon at create) -> absolute container path. create: -v makes a missing host directory,
+    --mount type=bind refuses it (docker's two behaviours)."""
 
     src: str
     dst: str
     ro: bool = False
+    kind: str = "bind"  # bind | volume
+    create: bool = True
+    anonymous: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"src": self.src, "dst": self.dst, "ro": self.ro}
+        d: Dict[str, Any] = {"src": self.src, "dst": self.dst, "ro": self.ro}
+        if self.kind != "bind":
+            d["kind"] = self.kind
+        if not self.create:
+            d["create"] = False
+        if self.anonymous:
+            d["anonymous"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Volume":
-        return cls(str(d["src"]), str(d["dst"]), bool(d.get("ro", False)))
+        return cls(str(d["src"]), str(d["dst"]), bool(d.get("ro", False)), str(d.get("kind") or "bind"),
+                   bool(d.get("create", True)), bool(d.get("anonymous", False)))
+
+
+@dataclass(frozen=True)
+class Device:
+    """--device HOST[:CONTAINER][:PERMS]; perms a subset of rwm."""
+
+    host: str
+    container: str
+    perms: str = "rwm"
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"host": self.host, "container": self.container, "perms": self.perms}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Device":
+        return cls(str(d["host"]), str(d["container"]), str(d.get("perms") or "rwm"))
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    name: str  # nofile, nproc, core ... (docker's names)
+    soft: int  # -1 = unlimited
+    hard: int
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "soft": self.soft, "hard": self.hard}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Ulimit":
+        return cls(str(d["name"]), int(d["soft"]), int(d["hard"]))
 
 
 @dataclass(frozen=True)
@@ -128,6 +171,20 @@ class RunOptions:
     log_max_size: int = DEFAULT_LOG_SIZE
     log_max_files: int = DEFAULT_LOG_FILES
     config_file: Optional[str] = None  # the --config file it came from, for inspect
+    devices: Tuple[Device, ...] = ()
+    device_cgroup_rules: Tuple[str, ...] = ()  # normalized "c 189:* rwm"
+    group_add: Tuple[str, ...] = ()  # gids or group names of the image
+    privileged: bool = False
+    add_hosts: Tuple[str, ...] = ()  # "name:ip"
+    dns: Tuple[str, ...] = ()
+    dns_search: Tuple[str, ...] = ()
+    dns_options: Tuple[str, ...] = ()
+    init: bool = False
+    ulimits: Tuple[Ulimit, ...] = ()
+    labels: Tuple[str, ...] = ()  # "k=v", in order
+    sysctls: Tuple[str, ...] = ()  # "net.x=v"
+    shm_size: Optional[int] = None
+    publish_all: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -161,7 +218,24 @@ class RunOptions:
             "logMaxSize": self.log_max_size,
             "logMaxFiles": self.log_max_files,
             "configFile": self.config_file,
+            "devices": [x.to_dict() for x in self.devices],
+            "deviceCgroupRules": list(self.device_cgroup_rules),
+            "groupAdd": list(self.group_add),
+            "privileged": self.privileged,
+            "addHosts": list(self.add_hosts),
+            "dns": list(self.dns),
+            "dnsSearch": list(self.dns_search),
+            "dnsOptions": list(self.dns_options),
+            "init": self.init,
+            "ulimits": [u.to_dict() for u in self.ulimits],
+            "labels": list(self.labels),
+            "sysctls": list(self.sysctls),
+            "shmSize": self.shm_size,
+            "publishAll": self.publish_all,
         }
+
+    def label_dict(self) -> Dict[str, str]:
+        return dict(kv.partition("=")[::2] for kv in self.labels)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "RunOptions":
@@ -198,6 +272,20 @@ class RunOptions:
             log_max_size=int(d.get("logMaxSize", DEFAULT_LOG_SIZE)),
             log_max_files=int(d.get("logMaxFiles", DEFAULT_LOG_FILES)),
             config_file=d.get("configFile"),
+            devices=tuple(Device.from_dict(x) for x in d.get("devices") or ()),
+            device_cgroup_rules=tuple(str(x) for x in d.get("deviceCgroupRules") or ()),
+            group_add=tuple(str(x) for x in d.get("groupAdd") or ()),
+            privileged=bool(d.get("privileged", False)),
+            add_hosts=tuple(str(x) for x in d.get("addHosts") or ()),
+            dns=tuple(str(x) for x in d.get("dns") or ()),
+            dns_search=tuple(str(x) for x in d.get("dnsSearch") or ()),
+            dns_options=tuple(str(x) for x in d.get("dnsOptions") or ()),
+            init=bool(d.get("init", False)),
+            ulimits=tuple(Ulimit.from_dict(u) for u in d.get("ulimits") or ()),
+            labels=tuple(str(x) for x in d.get("labels") or ()),
+            sysctls=tuple(str(x) for x in d.get("sysctls") or ()),
+            shm_size=d.get("shmSize"),
+            publish_all=bool(d.get("publishAll", False)),
         )
 
 
@@ -216,29 +304,222 @@ def _host_path(path: str, base: str) -> str:
     return os.path.normpath(os.path.join(base or "/", path))
 
 
+VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+
 def parse_volume(spec: str, pwd: str) -> Volume:
-    """-v SRC:DST[:ro|rw]. SRC is a host path (relative ones against pwd); named volumes do not exist here."""
+    """-v SRC:DST[:ro|rw], -v NAME:DST[:ro] (a named volume) or -v DST (an anonymous volume).
+    A SRC with a '/' or starting with '.' is a host path (relative ones against pwd)."""
     parts = spec.split(":")
+    hint = "use -v HOST_PATH:CONTAINER_PATH[:ro], -v VOLUME:CONTAINER_PATH[:ro] or -v CONTAINER_PATH"
     if len(parts) == 1:
-        raise InvalidArgument(
-            f"invalid volume {spec!r}: anonymous volumes are not supported",
-            hint="use -v HOST_PATH:CONTAINER_PATH[:ro]",
-        )
+        dst = _abs_in_container(parts[0], "volume destination")
+        if dst == "/":
+            raise InvalidArgument(f"invalid volume {spec!r}: cannot mount over /")
+        return Volume("", dst, False, "volume", anonymous=True)
     if len(parts) > 3 or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume {spec!r}", hint="use -v HOST_PATH:CONTAINER_PATH[:ro]")
+        raise InvalidArgument(f"invalid volume {spec!r}", hint=hint)
     src, dst = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw"):
         raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use ro or rw")
-    if not (src.startswith("/") or src.startswith(".") or "/" in src):
-        raise InvalidArgument(
-            f"named volumes are not supported: {src!r}",
-            hint=f"use a host path, e.g. ./{src}:{dst} or /abs/path:{dst}",
-        )
     dst = _abs_in_container(dst, "volume destination")
     if dst == "/":
         raise InvalidArgument(f"invalid volume {spec!r}: cannot mount over /")
+    if not (src.startswith("/") or src.startswith(".") or "/" in src):
+        if not VOLUME_NAME_RE.match(src):
+            raise InvalidArgument(f"invalid volume name {src!r}",
+                                  hint="letters, digits, '_', '.', '-'; must start with a letter or digit")
+        return Volume(src, dst, mode == "ro", "volume")
     return Volume(_host_path(src, pwd), dst, mode == "ro")
+
+
+def parse_mount(spec: str, pwd: str) -> Any:
+    """--mount type=bind|volume|tmpfs,source=..,target=..[,readonly][,tmpfs-size=..][,tmpfs-mode=..]
+    -> a Volume or a Tmpfs. Unlike -v, a bind source must exist."""
+    kv: Dict[str, str] = {}
+    flags = set()
+    for item in [x.strip() for x in spec.split(",") if x.strip()]:
+        k, eq, v = item.partition("=")
+        k = k.lower()
+        if not eq:
+            flags.add(k)
+        else:
+            kv[{"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}.get(k, k)] = v
+    typ = kv.pop("type", "volume")
+    dst = kv.pop("target", "")
+    if not dst:
+        raise InvalidArgument(f"invalid --mount {spec!r}: target= is required")
+    dst = _abs_in_container(dst, "--mount target")
+    if dst == "/":
+        raise InvalidArgument(f"invalid --mount {spec!r}: cannot mount over /")
+    ro_text = kv.pop("readonly", None)
+    ro = "readonly" in flags or "ro" in flags or (ro_text is not None and ro_text.lower() in ("1", "true"))
+    if ro_text is not None and ro_text.lower() not in ("0", "1", "true", "false"):
+        raise InvalidArgument(f"invalid --mount {spec!r}: readonly={ro_text!r} is not a boolean")
+    flags -= {"readonly", "ro"}
+    if typ == "tmpfs":
+        if kv.pop("source", ""):
+            raise InvalidArgument(f"invalid --mount {spec!r}: a tmpfs has no source")
+        t = Tmpfs(dst, ro=ro)
+        if "tmpfs-size" in kv:
+            t = replace(t, size=resources.parse_size(kv.pop("tmpfs-size"), "tmpfs-size"))
+        if "tmpfs-mode" in kv:
+            mode = kv.pop("tmpfs-mode")
+            if not re.match(r"^[0-7]{1,4}$", mode):
+                raise InvalidArgument(f"invalid tmpfs-mode {mode!r} in --mount: use octal like 1777")
+            t = replace(t, mode=int(mode, 8))
+        rest = sorted(kv) + sorted(flags)
+    elif typ in ("bind", "volume"):
+        src = kv.pop("source", "")
+        rest = sorted(kv) + sorted(flags)
+        if typ == "bind":
+            if not src:
+                raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount needs source=")
+            v = Volume(_host_path(src, pwd), dst, ro, "bind", create=False)
+        elif not src:
+            v = Volume("", dst, ro, "volume", anonymous=True)
+        elif not VOLUME_NAME_RE.match(src):
+            raise InvalidArgument(f"invalid volume name {src!r} in --mount")
+        else:
+            v = Volume(src, dst, ro, "volume")
+        if rest:
+            raise InvalidArgument(f"unsupported --mount option {rest[0]!r} in {spec!r}")
+        return v
+    else:
+        raise InvalidArgument(f"invalid --mount type {typ!r}: use bind, volume or tmpfs")
+    if rest:
+        raise InvalidArgument(f"unsupported --mount option {rest[0]!r} in {spec!r}")
+    return t
+
+
+def parse_device(spec: str) -> Device:
+    """--device HOST[:CONTAINER][:PERMS]."""
+    parts = spec.split(":")
+    perms = "rwm"
+    if len(parts) > 1 and parts[-1] and not parts[-1].startswith("/"):
+        perms = parts.pop()
+        if not perms or any(c not in "rwm" for c in perms) or len(set(perms)) != len(perms):
+            raise InvalidArgument(f"invalid device permissions {perms!r} in --device {spec!r}",
+                                  hint="a combination of r, w and m")
+    if len(parts) > 2 or not parts[0]:
+        raise InvalidArgument(f"invalid --device {spec!r}", hint="use --device HOST[:CONTAINER][:rwm]")
+    host = parts[0]
+    if not host.startswith("/"):
+        raise InvalidArgument(f"invalid --device {spec!r}: the host path must be absolute")
+    ctr = _abs_in_container(parts[1] if len(parts) == 2 and parts[1] else host, "device path")
+    host = os.path.normpath(host)
+    return Device(host, ctr, "".join(c for c in "rwm" if c in perms))
+
+
+_CGROUP_RULE_RE = re.compile(r"^([abc]) (\*|\d+):(\*|\d+) ([rwm]{1,3})$")
+
+
+def parse_cgroup_rule(text: str) -> str:
+    """--device-cgroup-rule 'c 189:* rwm' (type a|b|c, major and minor a number or *)."""
+    norm = " ".join(text.split())
+    m = _CGROUP_RULE_RE.match(norm)
+    if not m or len(set(m.group(4))) != len(m.group(4)):
+        raise InvalidArgument(f"invalid --device-cgroup-rule {text!r}", hint="e.g. 'c 189:* rwm'")
+    return norm
+
+
+def parse_group(text: str) -> str:
+    if not (text.isdigit() or USER_PART_RE.match(text)) or text.endswith("$"):
+        raise InvalidArgument(f"invalid --group-add {text!r}: use a gid or a group name of the image")
+    if text.isdigit() and int(text) > 0xFFFFFFFE:
+        raise InvalidArgument(f"invalid --group-add {text!r}: gid out of range")
+    return text
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_add_host(text: str) -> str:
+    """--add-host NAME:IP (docker also takes NAME=IP); IPv6 addresses keep their colons."""
+    sep = "=" if "=" in text else ":"
+    name, _, ip = text.partition(sep)
+    ip = ip.strip("[]")
+    if not name or not HOSTNAME_RE.match(name) or not _is_ip(ip):
+        raise InvalidArgument(f"invalid --add-host {text!r}", hint="use NAME:IP, e.g. db:10.0.0.5")
+    return f"{name}:{ip}"
+
+
+def parse_dns(text: str) -> str:
+    if not _is_ip(text):
+        raise InvalidArgument(f"invalid --dns {text!r}: use an IP address")
+    return text
+
+
+_DNS_WORD_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
+
+
+def parse_dns_word(text: str, flag: str) -> str:
+    if not _DNS_WORD_RE.match(text):
+        raise InvalidArgument(f"invalid {flag} {text!r}")
+    return text
+
+
+# docker's --ulimit names -> OCI rlimit types
+ULIMITS = {"core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",
+           "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE",
+           "nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS",
+           "rtprio": "RLIMIT_RTPRIO", "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING",
+           "stack": "RLIMIT_STACK", "as": "RLIMIT_AS"}
+
+
+def parse_ulimit(text: str) -> Ulimit:
+    """--ulimit NAME=SOFT[:HARD]; -1 or 'unlimited' = no limit."""
+    name, eq, val = text.partition("=")
+    if name not in ULIMITS or not eq:
+        raise InvalidArgument(f"invalid --ulimit {text!r}", hint="NAME=SOFT[:HARD], NAME one of "
+                              + ", ".join(sorted(ULIMITS)))
+    soft_s, _, hard_s = val.partition(":")
+
+    def num(x: str) -> int:
+        if x in ("-1", "unlimited"):
+            return -1
+        if not x.isdigit():
+            raise InvalidArgument(f"invalid --ulimit {text!r}: {x!r} is not a number")
+        return int(x)
+
+    soft = num(soft_s)
+    hard = num(hard_s) if hard_s else soft
+    if hard != -1 and (soft == -1 or soft > hard):
+        raise InvalidArgument(f"invalid --ulimit {text!r}: the soft limit is above the hard limit")
+    return Ulimit(name, soft, hard)
+
+
+def parse_label(text: str) -> str:
+    key, eq, val = text.partition("=")
+    if not key or key != key.strip() or "\0" in text:
+        raise InvalidArgument(f"invalid --label {text!r}", hint="use KEY=VALUE")
+    return f"{key}={val}"
+
+
+# namespaced sysctls a container may set (docker's list, minus IPC for now: net.* is what boards need)
+_SYSCTL_PREFIXES = ("net.",)
+_SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+_SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$")
+
+
+def parse_sysctl(text: str) -> str:
+    key, eq, val = text.partition("=")
+    key = key.replace("/", ".")
+    if not eq or not _SYSCTL_KEY_RE.match(key) or "\n" in val or not val:
+        raise InvalidArgument(f"invalid --sysctl {text!r}", hint="use KEY=VALUE, e.g. net.ipv4.ip_forward=1")
+    if not (key.startswith(_SYSCTL_PREFIXES) or key in _SYSCTL_IPC or key.startswith("fs.mqueue.")):
+        raise InvalidArgument(f"--sysctl {key} is not namespaced: it would change the host",
+                              hint="only net.*, fs.mqueue.* and the IPC kernel.* keys can be set")
+    return f"{key}={val}"
 
 
 def parse_tmpfs(spec: str) -> Tmpfs:
@@ -550,6 +831,25 @@ def _parser(prog: str):
         help="docker-style log options",
     )
     a("--config", metavar="FILE", help="JSON run config (the C tool's format); flags override it")
+    a("--mount", action="append", default=[], metavar="type=bind|volume|tmpfs,...", help="attach a mount")
+    a("-P", "--publish-all", action="store_true", default=None, help="publish every EXPOSEd port")
+    a("--device", action="append", default=[], metavar="HOST[:CTR][:rwm]", help="add a host device")
+    a("--device-cgroup-rule", action="append", default=[], metavar="'c MAJ:MIN rwm'",
+      help="allow devices in the device cgroup (hot-plug)")
+    a("--group-add", action="append", default=[], metavar="GROUP", help="add a supplementary group")
+    a("--privileged", action="store_true", default=None,
+      help="all devices, all capabilities, no seccomp (docs/security.md)")
+    a("--add-host", action="append", default=[], metavar="NAME:IP", help="add a line to /etc/hosts")
+    a("--dns", action="append", default=[], metavar="IP", help="DNS server")
+    a("--dns-search", action="append", default=[], metavar="DOMAIN", help="DNS search domain")
+    a("--dns-option", "--dns-opt", dest="dns_option", action="append", default=[], metavar="OPT",
+      help="resolv.conf option")
+    a("--init", action="store_true", default=None, help="run tini as PID 1 (reaps zombies)")
+    a("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]", help="set a ulimit")
+    a("-l", "--label", action="append", default=[], metavar="K=V", help="set a label")
+    a("--label-file", action="append", default=[], metavar="FILE", help="read K=V labels from a file")
+    a("--sysctl", action="append", default=[], metavar="K=V", help="namespaced sysctl (net.*)")
+    a("--shm-size", metavar="BYTES", help="size of /dev/shm (default 64m)")
     return p
 
 
@@ -640,7 +940,42 @@ def parse_run_args(
             env.append(v)
     volumes += [parse_volume(v, pwd) for v in ns.volume]
     tmpfs += [parse_tmpfs(t) for t in ns.tmpfs]
+    for m in ns.mount:
+        got = parse_mount(m, pwd)
+        (tmpfs if isinstance(got, Tmpfs) else volumes).append(got)
     publish += list(ns.publish)
+    if ns.publish_all:
+        fields["publish_all"] = True
+    if ns.privileged:
+        fields["privileged"] = True
+    if ns.init:
+        fields["init"] = True
+    fields["devices"] = tuple(parse_device(x) for x in ns.device)
+    fields["device_cgroup_rules"] = tuple(parse_cgroup_rule(x) for x in ns.device_cgroup_rule)
+    fields["group_add"] = tuple(parse_group(x) for x in ns.group_add)
+    fields["add_hosts"] = tuple(parse_add_host(x) for x in ns.add_host)
+    fields["dns"] = tuple(parse_dns(x) for x in ns.dns)
+    fields["dns_search"] = tuple(parse_dns_word(x, "--dns-search") for x in ns.dns_search)
+    fields["dns_options"] = tuple(parse_dns_word(x, "--dns-option") for x in ns.dns_option)
+    ulimits: Dict[str, Ulimit] = {}
+    for x in ns.ulimit:
+        u = parse_ulimit(x)
+        ulimits[u.name] = u  # the last one wins, like docker
+    fields["ulimits"] = tuple(ulimits.values())
+    labels: List[str] = []
+    for f in ns.label_file:
+        path = _host_path(f, pwd)
+        try:
+            text = read_file(path)
+        except OSError as e:
+            raise InvalidArgument(f"cannot read label file {path}: {e.strerror or e}")
+        labels += [parse_label(ln.strip()) for ln in text.splitlines()
+                   if ln.strip() and not ln.lstrip().startswith("#")]
+    labels += [parse_label(x) for x in ns.label]
+    fields["labels"] = tuple(labels)
+    fields["sysctls"] = tuple(parse_sysctl(x) for x in ns.sysctl)
+    if ns.shm_size is not None:
+        fields["shm_size"] = resources.parse_size(ns.shm_size, "--shm-size")
 
     for attr in ("detach", "interactive", "tty", "rm", "read_only"):
         if getattr(ns, attr):
@@ -727,8 +1062,17 @@ def validate(opts: RunOptions, created: bool = False) -> None:
         raise InvalidArgument("conflicting options: --restart and --rm")
     if opts.restart.name != "no" and not opts.detach and not created:
         raise InvalidArgument(f"--restart {opts.restart} needs a detached container (-d)")
-    if opts.publish and opts.network in ("host", "none"):
+    if (opts.publish or opts.publish_all) and opts.network in ("host", "none"):
         raise InvalidArgument(f"cannot publish ports with --network {opts.network}")
+    if opts.network == "host" and any(s.startswith("net.") for s in opts.sysctls):
+        raise InvalidArgument("--sysctl net.* cannot be used with --network host: it would change the host")
+    if opts.network == "host" and (opts.dns or opts.dns_search or opts.dns_options):
+        raise InvalidArgument("--dns flags cannot be used with --network host: it uses the host's resolv.conf")
+    devs: Dict[str, str] = {}
+    for dv in opts.devices:
+        if dv.container in devs:
+            raise InvalidArgument(f"duplicate --device destination: {dv.container}")
+        devs[dv.container] = dv.host
     seen: Dict[str, str] = {}
     for dst in [v.dst for v in opts.volumes] + [t.dst for t in opts.tmpfs]:
         if dst in seen:
