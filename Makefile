@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Debian packages the tests and the demo need (bench adds its own below).
 APT_PKGS := crun skopeo umoci squashfs-tools squashfs-tools-ng nftables busybox-static \
             docker-registry openssh-server openssh-client iproute2 python3-venv python3-dev \
-            zstd util-linux procps
+            zstd util-linux procps tini
 BENCH_APT_PKGS := podman dnsperf dnsmasq-base hyperfine
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

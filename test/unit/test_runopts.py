@@ -118,7 +118,7 @@ def test_volumes_relative_to_pwd():
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ("-bad:/data", "invalid volume name"),
+        ("b@d:/data", "invalid volume name"),
         ("rel", "absolute path"),
         ("/a:rel", "absolute path"),
         ("/a:/b:rx", "invalid volume mode"),

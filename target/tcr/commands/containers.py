@@ -438,6 +438,7 @@ def cmd_kill(ctx: Ctx) -> Output:
 def cmd_rm(ctx: Ctx) -> Output:
     p = Parser("rm", description="Remove one or more containers.")
     p.add_argument("-f", "--force", action="store_true", help="kill and remove running containers")
+    p.add_argument("-v", "--volumes", action="store_true", help="also remove its anonymous volumes")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     ns = p.parse(ctx.args)
     mgr = _mgr(ctx)
@@ -447,7 +448,7 @@ def cmd_rm(ctx: Ctx) -> Output:
         try:
             if not ns.force:
                 mgr.check_removable(c)
-            mgr.remove(c, force=ns.force)
+            mgr.remove(c, force=ns.force, volumes=ns.volumes)
             done.append(ref)
         except TcrError as exc:
             errors.append(exc)

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "tcr.commands.changes",
     "tcr.commands.monitor",
     "tcr.commands.housekeeping",
+    "tcr.commands.volumes",
 )
 
 DispatchFn = Callable[..., Union[Output, Pending]]

@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from tcr.common.errors import InvalidArgument
 from tcr.containers.ociconfig import walk_in_root
@@ -132,8 +132,53 @@ def resolve_in_root(rootfs: str, path: str, max_links: int = 40) -> Optional[str
         return None
 
 
-def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str = "/") -> Optional[int]:
-    """None if argv[0] looks runnable in rootfs, else docker's code: 127 not found, 126 not executable.
+Binds = Sequence[Tuple[str, str]]
+
+
+def resolve_in_container(rootfs: str, path: str, binds: Binds = (), max_links: int = 40) -> Optional[str]:
+    """Like resolve_in_root, but a component under a bind mount (volume, -v) is looked up in the
+    mount's host source, as the container will see it. None if missing or looping."""
+    if not binds:
+        return resolve_in_root(rootfs, path, max_links)
+    table = sorted(((d.rstrip("/") or "/", s) for d, s in binds), key=lambda b: -len(b[0]))
+
+    def host_of(parts: Sequence[str]) -> str:
+        cpath = "/" + "/".join(parts)
+        for dst, src in table:
+            if cpath == dst or cpath.startswith(dst + "/"):
+                return os.path.join(src, cpath[len(dst):].lstrip("/"))
+        return os.path.join(rootfs, *parts)
+
+    todo = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: List[str] = []
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        host = host_of(resolved + [part])
+        if not os.path.lexists(host):
+            return None
+        if os.path.islink(host):
+            links += 1
+            if links > max_links:
+                return None
+            target = os.readlink(host)
+            if target.startswith("/"):
+                resolved = []
+            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+            continue
+        resolved.append(part)
+    return host_of(resolved)
+
+
+def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str = "/",
+                  binds: Binds = ()) -> Optional[int]:
+    """None if argv[0] looks runnable in the container, else docker's code: 127 not found, 126 not
+    executable. binds: (container path, host source) of the bind mounts and volumes, whose content
+    the container sees instead of the image's.
 
     Done by tcrd before handing crun to the client, because crun itself reports both as exit 1.
     """
@@ -142,7 +187,7 @@ def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str
     cmd = argv[0]
     if "/" in cmd:
         full = cmd if cmd.startswith("/") else os.path.join(cwd or "/", cmd)
-        return _check_file(resolve_in_root(rootfs, full))
+        return _check_file(resolve_in_container(rootfs, full, binds))
     path = DEFAULT_PATH
     for e in env:
         if e.startswith("PATH="):
@@ -150,7 +195,7 @@ def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str
     for d in path.split(":"):
         if not d:
             continue
-        host = resolve_in_root(rootfs, os.path.join(d if d.startswith("/") else "/" + d, cmd))
+        host = resolve_in_container(rootfs, os.path.join(d if d.startswith("/") else "/" + d, cmd), binds)
         if host is not None and os.path.isfile(host):
             return _check_file(host)
     return 127

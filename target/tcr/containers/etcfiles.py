@@ -30,6 +30,32 @@ def hosts_text(hostname: str, name: str, ip: str = "",
     return out
 
 
+def extra_hosts(add_hosts: Iterable[str]) -> List[Tuple[str, List[str]]]:
+    """--add-host NAME:IP entries as (ip, [name]) lines, in order."""
+    out = []
+    for item in add_hosts:
+        name, _, ip = item.partition(":")
+        out.append((ip, [name]))
+    return out
+
+
+def with_dns(text: str, dns: Iterable[str] = (), search: Iterable[str] = (),
+             options: Iterable[str] = ()) -> str:
+    """Apply --dns (replaces the nameservers), --dns-search and --dns-option (replace those lines)."""
+    dns, search, options = list(dns), list(search), list(options)
+    if not (dns or search or options):
+        return text
+    lines = [ln for ln in text.splitlines() if not (
+        (dns and ln.startswith("nameserver")) or (search and ln.startswith(("search", "domain")))
+        or (options and ln.startswith("options")) or ln.startswith("# no network"))]
+    lines += [f"nameserver {s}" for s in dns]
+    if search:
+        lines.append("search " + " ".join(search))
+    if options:
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
 def host_resolvers(text: str) -> List[str]:
     """nameserver lines of a resolv.conf."""
     out = []

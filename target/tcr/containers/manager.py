@@ -80,6 +80,7 @@ class ContainerManager(AdjustOps):
         self.containers: Dict[str, Container] = {}
         self.shutting_down = False
         self._host: Any = None
+        self._volumes: Any = None
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
         os.makedirs(self.crun_root, mode=0o700, exist_ok=True)
 
@@ -109,6 +110,43 @@ class ContainerManager(AdjustOps):
 
     def live_ids(self) -> Set[str]:
         return {cid for cid, c in self.containers.items() if c.rec.state == "running"}
+
+    @property
+    def volumes(self) -> Any:
+        """The VolumeManager, built on first use (the idle daemon does not import it)."""
+        if self._volumes is None:
+            from tcr.volumes.manager import VolumeManager
+
+            self._volumes = VolumeManager(self.root, self.store, self._volume_users)
+        return self._volumes
+
+    def _volume_users(self) -> List[Tuple[str, str]]:
+        return [(c.rec.name, v.src) for c in self.containers.values() for v in c.opts.volumes
+                if v.kind == "volume"]
+
+    def _make_volumes(self, opts: Any) -> Any:
+        """Name the anonymous volumes and create the named ones that do not exist yet (docker does
+        both at create). Returns the options with every volume named."""
+        if not any(v.kind == "volume" for v in opts.volumes):
+            return opts
+        vm = self.volumes
+        vols = []
+        for v in opts.volumes:
+            if v.kind == "volume":
+                if v.anonymous:
+                    v = replace(v, src=vm.create(anonymous=True).name)
+                elif v.src not in vm.vols:
+                    vm.create(v.src)
+            vols.append(v)
+        return replace(opts, volumes=tuple(vols))
+
+    def _drop_anonymous(self, opts: Any) -> None:
+        for v in opts.volumes:
+            if v.kind == "volume" and v.anonymous and v.src:
+                try:
+                    self.volumes.remove(v.src)
+                except TcrError as exc:
+                    log.warning("anonymous volume %s not removed: %s", v.src[:12], exc)
 
     def _save(self, c: Container, **changes: Any) -> None:
         if changes:
@@ -147,6 +185,11 @@ class ContainerManager(AdjustOps):
         paths = ContainerPaths.of(self.root, cid)
         os.makedirs(paths.bundle, mode=0o711)
         fault("container.create.after_dir")
+        try:
+            opts = self._make_volumes(opts)
+        except BaseException:
+            _rmtree(paths.dir)
+            raise
         rec = ContainerRecord(id=cid, name=name, image_id=image.id, image_ref=image.display_ref,
                               options=opts.to_dict(), command=list(opts.command), created=time.time(),
                               state="created", interactive=interactive)
@@ -159,6 +202,7 @@ class ContainerManager(AdjustOps):
         except BaseException:
             del self.containers[cid]
             _rmtree(paths.dir)
+            self._drop_anonymous(opts)
             raise
         return c
 
@@ -171,9 +215,9 @@ class ContainerManager(AdjustOps):
             self._host = HostInfo.detect()
         return self._host
 
-    def _build_config(self, c: Container, image: Any, rootfs: str, net: NetSummary) -> Dict[str, Any]:
+    @staticmethod
+    def _image_config(image: Any) -> Dict[str, Any]:
         from tcr.common import jsonc
-        from tcr.containers.ociconfig import BundlePaths, build_config
 
         try:
             with open(image.config_path, "rb") as f:
@@ -182,10 +226,73 @@ class ContainerManager(AdjustOps):
             raise StartFailed(f"cannot read the config.json of image {image.id}: {exc}")
         if not isinstance(image_config, dict):
             raise StartFailed(f"the config.json of image {image.id} is not a JSON object")
+        return image_config
+
+    def _volume_sources(self, c: Container, image: Any) -> Tuple[str, ...]:
+        """Host directory of every -v/--mount: volumes seeded from the image on first use, missing
+        -v host directories made (docker), missing --mount type=bind sources refused."""
+        out = []
+        for v in c.opts.volumes:
+            if v.kind == "volume":
+                vm = self.volumes
+                if v.src not in vm.vols:  # removed behind our back (volume rm -f is refused; a crash)
+                    vm.create(v.src, anonymous=v.anonymous)
+                vm.seed(v.src, image.rootfs, v.dst)
+                out.append(vm.data_dir(v.src))
+                continue
+            if not os.path.lexists(v.src):
+                if not v.create:
+                    raise StartFailed("invalid mount config for type \"bind\": bind source path does not "
+                                      f"exist: {v.src}")
+                try:
+                    os.makedirs(v.src, mode=0o755, exist_ok=True)
+                except OSError as exc:
+                    raise StartFailed(f"cannot create the host directory {v.src} for -v: {exc.strerror}")
+            out.append(v.src)
+        return tuple(out)
+
+    def _devices(self, c: Container) -> Tuple[Any, ...]:
+        from tcr.containers.ociconfig import HostDevice
+        from tcr.kernel import devices as kdev
+
+        found: Dict[str, Any] = {}
+        if c.opts.privileged:
+            for hn in kdev.all_host_devices():
+                found[hn.host_path] = HostDevice(hn.host_path, hn.type, hn.major, hn.minor, "rwm", hn.mode, hn.uid,
+                                                hn.gid, hn.host_path, False)
+        for d in c.opts.devices:
+            try:
+                n = kdev.node(d.host)
+                nodes = [(d.container, n)] if n is not None else []
+                if n is None and os.path.isdir(d.host):  # --device /dev/snd: every node below it
+                    top = os.path.realpath(d.host)
+                    nodes = [(os.path.join(d.container, os.path.relpath(m.host_path, top)), m)
+                             for m in kdev.walk(d.host)]
+            except OSError as exc:
+                raise StartFailed(f"error gathering device information while adding device {d.host!r}: "
+                                  f"{exc.strerror}")
+            if not nodes:
+                raise StartFailed(f"--device {d.host}: not a character or block device")
+            for path, m in nodes:
+                found[path] = HostDevice(path, m.type, m.major, m.minor, d.perms, m.mode, m.uid, m.gid,
+                                         m.host_path, m.devpts)
+        return tuple(found.values())
+
+    def _build_config(self, c: Container, image: Any, rootfs: str, net: NetSummary,
+                      image_config: Optional[Dict[str, Any]] = None,
+                      volume_sources: Tuple[str, ...] = ()) -> Dict[str, Any]:
+        from tcr.containers.ociconfig import BundlePaths, build_config
+
+        if image_config is None:
+            image_config = self._image_config(image)
         p = c.paths
         netns: Optional[str] = {"host": "host", "none": None}.get(net.mode, net.netns_path or None)
+        init = _find_init() if c.opts.init else None
+        if c.opts.init and init is None:
+            raise StartFailed("--init needs tini on this host", hint="install the tini package (tini-static)")
         paths = BundlePaths(rootfs=rootfs, etc_hosts=p.hosts, etc_hostname=p.hostname, etc_resolv=p.resolv,
-                            netns_path=netns)
+                            netns_path=netns, volume_sources=volume_sources, devices=self._devices(c),
+                            init_binary=init)
         config = build_config(image_config, c.opts, self._host_info(), paths, c.rec.id)
         from tcr.containers import seccomp_bpf
 
@@ -211,7 +318,9 @@ class ContainerManager(AdjustOps):
             else:
                 mount_overlay(image.rootfs, paths)
                 rootfs = paths.merged
-            net = self._attach(c, view)
+            image_config = self._image_config(image)
+            volume_sources = self._volume_sources(c, image)
+            net = self._attach(c, view, image_config)
             from tcr.containers.ociconfig import container_hostname
 
             hostname = container_hostname(view, self._host_info(), rec.id)
@@ -222,9 +331,11 @@ class ContainerManager(AdjustOps):
             else:
                 peers = []
                 resolv = etcfiles.resolv_text(net.mode, host_text=etcfiles.read_host_resolv())
+            peers += etcfiles.extra_hosts(view.add_hosts)
+            resolv = etcfiles.with_dns(resolv, view.dns, view.dns_search, view.dns_options)
             etcfiles.write_all(paths.etc, hostname, etcfiles.hosts_text(hostname, rec.name, net.ip, peers),
                                resolv)
-            config = self._build_config(c, image, rootfs, net)
+            config = self._build_config(c, image, rootfs, net, image_config, volume_sources)
             if rootfs == image.rootfs and not _targets_exist(rootfs, config):
                 # --read-only straight on the squashfs only works if every mount point exists
                 # there (crun cannot create one on a read-only fs): otherwise an overlay, whose
@@ -233,11 +344,16 @@ class ContainerManager(AdjustOps):
                 rootfs = paths.merged
                 config["root"]["path"] = rootfs
             process = config.get("process") or {}
-            code = check_command(rootfs, process.get("args") or [], process.get("env") or [],
-                                 process.get("cwd") or "/")
+            args = list(process.get("args") or [])
+            if view.init:
+                args = args[2:]  # tini -- CMD: check CMD
+            # The command may live in a bind mount or a volume (-v $PWD:/w -w /w img ./build.sh).
+            binds = [(m["destination"], m["source"]) for m in config.get("mounts") or []
+                     if m.get("type") == "bind"]
+            code = check_command(rootfs, args, process.get("env") or [], process.get("cwd") or "/", binds)
             if code is not None:
                 what = "not found" if code == crun.NOT_FOUND else "not executable"
-                args = process.get("args") or [""]
+                args = args or [""]
                 raise StartFailed(f"cannot run {args[0]!r} in container {rec.name}: {what}", code)
             from tcr.common import jsonc
 
@@ -249,7 +365,7 @@ class ContainerManager(AdjustOps):
             self._teardown(c)
             raise
 
-    def _attach(self, c: Container, view: Any) -> NetSummary:
+    def _attach(self, c: Container, view: Any, image_config: Optional[Dict[str, Any]] = None) -> NetSummary:
         mode = view.network or "tcr_default"
         if mode == "none":
             return NetSummary("none")
@@ -259,7 +375,10 @@ class ContainerManager(AdjustOps):
         if nets is None:
             raise StartFailed("NAT networking is not available in this tcrd",
                               hint="use --network none or --network host")
-        att = nets.attach(c.rec.id, c.rec.name, mode, list(view.publish), create=view.network_create)
+        publish = list(view.publish)
+        if view.publish_all and image_config is not None:
+            publish += exposed_ports(image_config)
+        att = nets.attach(c.rec.id, c.rec.name, mode, publish, create=view.network_create)
         ports = [_port_text(p) for p in getattr(att, "ports", ())]
         return NetSummary("nat", att.network, att.ip, att.gateway, att.netns_path, ports)
 
@@ -483,13 +602,14 @@ class ContainerManager(AdjustOps):
         if c.rec.state == "running":
             raise InUse(f"container {c.rec.name} is running", hint="stop it first or use 'tcr rm -f'")
 
-    def remove(self, c: Container, force: bool = False) -> None:
+    def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
+        """rm [-f] [-v]: volumes also removes the container's anonymous volumes."""
         if not force:
             self.check_removable(c)
         self._save(c, stopped_by_user=True)
-        self._remove_now(c)
+        self._remove_now(c, volumes)
 
-    def _remove_now(self, c: Container) -> None:
+    def _remove_now(self, c: Container, volumes: bool = False) -> None:
         cid = c.rec.id
         self._cancel_timers(c)
         self.thaw(c)
@@ -509,6 +629,8 @@ class ContainerManager(AdjustOps):
         fault("container.rm.after_state_delete")
         self.containers.pop(cid, None)
         self._prune_network(c.opts.network)
+        if volumes or c.opts.rm:  # docker's --rm takes the anonymous volumes along
+            self._drop_anonymous(c.opts)
         waiters, c.exit_waiters = c.exit_waiters, []
         for w in waiters:
             w(c.rec.exit_code)
@@ -733,6 +855,31 @@ def _port_text(p: Any) -> str:
     cp = d.get("containerPort") or d.get("container_port")
     proto = d.get("proto") or d.get("protocol") or "tcp"
     return f"{host_ip + ':' if host_ip and host_ip != '0.0.0.0' else ''}{hp}->{cp}/{proto}"
+
+
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/sbin/tini-static", "/sbin/tini-static", "/usr/bin/tini",
+                   "/usr/sbin/tini", "/sbin/tini", "/bin/tini", "/usr/local/bin/tini")
+
+
+def _find_init() -> Optional[str]:
+    """tini for --init: the static build first (the image may have no libc of the host's kind)."""
+    for p in INIT_CANDIDATES:
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def exposed_ports(image_config: Dict[str, Any]) -> List[str]:
+    """-P: every EXPOSEd port of the image (tcr-create-image keeps them in an annotation,
+    "80/tcp,53/udp"), each on an ephemeral host port."""
+    ann = image_config.get("annotations") or {}
+    text = str(ann.get("org.opencontainers.image.exposedPorts") or "")
+    out = []
+    for item in text.split(","):
+        port, _, proto = item.strip().partition("/")
+        if port.isdigit() and 1 <= int(port) <= 65535 and (proto or "tcp") in ("tcp", "udp"):
+            out.append(f"{port}/{proto or 'tcp'}")
+    return out
 
 
 def _targets_exist(rootfs: str, config: Dict[str, Any]) -> bool:

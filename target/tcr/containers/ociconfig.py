@@ -166,8 +166,9 @@ class HostDevice:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "HostDevice":
-        return cls(str(d["path"]), str(d["type"]), int(d["major"]), int(d["minor"]), str(d.get("perms", "rwm")),
-                   int(d.get("fileMode", 0o600)), int(d.get("uid", 0)), int(d.get("gid", 0)),
+        return cls(str(d["path"]), str(d["type"]), int(d["major"]), int(d["minor"]),
+                   str(d.get("perms", "rwm")), int(d.get("fileMode", 0o600)), int(d.get("uid", 0)),
+                   int(d.get("gid", 0)),
                    str(d.get("hostPath", "")), bool(d.get("bind", False)))
 
 
@@ -338,7 +339,8 @@ def resolve_groups(specs: Tuple[str, ...], root: Optional[str]) -> List[int]:
                     gid = int(g[2])
                     break
             else:
-                raise InvalidArgument(f"unable to find group {spec}: no matching entries in the image's /etc/group",
+                raise InvalidArgument(f"unable to find group {spec}: no matching entries in the image's "
+                                      "/etc/group",
                                       hint="use the numeric gid, e.g. --group-add 20")
         if gid not in out:
             out.append(gid)

@@ -376,16 +376,16 @@ def parse_mount(spec: str, pwd: str) -> Any:
         if typ == "bind":
             if not src:
                 raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount needs source=")
-            v = Volume(_host_path(src, pwd), dst, ro, "bind", create=False)
+            vol = Volume(_host_path(src, pwd), dst, ro, "bind", create=False)
         elif not src:
-            v = Volume("", dst, ro, "volume", anonymous=True)
+            vol = Volume("", dst, ro, "volume", anonymous=True)
         elif not VOLUME_NAME_RE.match(src):
             raise InvalidArgument(f"invalid volume name {src!r} in --mount")
         else:
-            v = Volume(src, dst, ro, "volume")
+            vol = Volume(src, dst, ro, "volume")
         if rest:
             raise InvalidArgument(f"unsupported --mount option {rest[0]!r} in {spec!r}")
-        return v
+        return vol
     else:
         raise InvalidArgument(f"invalid --mount type {typ!r}: use bind, volume or tmpfs")
     if rest:
@@ -1067,7 +1067,7 @@ def validate(opts: RunOptions, created: bool = False) -> None:
     if opts.network == "host" and any(s.startswith("net.") for s in opts.sysctls):
         raise InvalidArgument("--sysctl net.* cannot be used with --network host: it would change the host")
     if opts.network == "host" and (opts.dns or opts.dns_search or opts.dns_options):
-        raise InvalidArgument("--dns flags cannot be used with --network host: it uses the host's resolv.conf")
+        raise InvalidArgument("--dns flags cannot be used with --network host (the host's resolv.conf)")
     devs: Dict[str, str] = {}
     for dv in opts.devices:
         if dv.container in devs:

@@ -1,0 +1,1 @@
+"""Named and anonymous volumes: directories under <root>/volumes that outlive containers."""

@@ -1,0 +1,140 @@
+"""Volumes: create/ls/inspect/rm/prune, and what a container start needs (a host directory per
+volume, seeded once from the image's content at the mount point, as docker does).
+
+<root>/volumes/<name>.json      the record (StateStore)
+<root>/volumes/<name>/_data     the content, bind-mounted into containers
+
+Order: directory first, record after (a crash leaves a directory without a record, which recovery
+adopts as a volume: data is never deleted by a rollback); rm deletes the record first, then the data.
+"""
+
+import logging
+import os
+import shutil
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+
+from tcr.common.errors import InUse, InvalidArgument
+from tcr.volumes.record import KIND, VolumeRecord
+
+log = logging.getLogger("tcr.volumes")
+
+
+class VolumeNotFound(InvalidArgument):
+    """The C protocol has no "volume not found": it travels as an invalid argument."""
+
+
+class VolumeManager:
+    def __init__(self, root: str, store: Any, users: Callable[[], Iterable[Tuple[str, str]]]):
+        """users(): (container name, volume name) for every container that mounts a volume."""
+        self.root = root
+        self.dir = os.path.join(root, KIND)
+        self.store = store
+        self.users = users
+        self.vols: Dict[str, VolumeRecord] = {}
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        records, errors = store.load_all(KIND)
+        for line in errors:
+            log.warning("%s", line)
+        for key, d in records.items():
+            try:
+                rec = VolumeRecord.from_dict(d)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("volume record %s is unusable (%s); ignored", key, exc)
+                continue
+            self.vols[rec.name] = rec
+        for name in os.listdir(self.dir):  # a crash between mkdir and the record: adopt the data
+            if name not in self.vols and os.path.isdir(os.path.join(self.dir, name, "_data")):
+                self.vols[name] = VolumeRecord(name, time.time())
+                self.store.save(KIND, name, self.vols[name].to_dict())
+
+    def data_dir(self, name: str) -> str:
+        return os.path.join(self.dir, name, "_data")
+
+    def get(self, name: str) -> VolumeRecord:
+        rec = self.vols.get(name)
+        if rec is None:
+            raise VolumeNotFound(f"no such volume: {name[:80]}", hint="see 'tcr volume ls'")
+        return rec
+
+    def new_anonymous_name(self) -> str:
+        name = os.urandom(32).hex()
+        while name in self.vols:
+            name = os.urandom(32).hex()
+        return name
+
+    def create(self, name: Optional[str] = None, labels: Iterable[Tuple[str, str]] = (),
+               anonymous: bool = False) -> VolumeRecord:
+        """Idempotent for an existing name (docker's `volume create` and `-v NAME:` both are)."""
+        from tcr.containers.runopts import VOLUME_NAME_RE
+
+        name = name or self.new_anonymous_name()
+        if not VOLUME_NAME_RE.match(name):
+            raise InvalidArgument(f"invalid volume name {name!r}",
+                                  hint="letters, digits, '_', '.', '-'; must start with a letter or digit")
+        if name in self.vols:
+            return self.vols[name]
+        os.makedirs(self.data_dir(name), mode=0o755, exist_ok=True)
+        os.chmod(os.path.join(self.dir, name), 0o700)
+        rec = VolumeRecord(name, round(time.time(), 3), tuple(labels), anonymous)
+        self.store.save(KIND, name, rec.to_dict())
+        self.vols[name] = rec
+        log.info("volume %s created", name[:12] if anonymous else name)
+        return rec
+
+    def used_by(self, name: str) -> List[str]:
+        return sorted({c for c, v in self.users() if v == name})
+
+    def remove(self, name: str, force: bool = False) -> None:
+        self.get(name)
+        who = self.used_by(name)
+        if who:
+            raise InUse(f"volume {name} is in use by container(s): {', '.join(who[:5])}",
+                        hint="remove those containers first")
+        self._delete(name)
+
+    def _delete(self, name: str) -> None:
+        self.store.delete(KIND, name)
+        self.vols.pop(name, None)
+        shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        log.info("volume %s removed", name)
+
+    def prune(self, all_unused: bool = False) -> List[str]:
+        """Unused anonymous volumes (all unused ones with all_unused), as docker does."""
+        used: Set[str] = {v for _c, v in self.users()}
+        gone = [n for n, r in sorted(self.vols.items()) if n not in used and (r.anonymous or all_unused)]
+        for n in gone:
+            self._delete(n)
+        return gone
+
+    def seed(self, name: str, image_rootfs: str, dst: str) -> None:
+        """Copy the image's content at dst into a new, empty volume once (owners, modes, xattrs
+        kept: `cp -a`). An image without that path leaves the volume empty."""
+        rec = self.get(name)
+        if rec.seeded:
+            return
+        data = self.data_dir(name)
+        from tcr.containers.ociconfig import walk_in_root
+
+        src = walk_in_root(image_rootfs, dst, must_exist=True)
+        if src is not None and os.path.isdir(src) and not os.listdir(data) and os.listdir(src):
+            from tcr.common.run import run
+
+            run(["cp", "-a", "--", src + "/.", data + "/"], timeout=600)
+            st = os.stat(src)
+            os.chown(data, st.st_uid, st.st_gid)
+            os.chmod(data, st.st_mode & 0o7777)
+        from dataclasses import replace
+
+        rec = replace(rec, seeded=True)
+        self.store.save(KIND, name, rec.to_dict())
+        self.vols[name] = rec
+
+    def inspect(self, name: str) -> Dict[str, Any]:
+        rec = self.get(name)
+        return {"Name": rec.name, "Driver": "local", "Mountpoint": self.data_dir(rec.name),
+                "CreatedAt": rec.created, "Labels": dict(rec.labels), "Anonymous": rec.anonymous,
+                "UsedBy": self.used_by(rec.name)}
+
+    def list(self) -> List[VolumeRecord]:
+        return [self.vols[n] for n in sorted(self.vols)]
