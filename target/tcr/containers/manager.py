@@ -258,8 +258,8 @@ class ContainerManager(AdjustOps):
         found: Dict[str, Any] = {}
         if c.opts.privileged:
             for hn in kdev.all_host_devices():
-                found[hn.host_path] = HostDevice(hn.host_path, hn.type, hn.major, hn.minor, "rwm", hn.mode, hn.uid,
-                                                hn.gid, hn.host_path, False)
+                found[hn.host_path] = HostDevice(hn.host_path, hn.type, hn.major, hn.minor, "rwm", hn.mode,
+                                                 hn.uid, hn.gid, hn.host_path, False)
         for d in c.opts.devices:
             try:
                 n = kdev.node(d.host)
