@@ -357,6 +357,31 @@ def inspect_any(ctx: Ctx, ref: str, kind: Optional[str]) -> Dict[str, Any]:
     raise first or ContainerNotFound(f"no such {kind}: {ref[:64]}")
 
 
+@base.command("port", "List a container's published ports")
+def cmd_port(ctx: Ctx) -> Output:
+    p = Parser("port", description="List port mappings of a container, or the one of PRIVATE_PORT.")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("private", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+    base.add_format(p)
+    ns = p.parse(ctx.args)
+    c = _mgr(ctx).find(ns.container)
+    nets = ctx.daemon.networks
+    att = nets.attachment(c.rec.id) if nets is not None and c.rec.state == "running" else None
+    maps = list(att.ports) if att is not None else []
+    if ns.private:
+        port, _, proto = ns.private.partition("/")
+        if not port.isdigit() or (proto or "tcp") not in ("tcp", "udp"):
+            raise UsageError(f"tcr port: invalid port {ns.private!r}", hint="use PORT[/tcp|udp]")
+        maps = [m for m in maps if m.container_port == int(port) and m.proto == (proto or "tcp")]
+        if not maps:
+            raise UsageError(f"no public port '{port}/{proto or 'tcp'}' published for {c.rec.name}")
+    if ns.format == "json":
+        return Output(0, render.as_json([m.to_dict() for m in maps]))
+    lines = [(f"{m.container_port}/{m.proto} -> " if not ns.private else "")
+             + f"{m.host_ip or '0.0.0.0'}:{m.host_port}" for m in maps]
+    return Output(0, "".join(ln + "\n" for ln in lines))
+
+
 # ---- stop / kill / rm / wait --------------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ class NetworkManager:
         self._nft_applied: Optional[str] = None
         self._forward_on = False
         self._nets: Dict[str, NetworkRecord] = {}
+        self._held: Dict[str, List[Any]] = {}  # cid -> bound sockets holding its published ports
         records, errors = self.store.load_all(KIND)
         for line in errors:
             log.warning("%s", line)
@@ -369,13 +370,18 @@ class NetworkManager:
             except OSError as exc:
                 raise _oserr("cannot read the host's routes", exc)
             rec = self._create(network, default if free else None)
-        mappings = self._resolve_random_ports(mappings)
+        mappings, held = self._reserve_ports(mappings)
         import ipaddress
 
         subnet = ipaddress.IPv4Network(rec.subnet)
         ip = netplan.allocate_ip(subnet, {le.ip for le in rec.leases})
         lease = Lease(cid=cid, ip=ip, mac=netplan.mac_for(ip), name=name or "", ports=tuple(mappings))
-        self._plumb(rec, lease)
+        try:
+            self._plumb(rec, lease)
+        except BaseException:
+            _close_all(held)
+            raise
+        self._held[cid] = held
         new = rec.with_lease(lease)
         try:
             self._nets[network] = new
@@ -390,6 +396,7 @@ class NetworkManager:
             except Exception:
                 pass
             self._unplumb(cid, defer=False)
+            _close_all(self._held.pop(cid, []))
             raise
         self._dns_sync(new)
         att = self.attachment(cid)
@@ -465,34 +472,64 @@ class NetworkManager:
         # By ifindex, so a re-attach of the same id (same veth name) meanwhile is never hit.
         self._later(reap) if defer else reap()
 
-    def _resolve_random_ports(self, mappings: List[PortMapping]) -> List[PortMapping]:
+    def _reserve_ports(self, mappings: List[PortMapping]) -> Tuple[List[PortMapping], List[Any]]:
+        """Bind and hold every host address:port (docker does the same through docker-proxy):
+        a port a host service uses is refused, no host service can take it while it is
+        published, and an address the host does not have is refused. Port 0 = the first free
+        port of the ephemeral range. All or nothing: on error nothing stays bound."""
         import dataclasses
-        import socket
+
+        from tcr.kernel.portsock import hold
 
         out: List[PortMapping] = []
-        for m in mappings:
-            if m.host_port:
-                out.append(m)
-                continue
-            busy = self._published() + [("", o) for o in out]
-            for port in range(EPHEMERAL[0], EPHEMERAL[1] + 1):
-                cand = dataclasses.replace(m, host_port=port)
-                if any(ports.clash(cand, o) for _w, o in busy):
+        held: List[Any] = []
+        try:
+            for m in mappings:
+                if m.host_port:
+                    held.append(_hold(hold, m))
+                    out.append(m)
                     continue
-                kind = socket.SOCK_STREAM if m.proto == "tcp" else socket.SOCK_DGRAM
-                with socket.socket(socket.AF_INET, kind) as s:
-                    try:
-                        s.bind((m.host_ip or "0.0.0.0", port))
-                    except OSError:
+                busy = self._published() + [("", o) for o in out]
+                for port in range(EPHEMERAL[0], EPHEMERAL[1] + 1):
+                    cand = dataclasses.replace(m, host_port=port)
+                    if any(ports.clash(cand, o) for _w, o in busy):
                         continue
-                out.append(cand)
-                break
-            else:
-                raise InUse(f"no free host port for container port {m.container_port}/{m.proto}")
-        return out
+                    try:
+                        held.append(hold(m.host_ip, port, m.proto))
+                    except OSError as exc:
+                        if exc.errno == errno.EADDRINUSE:
+                            continue
+                        held.append(_hold(hold, cand))  # raises the one-line error
+                    out.append(cand)
+                    break
+                else:
+                    raise InUse(f"no free host port for container port {m.container_port}/{m.proto}")
+        except BaseException:
+            _close_all(held)
+            raise
+        return out, held
+
+    def reacquire(self, cid: str) -> List[str]:
+        """Bind a live container's published ports again (after a daemon restart). A port some
+        other process took meanwhile is reported, not fatal: the DNAT rule still serves it."""
+        rec = self.network_of(cid)
+        le = rec.lease(cid) if rec is not None else None
+        if le is None or cid in self._held:
+            return []
+        from tcr.kernel.portsock import hold
+
+        problems, held = [], []
+        for m in le.ports:
+            try:
+                held.append(_hold(hold, m))
+            except TcrError as exc:
+                problems.append(f"container {cid[:12]}: {exc.message}")
+        self._held[cid] = held
+        return problems
 
     def detach(self, cid: str) -> None:
         """Idempotent. Lease, ports and DNS name go at once; kernel objects are reaped after."""
+        _close_all(self._held.pop(cid, []))
         rec = self.network_of(cid)
         if rec is not None:
             new = rec.without(cid)
@@ -520,7 +557,7 @@ class NetworkManager:
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    def recover(self, live_container_ids: Set[str]) -> None:
+    def recover(self, live_container_ids: Set[str]) -> List[str]:
         """Rebuild bridges + nft + DNS from the records; drop leases, veths and netns files of
         containers that are gone (after a crash or a reboot)."""
         live = set(live_container_ids)
@@ -575,6 +612,12 @@ class NetworkManager:
         self._apply_nft(force=True)
         for rec in self._nets.values():
             self._dns_sync(rec)
+        problems: List[str] = []
+        for cid in sorted(leased):
+            problems += self.reacquire(cid)
+        for line in problems:
+            log.warning("%s", line)
+        return problems
 
     def shutdown(self) -> None:
         """Networks stay up across a daemon restart (bridges, nft, leases); close our handles."""
@@ -588,3 +631,29 @@ class NetworkManager:
         if self._nl is not None:
             self._nl.close()
             self._nl = None
+        for cid in list(self._held):
+            _close_all(self._held.pop(cid))
+
+
+def _close_all(socks: List[Any]) -> None:
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def _hold(hold: Any, m: PortMapping) -> Any:
+    """hold() with the errors a user can act on, in one line each."""
+    where = f"{m.host_ip or '0.0.0.0'}:{m.host_port}/{m.proto}"
+    try:
+        return hold(m.host_ip, m.host_port, m.proto)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise InUse(f"cannot publish {where}: address already in use",
+                        hint="another program (or container) on this host uses that port; choose another")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise InvalidArgument(f"cannot publish {where}: {m.host_ip} is not an address of this host")
+        if exc.errno == errno.EACCES:
+            raise InvalidArgument(f"cannot publish {where}: permission denied")
+        raise _oserr(f"cannot publish {where}", exc)
