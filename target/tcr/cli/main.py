@@ -240,6 +240,10 @@ def _local_check(args) -> int:
 
 
 def dispatch(opts, method, args) -> int:
+    if method in ("run", "create", "exec", "container"):
+        from tcr.cli.runargs import expand_command
+
+        args = expand_command(method, args)  # -e VAR and --env-file are the user's, not tcrd's
     host = opts.host or os.environ.get("TCR_HOST") or None
     if host:
         from tcr.cli import ssh
