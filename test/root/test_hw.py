@@ -522,3 +522,42 @@ def test_env_var_without_value_and_env_file_read_by_the_client(d, tmp_path, monk
     env = r.stdout.splitlines()
     assert env.count("TCR_HW_TOKEN=s3cret") == 1 and "FROM_FILE=1" in env
     assert not [e for e in env if e.startswith("TCR_HW_UNSET")]
+
+
+# ---- tcr-purge knows volumes --------------------------------------------------------------------
+
+
+def test_purge_lists_volumes_and_keeps_them_on_request(tmp_path):
+    purge = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "target", "init", "tcr-purge"
+    )
+    root, run_dir = str(tmp_path / "state"), str(tmp_path / "run")
+
+    def make():
+        os.makedirs(f"{root}/volumes/data1/_data", exist_ok=True)
+        with open(f"{root}/volumes/data1/_data/db", "w") as f:
+            f.write("precious")
+        with open(f"{root}/volumes/data1.json", "w") as f:
+            f.write("{}")
+        os.makedirs(f"{root}/containers/c1", exist_ok=True)
+        os.makedirs(f"{run_dir}/crun", exist_ok=True)
+
+    def run(*extra):
+        return subprocess.run(
+            ["/bin/sh", purge, "--root", root, "--run-dir", run_dir, "--yes", *extra],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+
+    make()
+    r = run("--keep-volumes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "keeping volume data1" in r.stdout
+    assert sorted(os.listdir(root)) == ["volumes"] and not os.path.exists(run_dir)
+    with open(f"{root}/volumes/data1/_data/db") as f:
+        assert f.read() == "precious"
+    make()
+    r = run()
+    assert r.returncode == 0 and "volume data1 will be removed" in r.stdout
+    assert not os.path.exists(root)
