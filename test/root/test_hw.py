@@ -561,3 +561,19 @@ def test_purge_lists_volumes_and_keeps_them_on_request(tmp_path):
     r = run()
     assert r.returncode == 0 and "volume data1 will be removed" in r.stdout
     assert not os.path.exists(root)
+
+
+def test_labels_on_images_and_networks(d):
+    img = json.loads(cli(d, "image", "inspect", IMG).stdout)[0]
+    assert img["labels"] == {"com.example.vendor": "acme"}
+    assert cli(d, "image", "ls", "-q", "--filter", "label=com.example.vendor=acme").stdout.split() == [
+        img["id"]
+    ]
+    assert cli(d, "image", "ls", "-q", "--filter", "label=com.example.vendor=other").stdout == ""
+    cli(d, "network", "create", "--label", "site=lab", "hwnet1")
+    try:
+        assert json.loads(cli(d, "network", "inspect", "hwnet1").stdout)[0]["labels"] == {"site": "lab"}
+        assert cli(d, "network", "ls", "-q", "--filter", "label=site").stdout.split() == ["hwnet1"]
+        assert cli(d, "network", "ls", "-q", "--filter", "label=site=x").stdout == ""
+    finally:
+        cli(d, "network", "rm", "hwnet1")

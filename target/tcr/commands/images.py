@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Sequence
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser
+from tcr.common.errors import TcrError
 
 SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify", "tag", "prune")
 USAGE = "usage: tcr image load|ls|rm|inspect|verify|tag|prune ..."
@@ -31,8 +32,25 @@ def _ls_item(rec: Any) -> Dict[str, Any]:
     }
 
 
+def image_labels(rec: Any) -> Dict[str, str]:
+    """The image's labels (docker LABEL): tcr-create-image keeps them as config.json annotations,
+    beside its own org.opencontainers.image.* and org.tcr.* keys. {} if unreadable."""
+    from tcr.common import fileread, jsonc
+
+    try:
+        config = jsonc.loads(fileread.read_bytes(rec.config_path, fileread.IMAGE_CONFIG_CAP))
+        ann = config.get("annotations") or {}
+    except (ValueError, AttributeError, OSError, TcrError):
+        return {}
+    if not isinstance(ann, dict):
+        return {}
+    return {str(k): str(v) for k, v in ann.items()
+            if not str(k).startswith(("org.opencontainers.image.", "org.tcr."))}
+
+
 def inspect_item(mgr: Any, rec: Any) -> Dict[str, Any]:
     d = rec.to_dict()
+    d["labels"] = image_labels(rec)
     d["mounted"] = mgr.is_mounted(rec)
     d["bundle"] = rec.bundle
     d["rootfs"] = rec.rootfs
@@ -44,9 +62,15 @@ def inspect_item(mgr: Any, rec: Any) -> Dict[str, Any]:
 def image_ls(ctx: Ctx, args: List[str], prog: str = "image ls") -> Output:
     p = Parser(prog, description="List loaded images.")
     p.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="label=K[=V]")
     base.add_format(p)
     ns = p.parse(args)
     recs = _images(ctx).list()
+    if ns.filter:
+        from tcr.commands.volumes import label_filter
+
+        match = label_filter(ns.filter)
+        recs = [r for r in recs if match(image_labels(r))]
     if ns.quiet:
         return Output(0, "".join(r.id + "\n" for r in recs))
     items = [_ls_item(r) for r in recs]

@@ -15,10 +15,13 @@ def _nets(ctx: Ctx) -> Any:
 def network_create(ctx: Ctx, args: List[str]) -> Output:
     p = Parser("network create", description="Create a NAT bridge network.")
     p.add_argument("--subnet", help="IPv4 CIDR (default: the first free 10.88.N.0/24)")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="K=V", help="set a label")
     base.add_format(p)
     p.add_argument("name")
     ns = p.parse(args)
-    info = _nets(ctx).create(ns.name, ns.subnet)
+    from tcr.commands.volumes import parse_labels
+
+    info = _nets(ctx).create(ns.name, ns.subnet, tuple(parse_labels(ns.label)))
     if ns.format == "json":
         return Output(0, render.as_json(info))
     return Output(0, f"{info['name']}\n")
@@ -27,9 +30,13 @@ def network_create(ctx: Ctx, args: List[str]) -> Output:
 def network_ls(ctx: Ctx, args: List[str], prog: str = "network ls") -> Output:
     p = Parser(prog, description="List NAT networks.")
     p.add_argument("-q", "--quiet", action="store_true", help="only names")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="label=K[=V]")
     base.add_format(p)
     ns = p.parse(args)
-    items = _nets(ctx).list()
+    from tcr.commands.volumes import label_filter
+
+    match = label_filter(ns.filter)
+    items = [i for i in _nets(ctx).list() if match(i["labels"])]
     if ns.quiet:
         return Output(0, "".join(i["name"] + "\n" for i in items))
 
@@ -89,7 +96,7 @@ HANDLERS = {"create": network_create, "ls": network_ls, "list": network_ls, "rm"
 @base.command("network", "Manage NAT networks: create, ls, rm, inspect")
 def cmd_network(ctx: Ctx) -> Output:
     return base.subcommand(ctx, "network", HANDLERS, USAGE, (
-        "  create [--subnet CIDR] NAME  create a NAT bridge network\n"
+        "  create [--subnet CIDR] [--label K=V] NAME  create a NAT bridge network\n"
         "  ls                           list networks (--format json, -q)\n"
         "  rm NAME...                   remove networks no container uses\n"
         "  inspect NAME...              details as JSON (leases, published ports)\n"

@@ -16,7 +16,7 @@ def _vols(ctx: Ctx) -> Any:
     return mgr.volumes
 
 
-def _labels(items: List[str]) -> List[Any]:
+def parse_labels(items: List[str]) -> List[Any]:
     from tcr.containers.runopts import parse_label
 
     return [tuple(parse_label(x).split("=", 1)) for x in items]
@@ -45,7 +45,7 @@ def volume_create(ctx: Ctx, args: List[str]) -> Output:
     p.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
     p.add_argument("name", nargs="?", metavar="NAME")
     ns = p.parse(args)
-    rec = _vols(ctx).create(ns.name, _labels(ns.label), anonymous=not ns.name)
+    rec = _vols(ctx).create(ns.name, parse_labels(ns.label), anonymous=not ns.name)
     return Output(0, rec.name + "\n")
 
 

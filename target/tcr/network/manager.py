@@ -245,7 +245,7 @@ class NetworkManager:
 
     def list(self) -> List[Dict[str, Any]]:
         return [{"name": r.name, "subnet": r.subnet, "gateway": r.gateway, "bridge": r.bridge,
-                 "containers": len(r.leases), "created": r.created}
+                 "containers": len(r.leases), "created": r.created, "labels": dict(r.labels)}
                 for r in sorted(self._nets.values(), key=lambda r: r.name)]
 
     def inspect(self, name: str) -> Dict[str, Any]:
@@ -261,15 +261,17 @@ class NetworkManager:
 
     # -- networks ------------------------------------------------------------------------------
 
-    def create(self, name: str, subnet: Optional[str] = None) -> Dict[str, Any]:
+    def create(self, name: str, subnet: Optional[str] = None,
+               labels: Tuple[Tuple[str, str], ...] = ()) -> Dict[str, Any]:
         netplan.validate_name(name)
         if name in self._nets:
             raise InUse(f"network {name!r} already exists")
         net = netplan.parse_subnet(subnet) if subnet else None
-        self._create(name, net)
+        self._create(name, net, labels=labels)
         return self.inspect(name)
 
-    def _create(self, name: str, net: Any, auto: bool = False) -> NetworkRecord:
+    def _create(self, name: str, net: Any, auto: bool = False,
+                labels: Tuple[Tuple[str, str], ...] = ()) -> NetworkRecord:
         import ipaddress
 
         taken = [ipaddress.IPv4Network(r.subnet) for r in self._nets.values()]
@@ -285,7 +287,7 @@ class NetworkManager:
         if any(r.bridge == bridge for r in self._nets.values()):  # pragma: no cover - hash collision
             raise InUse(f"bridge name {bridge} is taken; choose another network name")
         rec = NetworkRecord(name=name, subnet=str(net), gateway=netplan.gateway_of(net), bridge=bridge,
-                            created=round(time.time(), 3), auto=auto)
+                            created=round(time.time(), 3), auto=auto, labels=tuple(labels))
         try:
             self._enable_forwarding()
             self._ensure_bridge(rec)

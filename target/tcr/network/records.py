@@ -66,6 +66,7 @@ class NetworkRecord:
     # Created on first use by a container that asked for it (the C tool's rule): removed again
     # with the last container that uses it. Networks made by `network create` stay.
     auto: bool = False
+    labels: Tuple[Tuple[str, str], ...] = ()  # network create --label K=V, in order
 
     @property
     def prefixlen(self) -> int:
@@ -87,7 +88,8 @@ class NetworkRecord:
     def to_dict(self) -> Dict[str, Any]:
         return {"version": RECORD_VERSION, "name": self.name, "subnet": self.subnet,
                 "gateway": self.gateway, "bridge": self.bridge, "created": self.created,
-                "leases": [le.to_dict() for le in self.leases], "auto": self.auto}
+                "leases": [le.to_dict() for le in self.leases], "auto": self.auto,
+                "labels": dict(self.labels)}
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "NetworkRecord":
@@ -95,7 +97,8 @@ class NetworkRecord:
                    bridge=str(d["bridge"]), created=float(d.get("created", 0.0)),
                    leases=tuple(sorted((Lease.from_dict(x) for x in d.get("leases", ())),
                                        key=lambda le: le.cid)),
-                   auto=d.get("auto") is True)
+                   auto=d.get("auto") is True,
+                   labels=tuple((str(k), str(v)) for k, v in dict(d.get("labels") or {}).items()))
 
 
 def _replace(rec: NetworkRecord, **kw: Any) -> NetworkRecord:
