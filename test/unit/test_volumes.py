@@ -36,8 +36,9 @@ def test_create_is_idempotent_and_persisted(tmp_path):
     assert [r.name for r in again.list()] == sorted(["data", anon.name]) and again.get("data").labels == (
         ("k", "v"),
     )
-    with pytest.raises(InvalidArgument):
-        vm.create("../escape")
+    for bad in ("../escape", "data.json", "x.corrupt"):
+        with pytest.raises(InvalidArgument):
+            vm.create(bad)
     with pytest.raises(VolumeNotFound):
         vm.get("nope")
 
