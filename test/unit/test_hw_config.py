@@ -374,3 +374,23 @@ def test_client_value_flags_match_the_daemon_parser():
     takes = {s for a in p._actions for s in a.option_strings if a.nargs != 0}
     assert {s[1:] for s in takes if not s.startswith("--")} == set(runargs.RUN_VALUE_SHORT)
     assert {s[2:] for s in takes if s.startswith("--")} == set(runargs.RUN_VALUE_LONG)
+
+
+def test_run_expansion_keeps_the_client_light(tmp_path):
+    """`tcr run -e VAR` goes through runargs: still no argparse/typing/json/re in the client."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import sys\n"
+        "from tcr.cli import main\n"
+        "main.main(['--socket', '/nonexistent/x.sock', 'run', '-e', 'HOME', '-d', 'img'])\n"
+        "heavy = {'argparse', 'logging', 'dataclasses', 'typing', 'json', 're', 'subprocess'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "target"))
+    r = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr

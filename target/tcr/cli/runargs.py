@@ -10,8 +10,13 @@ No argparse here (client start-up): the flags that take a value are listed below
 checks the list against the daemon's parser.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Callable, List, Mapping, Optional
+
+TYPE_CHECKING = False  # typing costs client start-up; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import Callable, List, Mapping, Optional
 
 # run/create flags that take a value (short letters and long names, without dashes)
 RUN_VALUE_SHORT = frozenset("evpmuwhl")
