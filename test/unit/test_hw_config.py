@@ -331,17 +331,12 @@ def test_client_expands_env(monkeypatch):
     )
     assert got == [
         "-d",
-        "-e",
-        "TOKEN=s3cret",
-        "-e",
-        "EMPTY=",
+        "--env=TOKEN=s3cret",
+        "--env=EMPTY=",
         "-d",
-        "-e",
-        "TOKEN=s3cret",
-        "-e",
-        "A=1",
-        "-e",
-        "TOKEN=s3cret",
+        "--env=TOKEN=s3cret",
+        "--env=A=1",
+        "--env=TOKEN=s3cret",
         "-p",
         "8080:80",
         "--name",
@@ -355,13 +350,11 @@ def test_client_expands_env(monkeypatch):
     monkeypatch.delenv("TCR_T_UNSET", raising=False)
     assert runargs.expand_command("container", ["run", "-e", "TCR_T_VAR", "-e", "TCR_T_UNSET", "x"]) == [
         "run",
-        "-e",
-        "TCR_T_VAR=v",
+        "--env=TCR_T_VAR=v",
         "x",
     ]
     assert runargs.expand(["-e", "TOKEN", "c", "sh"], env, "/", exec_flags=True) == [
-        "-e",
-        "TOKEN=s3cret",
+        "--env=TOKEN=s3cret",
         "c",
         "sh",
     ]

@@ -68,12 +68,12 @@ def expand(args: List[str], environ: Optional[Mapping[str, str]] = None, cwd: Op
     i = 0
 
     def env_value(v: str) -> None:
-        out.extend(x for kv in expand_env(v, env) for x in ("-e", kv))
+        out.extend("--env=" + kv for kv in expand_env(v, env))
 
     def env_file(v: str) -> None:
         path = os.path.normpath(os.path.join(base, v))
-        for kv in env_file_lines(read_file(path), env):
-            out.extend(("-e", kv))
+        # one argument per variable: a request carries at most 1024 arguments (rpc.protocol)
+        out.extend("--env=" + kv for kv in env_file_lines(read_file(path), env))
 
     while i < len(args):
         a = args[i]
