@@ -360,6 +360,13 @@ def test_client_expands_env(monkeypatch):
     ]
 
 
+def test_client_reads_label_files():
+    files = {"/p/labels": "# c\na=1\n\nb=two words\n"}
+    got = runargs.expand(["--label-file=labels", "-l", "c=3", "img"], {}, "/p", files.__getitem__)
+    assert got == ["--label=a=1", "--label=b=two words", "-l", "c=3", "img"]
+    assert parse(*got).labels == ("a=1", "b=two words", "c=3")
+
+
 def test_client_value_flags_match_the_daemon_parser():
     from tcr.containers.runopts import _parser
 

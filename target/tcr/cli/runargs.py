@@ -1,7 +1,7 @@
 """Client-side expansion of the run/create/exec flags that name the user's own world.
 
 `-e VAR` (no value) takes VAR from the environment of the `tcr` the user runs, and `--env-file F`
-is read by that client, relative to its working directory: the daemon has neither that
+(and `--label-file F`) is read by that client, relative to its working directory: the daemon has neither that
 environment nor, over `-H ssh://`, that file system. Both become plain `-e K=V` before the request
 is sent. An unset VAR is dropped, as docker does. The daemon still reads --env-file itself for the
 C client (which sends it unexpanded).
@@ -50,14 +50,14 @@ def expand_env(item: str, environ: Mapping[str, str]) -> List[str]:
     return [f"{item}={environ[item]}"] if item in environ else []
 
 
-def _read_env_file(path: str) -> str:
+def _read_client_file(path: str) -> str:
     from tcr.common.fileread import read_bytes
 
-    return read_bytes(path, ENV_FILE_CAP, what=f"env file {path}").decode("utf-8", errors="replace")
+    return read_bytes(path, ENV_FILE_CAP, what=f"cannot read {path}").decode("utf-8", errors="replace")
 
 
 def expand(args: List[str], environ: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None,
-           read_file: Callable[[str], str] = _read_env_file, exec_flags: bool = False) -> List[str]:
+           read_file: Callable[[str], str] = _read_client_file, exec_flags: bool = False) -> List[str]:
     """The run/create (or exec) argv with -e VAR and --env-file F expanded; the image and the
     command after it are left untouched."""
     env = os.environ if environ is None else environ
@@ -90,6 +90,10 @@ def expand(args: List[str], environ: Optional[Mapping[str, str]] = None, cwd: Op
                 env_value(val)
             elif name == "env-file" and not exec_flags:
                 env_file(val)
+            elif name == "label-file" and not exec_flags:  # docker reads it in the client too
+                path = os.path.normpath(os.path.join(base, val))
+                out.extend("--label=" + ln.strip() for ln in read_file(path).splitlines()
+                           if ln.strip() and not ln.lstrip().startswith("#"))
             else:
                 out.extend([a] if eq or not takes else [a, val])
             i += 1
