@@ -363,8 +363,14 @@ def test_anonymous_volumes_removed_by_rm_v_and_rm_flag(d):
         "sleep",
         "60",
     )
-    names = [v["src"] for v in json.loads(cli(d, "inspect", "a1").stdout)[0]["options"]["volumes"]]
+    info = json.loads(cli(d, "inspect", "a1").stdout)[0]
+    names = [v["src"] for v in info["options"]["volumes"]]
     assert len(names) == 2 and all(len(n) == 64 for n in names)
+    assert [(m["type"], m["name"], m["destination"], m["anonymous"]) for m in info["mounts"]] == [
+        ("volume", names[0], "/anon", True),
+        ("volume", names[1], "/m", True),
+    ]
+    assert all(m["source"] == f"{d.root}/volumes/{m['name']}/_data" for m in info["mounts"])
     assert set(names) <= set(cli(d, "volume", "ls", "-q").stdout.split())
     cli(d, "rm", "-f", "-v", "a1")
     assert not set(names) & set(cli(d, "volume", "ls", "-q").stdout.split())
