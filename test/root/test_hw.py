@@ -366,11 +366,11 @@ def test_anonymous_volumes_removed_by_rm_v_and_rm_flag(d):
     info = json.loads(cli(d, "inspect", "a1").stdout)[0]
     names = [v["src"] for v in info["options"]["volumes"]]
     assert len(names) == 2 and all(len(n) == 64 for n in names)
-    assert [(m["type"], m["name"], m["destination"], m["anonymous"]) for m in info["mounts"]] == [
+    assert [(m["Type"], m["Name"], m["Destination"], m["Anonymous"]) for m in info["Mounts"]] == [
         ("volume", names[0], "/anon", True),
         ("volume", names[1], "/m", True),
     ]
-    assert all(m["source"] == f"{d.root}/volumes/{m['name']}/_data" for m in info["mounts"])
+    assert all(m["Source"] == f"{d.root}/volumes/{m['Name']}/_data" for m in info["Mounts"])
     assert set(names) <= set(cli(d, "volume", "ls", "-q").stdout.split())
     cli(d, "rm", "-f", "-v", "a1")
     assert not set(names) & set(cli(d, "volume", "ls", "-q").stdout.split())
@@ -497,7 +497,7 @@ def test_labels_in_inspect_and_filters(d):
         "60",
     )
     cli(d, "run", "-d", "--name", "l2", "--network", "none", "-l", "tier=core", IMG, "sleep", "60")
-    assert json.loads(cli(d, "inspect", "l1").stdout)[0]["labels"] == {"tier": "edge", "x": "1"}
+    assert json.loads(cli(d, "inspect", "l1").stdout)[0]["Config"]["Labels"] == {"tier": "edge", "x": "1"}
     assert cli(d, "ps", "--filter", "label=tier=edge", "--format", "json").stdout.count('"l1"') == 1
     names = [
         c["Names"] for c in json.loads(cli(d, "ps", "--filter", "label=tier", "--format", "json").stdout)

@@ -33,7 +33,7 @@ def test_create_is_idempotent_and_persisted(tmp_path):
     anon = vm.create(anonymous=True)
     assert len(anon.name) == 64 and anon.anonymous
     again = make(tmp_path)
-    assert [r.name for r in again.list()] == sorted(["data", anon.name]) and again.get("data").labels == (
+    assert [r.name for r in again.records()] == sorted(["data", anon.name]) and again.get("data").labels == (
         ("k", "v"),
     )
     for bad in ("../escape", "data.json", "x.corrupt"):
@@ -53,7 +53,7 @@ def test_rm_refuses_a_used_volume_and_prune_rules(tmp_path):
         vm.remove("used")
     assert vm.prune() == [anon]
     assert vm.prune(all_unused=True) == ["named"]
-    assert [r.name for r in vm.list()] == ["used"]
+    assert [r.name for r in vm.records()] == ["used"]
     users.clear()
     vm.remove("used")
     assert os.listdir(vm.dir) == []

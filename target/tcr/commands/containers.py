@@ -4,6 +4,7 @@ Handlers parse argv (docker flags), call tcr.containers.manager and render. Wait
 wait, logs -f, restart) return a Pending resolved from the event loop, never block it.
 """
 
+import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -332,7 +333,8 @@ def inspect_any(ctx: Ctx, ref: str, kind: Optional[str]) -> Dict[str, Any]:
         try:
             c = _mgr(ctx).find(ref)
             return views.container_inspect(c, status_text(c.rec, time.time(), c.paused),
-                                           {"dir": c.paths.dir, "bundle": c.paths.bundle, "log": c.paths.log})
+                                           {"dir": c.paths.dir, "bundle": c.paths.bundle, "log": c.paths.log,
+                                            "volumes": os.path.join(_mgr(ctx).root, "volumes")})
         except TcrError as exc:
             first = exc
     if kind in (None, "image") and getattr(ctx.daemon, "images", None) is not None:

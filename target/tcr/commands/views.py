@@ -153,8 +153,7 @@ def container_inspect(c: Any, status: str, paths: Dict[str, str]) -> Dict[str, A
             "Networks": networks,
             "SandboxKey": net.netns_path if net else "",
         },
-        "Mounts": [{"Type": "bind", "Source": v.get("src", ""), "Destination": v.get("dst", ""),
-                    "RW": not v.get("ro", False)} for v in (o.get("volumes") or []) if isinstance(v, dict)],
+        "Mounts": _mounts(o, paths.get("volumes", "")),
     }
     own = r.to_dict()
     own["status"] = status
@@ -163,6 +162,29 @@ def container_inspect(c: Any, status: str, paths: Dict[str, str]) -> Dict[str, A
     own["logPath"] = paths.get("log", "")
     own.update(view)
     return own
+
+
+def _mounts(o: Dict[str, Any], volumes_dir: str) -> List[Dict[str, Any]]:
+    """docker's Mounts: binds with their host path, volumes with their name and data directory,
+    tmpfs mounts."""
+    out: List[Dict[str, Any]] = []
+    for v in o.get("volumes") or []:
+        if not isinstance(v, dict):
+            continue
+        rw = not v.get("ro", False)
+        if v.get("kind") == "volume":
+            name = str(v.get("src", ""))
+            out.append({"Type": "volume", "Name": name, "Source": f"{volumes_dir}/{name}/_data" if volumes_dir
+                        else "", "Destination": v.get("dst", ""), "Driver": "local", "RW": rw,
+                        "Anonymous": bool(v.get("anonymous"))})
+        else:
+            out.append({"Type": "bind", "Source": v.get("src", ""), "Destination": v.get("dst", ""),
+                        "RW": rw})
+    for t in o.get("tmpfs") or []:
+        if isinstance(t, dict):
+            out.append({"Type": "tmpfs", "Source": "", "Destination": t.get("dst", ""),
+                        "RW": not t.get("ro")})
+    return out
 
 
 def match_filters(item: Dict[str, Any], filters: Dict[str, List[str]],

@@ -57,22 +57,24 @@ def volume_ls(ctx: Ctx, args: List[str], prog: str = "volume ls") -> Output:
     ns = p.parse(args)
     mgr = _vols(ctx)
     match = label_filter(ns.filter)
-    recs = [r for r in mgr.list() if match(dict(r.labels))]
+    items = [i for i in mgr.list() if match(i["Labels"])]
     if ns.quiet:
-        return Output(0, "".join(r.name + "\n" for r in recs))
-    if ns.format == "json":
-        return Output(0, render.as_json([mgr.inspect(r.name) for r in recs]))
-    rows: List[Sequence[Any]] = [["local", r.name] for r in recs]
-    return Output(0, render.table(["DRIVER", "VOLUME NAME"], rows))
+        return Output(0, "".join(i["Name"] + "\n" for i in items))
+
+    def table() -> str:
+        rows: List[Sequence[Any]] = [[i["Driver"], i["Name"]] for i in items]
+        return render.table(["DRIVER", "VOLUME NAME"], rows)
+
+    return Output(0, render.listing(ns.format, items, table, {"Name": "VOLUME NAME"}))
 
 
 def volume_inspect(ctx: Ctx, args: List[str]) -> Output:
-    p = Parser("volume inspect", description="Show volumes as JSON.")
+    p = Parser("volume inspect", description="Show volumes as JSON (or -f TEMPLATE).")
     p.add_argument("names", nargs="+", metavar="NAME")
-    base.add_format(p)
+    base.add_format(p, short=True)
     ns = p.parse(args)
     mgr = _vols(ctx)
-    return Output(0, render.as_json([mgr.inspect(n) for n in ns.names]))
+    return Output(0, render.objects(ns.format, [mgr.inspect(n) for n in ns.names]))
 
 
 def volume_rm(ctx: Ctx, args: List[str]) -> Output:

@@ -228,7 +228,7 @@ class RunOptions:
             "dnsOptions": list(self.dns_options),
             "init": self.init,
             "ulimits": [u.to_dict() for u in self.ulimits],
-            "labels": list(self.labels),
+            "labels": self.label_dict(),  # an object, as docker shows labels (commands/views.py)
             "sysctls": list(self.sysctls),
             "shmSize": self.shm_size,
             "publishAll": self.publish_all,
@@ -282,11 +282,17 @@ class RunOptions:
             dns_options=tuple(str(x) for x in d.get("dnsOptions") or ()),
             init=bool(d.get("init", False)),
             ulimits=tuple(Ulimit.from_dict(u) for u in d.get("ulimits") or ()),
-            labels=tuple(str(x) for x in d.get("labels") or ()),
+            labels=_labels_from(d.get("labels")),
             sysctls=tuple(str(x) for x in d.get("sysctls") or ()),
             shm_size=d.get("shmSize"),
             publish_all=bool(d.get("publishAll", False)),
         )
+
+
+def _labels_from(v: Any) -> Tuple[str, ...]:
+    if isinstance(v, dict):
+        return tuple(f"{k}={val}" for k, val in v.items())
+    return tuple(str(x) for x in v or ())
 
 
 # ---------------------------------------------------------------------------------------------

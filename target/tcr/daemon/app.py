@@ -61,6 +61,11 @@ class Daemon:
 
     # ---- start -------------------------------------------------------------------------------
 
+    @property
+    def volumes(self) -> Any:
+        """The VolumeManager (built on first use, by the container manager that uses it)."""
+        return self.containers.volumes if self.containers is not None else None
+
     def start(self) -> None:
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         os.makedirs(self.run_dir, mode=0o711, exist_ok=True)

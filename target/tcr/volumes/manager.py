@@ -133,9 +133,15 @@ class VolumeManager:
 
     def inspect(self, name: str) -> Dict[str, Any]:
         rec = self.get(name)
-        return {"Name": rec.name, "Driver": "local", "Mountpoint": self.data_dir(rec.name),
-                "CreatedAt": rec.created, "Labels": dict(rec.labels), "Anonymous": rec.anonymous,
-                "UsedBy": self.used_by(rec.name)}
+        from tcr.commands.views import rfc3339
 
-    def list(self) -> List[VolumeRecord]:
+        return {"Name": rec.name, "Driver": "local", "Mountpoint": self.data_dir(rec.name),
+                "CreatedAt": rfc3339(rec.created), "Labels": dict(rec.labels), "Scope": "local",
+                "Options": {}, "Anonymous": rec.anonymous, "UsedBy": self.used_by(rec.name)}
+
+    def records(self) -> List[VolumeRecord]:
         return [self.vols[n] for n in sorted(self.vols)]
+
+    def list(self) -> List[Dict[str, Any]]:
+        """Every volume in inspect's shape (Name, Mountpoint, Labels ...), sorted by name."""
+        return [self.inspect(n) for n in sorted(self.vols)]
