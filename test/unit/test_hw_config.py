@@ -394,3 +394,33 @@ def test_run_expansion_keeps_the_client_light(tmp_path):
         [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, timeout=30
     )
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_inspect_mounts_view():
+    from tcr.commands.views import _mounts
+
+    o = parse("-v", "data:/d:ro", "-v", "/anon", "-v", "/h:/x", "--tmpfs", "/t", "busybox").to_dict()
+    o["volumes"][1]["src"] = "f" * 64  # named by the daemon at create
+    got = _mounts(o, "/var/lib/tcr/volumes")
+    assert got == [
+        {
+            "Type": "volume",
+            "Name": "data",
+            "Source": "/var/lib/tcr/volumes/data/_data",
+            "Destination": "/d",
+            "Driver": "local",
+            "RW": False,
+            "Anonymous": False,
+        },
+        {
+            "Type": "volume",
+            "Name": "f" * 64,
+            "Source": f"/var/lib/tcr/volumes/{'f' * 64}/_data",
+            "Destination": "/anon",
+            "Driver": "local",
+            "RW": True,
+            "Anonymous": True,
+        },
+        {"Type": "bind", "Source": "/h", "Destination": "/x", "RW": True},
+        {"Type": "tmpfs", "Source": "", "Destination": "/t", "RW": True},
+    ]
