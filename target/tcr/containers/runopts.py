@@ -978,7 +978,11 @@ def parse_run_args(
         labels += [parse_label(ln.strip()) for ln in text.splitlines()
                    if ln.strip() and not ln.lstrip().startswith("#")]
     labels += [parse_label(x) for x in ns.label]
-    fields["labels"] = tuple(labels)
+    merged: Dict[str, str] = {}
+    for kv in labels:  # a repeated key: the last value wins (docker)
+        k, _, v = kv.partition("=")
+        merged[k] = v
+    fields["labels"] = tuple(f"{k}={v}" for k, v in merged.items())
     fields["sysctls"] = tuple(parse_sysctl(x) for x in ns.sysctl)
     if ns.shm_size is not None:
         fields["shm_size"] = resources.parse_size(ns.shm_size, "--shm-size")
