@@ -387,8 +387,19 @@ def test_bind_source_created_by_v_refused_by_mount(d, tmp_path):
     missing = tmp_path / "not" / "yet"
     sh(d, "touch /x/made", "-v", f"{missing}:/x")
     assert (missing / "made").exists()
-    r = sh(d, "true", "--mount", f"type=bind,source={tmp_path}/nope,target=/x", ok=False)
+    r = cli(
+        d,
+        "run",
+        "--network",
+        "none",
+        "--mount",
+        f"type=bind,source={tmp_path}/nope,target=/x",
+        IMG,
+        "true",
+        ok=False,
+    )
     assert r.returncode == 125 and "does not exist" in r.stderr and not (tmp_path / "nope").exists()
+    assert cli(d, "ps", "-aq").stdout == ""  # refused at create, as docker: no container left
 
 
 def test_command_inside_a_bind_mount_or_volume_runs(d, tmp_path):

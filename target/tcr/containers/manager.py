@@ -172,6 +172,10 @@ class ContainerManager(AdjustOps):
             if any(c.rec.name == name for c in self.containers.values()):
                 raise InUse(f"the container name {name!r} is already in use",
                             hint="remove that container or choose another --name")
+        for v in opts.volumes:  # docker refuses these at create: no container is left behind
+            if v.kind == "bind" and not v.create and not os.path.lexists(v.src):
+                raise InvalidArgument("invalid mount config for type \"bind\": bind source path does not "
+                                      f"exist: {v.src}")
         if interactive and opts.restart.name != "no":
             raise InvalidArgument("--restart needs a detached container (-d)")
         cid = new_id()
