@@ -121,3 +121,33 @@ def test_hold_a_foreign_address_fails():
     with pytest.raises(OSError) as exc:
         portsock.hold("192.0.2.7", 0, "tcp")
     assert exc.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_held_ports_make_room_under_the_open_file_limit(tmp_path):
+    """Each held port is an open file of tcrd: the soft limit is raised up to the hard one, and
+    beyond that the publish is refused in one line (run in a child: rlimits are per process)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, types
+from tcr.common.errors import InvalidArgument
+from tcr.daemon.state import StateStore
+from tcr.network.manager import NetworkManager
+resource.setrlimit(resource.RLIMIT_NOFILE, (300, 400))
+d = types.SimpleNamespace(root={str(tmp_path)!r}, run_dir={str(tmp_path / "run")!r}, loop=None,
+                          store=StateStore({str(tmp_path)!r}))
+m = NetworkManager(d)
+m._fd_room(60)
+print(resource.getrlimit(resource.RLIMIT_NOFILE))
+try:
+    m._fd_room(200)
+except InvalidArgument as e:
+    print(e.message)
+"""
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "target"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.stdout.splitlines() == [
+        "(400, 400)",
+        "cannot publish 200 more port(s): tcrd holds 0 already and its open-file limit is 400",
+    ], r.stderr

@@ -23,6 +23,7 @@ log = logging.getLogger("tcr.network")
 
 _CID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 EPHEMERAL = (49152, 65535)  # where `-p CTR` picks its host port
+FD_RESERVE = 256  # open files tcrd keeps free for clients, logs and crun when it holds published ports
 NOT_ATTACHED = ("host", "none")
 
 
@@ -483,6 +484,7 @@ class NetworkManager:
 
         from tcr.kernel.portsock import hold
 
+        self._fd_room(len(mappings))
         out: List[PortMapping] = []
         held: List[Any] = []
         try:
@@ -510,6 +512,26 @@ class NetworkManager:
             _close_all(held)
             raise
         return out, held
+
+    def _fd_room(self, more: int) -> None:
+        """Each held port is an open file of tcrd: make room under RLIMIT_NOFILE (raising the soft
+        limit up to the hard one), or refuse in one line before anything is bound."""
+        import resource
+
+        held = sum(len(v) for v in self._held.values())
+        need = held + more + FD_RESERVE
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or need <= soft:
+            return
+        if hard != resource.RLIM_INFINITY and need > hard:
+            raise InvalidArgument(f"cannot publish {more} more port(s): tcrd holds {held} already and its "
+                                  f"open-file limit is {hard}", hint="raise LimitNOFILE of the tcrd service")
+        new = need * 2 if hard == resource.RLIM_INFINITY else min(hard, need * 2)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (OSError, ValueError) as exc:
+            raise InvalidArgument(f"cannot publish {more} more port(s): the open-file limit {soft} cannot be "
+                                  f"raised ({exc})")
 
     def reacquire(self, cid: str) -> List[str]:
         """Bind a live container's published ports again (after a daemon restart). A port some
