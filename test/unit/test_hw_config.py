@@ -81,7 +81,7 @@ def test_cgroup_rules_groups_privileged():
         "busybox",
     )
     assert o.device_cgroup_rules == ("c 189:* rwm",) and o.group_add == ("dialout", "44") and o.privileged
-    for bad in ("c 189 rwm", "x 1:2 r", "c 1:2 rwx", "c a:2 r"):
+    for bad in ("c 189 rwm", "x 1:2 r", "c 1:2 rwx", "c a:2 r", "c 4096:1 r", "b 1:1048576 r"):
         with pytest.raises(InvalidArgument):
             parse("--device-cgroup-rule", bad, "busybox")
 
@@ -145,6 +145,7 @@ def test_run_flags_round_trip():
         ["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
         ["--ulimit", "nofile=2:1"],
         ["--ulimit", "bogus=1"],
+        ["--ulimit", "nofile=99999999999999999999"],
         ["--add-host", "db:notanip"],
         ["--dns", "x.y"],
         ["--mount", "type=bind,target=/x"],

@@ -427,6 +427,9 @@ def parse_cgroup_rule(text: str) -> str:
     m = _CGROUP_RULE_RE.match(norm)
     if not m or len(set(m.group(4))) != len(m.group(4)):
         raise InvalidArgument(f"invalid --device-cgroup-rule {text!r}", hint="e.g. 'c 189:* rwm'")
+    # the kernel's dev_t: 12-bit majors, 20-bit minors
+    if (m.group(2) != "*" and int(m.group(2)) > 4095) or (m.group(3) != "*" and int(m.group(3)) > 0xFFFFF):
+        raise InvalidArgument(f"invalid --device-cgroup-rule {text!r}: major or minor out of range")
     return norm
 
 
@@ -492,8 +495,8 @@ def parse_ulimit(text: str) -> Ulimit:
     def num(x: str) -> int:
         if x in ("-1", "unlimited"):
             return -1
-        if not x.isdigit():
-            raise InvalidArgument(f"invalid --ulimit {text!r}: {x!r} is not a number")
+        if not x.isdigit() or int(x) >= 1 << 63:
+            raise InvalidArgument(f"invalid --ulimit {text!r}: {x!r} is not a number (-1 = unlimited)")
         return int(x)
 
     soft = num(soft_s)
