@@ -241,6 +241,10 @@ class ContainerManager(AdjustOps):
                 vm = self.volumes
                 if v.src not in vm.vols:  # removed behind our back (volume rm -f is refused; a crash)
                     vm.create(v.src, anonymous=v.anonymous)
+                try:  # its directory deleted by hand: an empty volume again, not a failed start
+                    os.makedirs(vm.data_dir(v.src), mode=0o755, exist_ok=True)
+                except OSError as exc:
+                    raise StartFailed(f"volume {v.src}: {exc.strerror}")
                 vm.seed(v.src, image.rootfs, v.dst)
                 out.append(vm.data_dir(v.src))
                 continue
