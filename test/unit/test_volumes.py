@@ -77,6 +77,33 @@ def test_seed_once_from_the_image(tmp_path):
     assert os.listdir(vm.data_dir("w")) == [] and vm.get("w").seeded
 
 
+def test_a_seed_cut_short_leaves_the_volume_empty_and_unseeded(tmp_path, monkeypatch):
+    from tcr.common import run as runmod
+    from tcr.common.errors import CommandError
+
+    img = tmp_path / "rootfs"
+    (img / "srv").mkdir(parents=True)
+    (img / "srv" / "f").write_text("image")
+    vm = make(tmp_path)
+    vm.create("v")
+    real = runmod.run
+
+    def enospc(argv, **kw):  # half a copy, then "No space left on device"
+        dst = argv[-1]
+        with open(os.path.join(dst, "half"), "w") as f:
+            f.write("x")
+        raise CommandError(argv, 1, "cp: error writing 'half': No space left on device")
+
+    monkeypatch.setattr(runmod, "run", enospc)
+    with pytest.raises(CommandError):
+        vm.seed("v", str(img), "/srv")
+    assert os.listdir(vm.data_dir("v")) == [] and not vm.get("v").seeded
+    assert sorted(os.listdir(os.path.dirname(vm.data_dir("v")))) == ["_data"]
+    monkeypatch.setattr(runmod, "run", real)
+    vm.seed("v", str(img), "/srv")  # the next start seeds it fully
+    assert os.listdir(vm.data_dir("v")) == ["f"] and vm.get("v").seeded
+
+
 def test_a_directory_without_record_is_adopted(tmp_path):
     vm = make(tmp_path)
     os.makedirs(os.path.join(vm.dir, "orphan", "_data"))

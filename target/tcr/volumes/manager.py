@@ -19,6 +19,8 @@ from tcr.volumes.record import KIND, VolumeRecord
 
 log = logging.getLogger("tcr.volumes")
 
+SEED_TMP = "_seed.tmp"  # a seed copy in progress, beside _data
+
 
 class VolumeNotFound(InvalidArgument):
     """The C protocol has no "volume not found": it travels as an invalid argument."""
@@ -44,6 +46,7 @@ class VolumeManager:
                 continue
             self.vols[rec.name] = rec
         for name in os.listdir(self.dir):  # a crash between mkdir and the record: adopt the data
+            shutil.rmtree(os.path.join(self.dir, name, SEED_TMP), ignore_errors=True)  # a cut-short seed
             if name not in self.vols and os.path.isdir(os.path.join(self.dir, name, "_data")):
                 self.vols[name] = VolumeRecord(name, time.time())
                 self.store.save(KIND, name, self.vols[name].to_dict())
@@ -110,7 +113,9 @@ class VolumeManager:
 
     def seed(self, name: str, image_rootfs: str, dst: str) -> None:
         """Copy the image's content at dst into a new, empty volume once (owners, modes, xattrs
-        kept: `cp -a`). An image without that path leaves the volume empty."""
+        kept: `cp -a`). An image without that path leaves the volume empty. The copy goes to a
+        temporary directory renamed over the empty _data at the end, so a copy cut short (ENOSPC,
+        a crash) leaves the volume empty and unseeded, never half-seeded."""
         rec = self.get(name)
         if rec.seeded:
             return
@@ -121,10 +126,20 @@ class VolumeManager:
         if src is not None and os.path.isdir(src) and not os.listdir(data) and os.listdir(src):
             from tcr.common.run import run
 
-            run(["cp", "-a", "--", src + "/.", data + "/"], timeout=600)
-            st = os.stat(src)
-            os.chown(data, st.st_uid, st.st_gid)
-            os.chmod(data, st.st_mode & 0o7777)
+            tmp = os.path.join(self.dir, name, SEED_TMP)
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.mkdir(tmp, 0o700)
+            try:
+                run(["cp", "-a", "--", src + "/.", tmp + "/"], timeout=600)
+                st = os.stat(src)
+                os.chown(tmp, st.st_uid, st.st_gid)
+                os.chmod(tmp, st.st_mode & 0o7777)
+                os.rmdir(data)
+                os.rename(tmp, data)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                os.makedirs(data, mode=0o755, exist_ok=True)
+                raise
         from dataclasses import replace
 
         rec = replace(rec, seeded=True)
