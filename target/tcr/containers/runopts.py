@@ -2,10 +2,10 @@
 
 Parsing is pure apart from reading --env-file, --label-file and --config files through
 `read_file` (paths are the client's, resolved against its working directory; the Python client
-has already expanded --env-file, --label-file and `-e NAME` itself: tcr.cli.runargs). Flag meanings are docker's; options stop at
-the image name, so `tcr run busybox ls -l` passes `-l` to ls. `--config FILE` loads the C tool's
-JSON run config (tools/run-config-schema.json); flags given on the command line override it, and
-list flags (-e, -v, --tmpfs, -p) add to it.
+has already expanded --env-file, --label-file and `-e NAME` itself: tcr.cli.runargs). Flag
+meanings are docker's; options stop at the image name, so `tcr run busybox ls -l` passes `-l` to
+ls. `--config FILE` loads the C tool's JSON run config (tools/run-config-schema.json); flags given
+on the command line override it, and list flags (-e, -v, --tmpfs, -p) add to it.
 """
 
 import argparse
