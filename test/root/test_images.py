@@ -71,7 +71,11 @@ def test_load_mounts_read_only_and_keeps_the_file(env):
     assert m.fstype == "squashfs" and m.source == rec.loop
     assert {"ro", "nodev", "nosuid"} <= set(m.options.split(","))
     assert loopdev.backing_file(loopdev.number_of(rec.loop)) == rec.stored
-    assert os.stat(rec.stored).st_ino == os.stat(src).st_ino  # same filesystem: hard link
+    st = os.stat(rec.stored)  # the store's own inode: root's, read-only, in a root-only directory
+    assert st.st_ino != os.stat(src).st_ino and st.st_nlink == 1
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o444)
+    assert os.stat(os.path.dirname(rec.stored)).st_mode & 0o777 == 0o700
+    assert rec.stored_file.size == st.st_size and len(rec.stored_file.sha256) == 64
     assert os.path.isfile(rec.sidecar)
     assert os.path.isfile(os.path.join(env.root, "images", rec.id + ".json"))
     os.unlink(src)  # the user's file can go; the image does not care
@@ -174,7 +178,14 @@ def test_verify(env):
     with pytest.raises(TcrError, match="MISMATCH"):
         env.mgr.verify(rec.id)
     os.unlink(rec.sidecar)
-    with pytest.raises(TcrError, match="no checksum sidecar"):
+    # Without a sidecar the digest recorded at load still catches a change.
+    assert env.mgr.verify(rec.id) == rec.stored_file.sha256
+    with open(rec.stored, "r+b") as f:
+        f.seek(rec.stored_file.size // 2)
+        b = f.read(1)
+        f.seek(rec.stored_file.size // 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(TcrError, match="MISMATCH.*recorded at load"):
         env.mgr.verify(rec.id)
 
 

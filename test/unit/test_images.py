@@ -9,7 +9,7 @@ from tcr.formats.image_info import ImageInfo
 from tcr.formats.xxh64 import image_id
 from tcr.images import reader, refs
 from tcr.images.manager import parse_sidecar
-from tcr.images.record import ImageRecord, arch_runnable, check_arch, native_arch
+from tcr.images.record import ImageRecord, StoredFile, arch_runnable, check_arch, native_arch
 from test.fixtures.images import tiny_sqfs
 
 D1 = "sha256:" + "1" * 64
@@ -26,7 +26,9 @@ def rec(i, tags=None, loaded_at=1):
     t = tuple(tags) if tags is not None else ((f"{i.name}:{i.tag}",) if i.tag else ())
     return ImageRecord(id=i.id, info=i, source="/x.sqfs", stored=f"/r/images/{i.id}/image.sqfs",
                        mountpoint=f"/r/images/{i.id}/mnt", loop="/dev/loop3", loaded_at=loaded_at, tags=t,
-                       size=1234)
+                       size=1234, stored_file=StoredFile(size=1234, mtime_ns=1_700_000_000_123_456_789,
+                                                         ctime_ns=1_700_000_001_000_000_000, ino=77,
+                                                         sha256="ab" * 32, verity=False))
 
 
 # ---- records -------------------------------------------------------------------------------------
@@ -34,13 +36,32 @@ def rec(i, tags=None, loaded_at=1):
 def test_record_round_trip():
     r = rec(info())
     assert ImageRecord.from_dict(r.to_dict()) == r
-    assert r.to_dict()["version"] == 1
+    assert r.to_dict()["version"] == 2
+    assert r.to_dict()["storedFile"] == {"size": 1234, "mtimeNs": 1_700_000_000_123_456_789,
+                                         "ctimeNs": 1_700_000_001_000_000_000, "ino": 77,
+                                         "sha256": "ab" * 32, "verity": False}
     assert r.bundle == f"/r/images/{r.id}/mnt/bundle" and r.rootfs.endswith("/bundle/rootfs")
     assert r.config_path.endswith("/bundle/config.json") and r.sidecar.endswith("image.sqfs.sha256")
 
 
+def test_version_1_record_is_read_without_fingerprint():
+    d = rec(info()).to_dict()
+    d["version"] = 1
+    del d["storedFile"]
+    r = ImageRecord.from_dict(d)
+    assert r.version == 1 and r.stored_file is None
+    assert "storedFile" not in r.to_dict()
+
+
 @pytest.mark.parametrize("mutate", [
-    lambda d: d.update(version=2),
+    lambda d: d.update(version=3),
+    lambda d: d.update(version=True),
+    lambda d: d.pop("storedFile"),
+    lambda d: d["storedFile"].update(size=-1),
+    lambda d: d["storedFile"].update(ino="7"),
+    lambda d: d["storedFile"].update(sha256="xyz"),
+    lambda d: d["storedFile"].update(sha256="AB" * 32),
+    lambda d: d["storedFile"].update(verity=1),
     lambda d: d.update(id="0" * 16),
     lambda d: d.update(tags="x"),
     lambda d: d.update(size=-1),

@@ -4,7 +4,7 @@ import time
 from typing import Any, Dict, List, Sequence
 
 from tcr.commands import base, render
-from tcr.commands.base import Ctx, Output, Parser
+from tcr.commands.base import Ctx, Output, Parser, Pending
 from tcr.common.errors import TcrError
 
 SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify", "tag", "prune")
@@ -29,6 +29,7 @@ def _ls_item(rec: Any) -> Dict[str, Any]:
         "Created": rec.info.created,
         "Size": rec.size,
         "LoadedAt": rec.loaded_at,
+        "Broken": "",
     }
 
 
@@ -56,6 +57,8 @@ def inspect_item(mgr: Any, rec: Any) -> Dict[str, Any]:
     d["rootfs"] = rec.rootfs
     if rec.id in mgr.unmounted:
         d["mountError"] = mgr.unmounted[rec.id]
+    if rec.id in mgr.broken:
+        d["broken"] = mgr.broken[rec.id]
     return d
 
 
@@ -65,15 +68,23 @@ def image_ls(ctx: Ctx, args: List[str], prog: str = "image ls") -> Output:
     p.add_argument("-f", "--filter", action="append", default=[], metavar="label=K[=V]")
     base.add_format(p)
     ns = p.parse(args)
-    recs = _images(ctx).list()
+    mgr = _images(ctx)
+    recs = mgr.list()
     if ns.filter:
         from tcr.commands.volumes import label_filter
 
         match = label_filter(ns.filter)
         recs = [r for r in recs if match(image_labels(r))]
+    # Broken images (their file changed, or they could not be mounted) are listed, and said so
+    # on stderr so the table and -q stay parseable.
+    bad = {r.id: mgr.broken.get(r.id) or mgr.unmounted.get(r.id) for r in recs
+           if r.id in mgr.broken or r.id in mgr.unmounted}
+    warn = "".join(f"warning: image {i} is broken: {why}\n" for i, why in bad.items())
     if ns.quiet:
-        return Output(0, "".join(r.id + "\n" for r in recs))
+        return Output(0, "".join(r.id + "\n" for r in recs), warn)
     items = [_ls_item(r) for r in recs]
+    for i in items:
+        i["Broken"] = bad.get(i["Id"]) or ""
     now = time.time()
 
     def table() -> str:
@@ -85,17 +96,43 @@ def image_ls(ctx: Ctx, args: List[str], prog: str = "image ls") -> Output:
         ]
         return render.table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "ARCH"], rows)
 
-    return Output(0, render.listing(ns.format, items, table, {"ID": "IMAGE ID"}))
+    return Output(0, render.listing(ns.format, items, table, {"ID": "IMAGE ID"}), warn)
 
 
-def image_load(ctx: Ctx, args: List[str]) -> Output:
-    p = Parser("image load", description="Load a squashfs image made by tcr-create-image.")
+def _pending(start) -> Pending:
+    """A Pending finished by start(on_done), where on_done gets an Output or a TcrError."""
+    p = Pending()
+
+    def on_done(result) -> None:
+        if isinstance(result, TcrError):
+            p.fail(result)
+        else:
+            p.resolve(result)
+
+    start(on_done)
+    return p
+
+
+def image_load(ctx: Ctx, args: List[str]) -> Pending:
+    p = Parser("image load", description="Load a squashfs image made by tcr-create-image. The store "
+               "keeps its own copy (reflink where the filesystem can), checked against FILE.sha256.")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    p.add_argument("--move", action="store_true",
+                   help="move the file into the store instead of copying it (O(1); the file must be "
+                        "root's, with no other hard link, on the store's filesystem)")
     p.add_argument("path", help="the .sqfs file (relative to the client's directory)")
     ns = p.parse(args)
-    rec = _images(ctx).load(ctx.path(ns.path))
-    # The C client prints the id; keep it as the first line so scripts can `| head -1`.
-    return Output(0, f"{rec.id}\n" if ns.quiet else f"{rec.id}\nLoaded image: {rec.display_ref}\n")
+    mgr = _images(ctx)
+
+    def render_rec(rec) -> Output:
+        # The C client prints the id; keep it as the first line so scripts can `| head -1`.
+        return Output(0, f"{rec.id}\n" if ns.quiet else f"{rec.id}\nLoaded image: {rec.display_ref}\n")
+
+    def start(on_done) -> None:
+        mgr.load_async(ctx.path(ns.path), ns.move,
+                       lambda r: on_done(r if isinstance(r, TcrError) else render_rec(r)))
+
+    return _pending(start)
 
 
 def image_rm(ctx: Ctx, args: List[str]) -> Output:
@@ -123,17 +160,36 @@ def image_inspect(ctx: Ctx, args: List[str]) -> Output:
     return Output(0, render.objects(ns.format, items))
 
 
-def image_verify(ctx: Ctx, args: List[str]) -> Output:
-    p = Parser("image verify", description="Check an image's file against its .sha256 sidecar.")
+def image_verify(ctx: Ctx, args: List[str]) -> Pending:
+    p = Parser("image verify", description="Hash an image's stored file and compare it with its "
+               ".sha256 sidecar and the digest recorded at load.")
     p.add_argument("refs", nargs="+", metavar="IMAGE")
     ns = p.parse(args)
     mgr = _images(ctx)
-    lines = []
-    for ref in ns.refs:
-        rec = mgr.get(ref)
-        digest = mgr.verify(rec.id)
-        lines.append(f"{rec.id}: OK (sha256 {digest})")
-    return Output(0, "\n".join(lines) + "\n")
+    recs = [mgr.get(ref) for ref in ns.refs]  # all must resolve before any work starts
+    lines: List[str] = []
+
+    def start(on_done) -> None:
+        def step(i: int) -> None:  # one worker after the other: verifying is disk-bound
+            if i == len(recs):
+                on_done(Output(0, "\n".join(lines) + "\n"))
+                return
+
+            def got(r) -> None:
+                if isinstance(r, TcrError):
+                    on_done(r)
+                else:
+                    lines.append(f"{recs[i].id}: OK (sha256 {r})")
+                    step(i + 1)
+
+            try:
+                mgr.verify_async(recs[i].id, got)
+            except TcrError as exc:
+                on_done(exc)
+
+        step(0)
+
+    return _pending(start)
 
 
 def image_tag(ctx: Ctx, args: List[str]) -> Output:
@@ -151,14 +207,15 @@ def image_prune(ctx: Ctx, args: List[str]) -> Output:
     return prune(ctx, args)
 
 
-HANDLERS = {"load": image_load, "ls": image_ls, "list": image_ls, "rm": image_rm, "remove": image_rm,
-            "inspect": image_inspect, "verify": image_verify, "tag": image_tag, "prune": image_prune}
+HANDLERS: Dict[str, Any] = {"load": image_load, "ls": image_ls, "list": image_ls, "rm": image_rm,
+                            "remove": image_rm, "inspect": image_inspect, "verify": image_verify,
+                            "tag": image_tag, "prune": image_prune}
 
 
 @base.command("image", "Manage images: load, ls, rm, inspect, verify")
-def cmd_image(ctx: Ctx) -> Output:
+def cmd_image(ctx: Ctx) -> Any:
     return base.subcommand(ctx, "image", HANDLERS, USAGE, (
-        "  load PATH         load a .sqfs image (validated, then loop-mounted read-only)\n"
+        "  load [--move] PATH  load a .sqfs image (copied into the store, checked, mounted read-only)\n"
         "  ls                list images (--format json, -q)\n"
         "  rm IMAGE...       remove images not used by any container\n"
         "  inspect IMAGE...  details as JSON\n"

@@ -164,6 +164,7 @@ class ContainerManager(AdjustOps):
         if self.shutting_down:
             raise InUse("tcrd is shutting down")
         image = self.daemon.images.get(opts.image)
+        self.daemon.images.check_usable(image)  # its file changed since load: never run it
         name = opts.name
         if name:
             if not NAME_RE.match(name):
@@ -224,8 +225,10 @@ class ContainerManager(AdjustOps):
         from tcr.common import jsonc
 
         try:
-            with open(image.config_path, "rb") as f:
-                image_config = jsonc.loads(f.read())
+            # Bounded, non-blocking, regular files only; refused for a broken image (docs/reliability.md).
+            image_config = jsonc.loads(self.daemon.images.read_config(image))
+        except TcrError as exc:
+            raise StartFailed(str(exc), hint=exc.hint)
         except (OSError, ValueError) as exc:
             raise StartFailed(f"cannot read the config.json of image {image.id}: {exc}")
         if not isinstance(image_config, dict):

@@ -1,38 +1,56 @@
-"""The image manager: load (validate, keep the file, loop-mount), lookup, remove, verify, recover.
+"""The image manager: load (take the file, check it, loop-mount), lookup, remove, verify, recover.
 
-State layout under the daemon's root:
-  images/<id>.json          the ImageRecord (StateStore kind "images"), written after the mount
-  images/<id>/image.sqfs    hard link to the loaded file (copy when on another filesystem)
-  images/<id>/image.sqfs.sha256   checksum sidecar, copied at load when the source had one
+State layout under the daemon's root (docs/image_manager.md, docs/formats.md):
+  images/<id>.json          the ImageRecord (StateStore kind "images", v2), written after the mount
+  images/<id>/              0700: only root reaches what is inside
+  images/<id>/image.sqfs    the store's own inode: a root:root 0444 copy, or the file itself (--move)
+  images/<id>/image.sqfs.sha256   checksum sidecar, written at load when the source had one (checked)
   images/<id>/mnt/          read-only squashfs mount (loop device with autoclear)
   images/.load-XXXX/        staging directory of a load in progress (cleaned up at recovery)
+  incoming/                 uploads of `tcr -H ... image load`: removed on every path of the load
+
+The long steps (copy, hash, fs-verity, PySquashfsImage validation) run in a forked worker
+(tcr.images.store via tcr.daemon.worker); the manager does the short ones on the event loop.
 """
 
 import errno
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
-from dataclasses import replace
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Optional, Union
 
-from tcr.common.digest import sha256
+from tcr.common import fileread
 from tcr.common.errors import InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.daemon.state import StateStore
 from tcr.formats.image_info import ImageInfo
-from tcr.images import reader, refs
-from tcr.images.record import ImageRecord, check_arch
+from tcr.images import reader, refs, store
+from tcr.images.record import RECORD_VERSION, ImageRecord, StoredFile, check_arch
 from tcr.kernel import loopdev, mountinfo
 from tcr.kernel import mount as kmount
 
 log = logging.getLogger("tcr.images")
 
 KIND = "images"
-STORED_NAME = "image.sqfs"
+STORED_NAME = store.STORED_NAME
 MOUNT_FLAGS = kmount.MS_RDONLY | kmount.MS_NODEV | kmount.MS_NOSUID
 STAGING_PREFIX = ".load-"
+INCOMING = "incoming"
+STALE_UPLOAD_SECONDS = 600  # at start-up, uploads older than this are leftovers of a failed deploy
+
+Done = Callable[[Union[Any, TcrError]], None]
+
+
+@dataclass
+class LoadJob:
+    src: str
+    staging: str
+    move: bool
+    upload: bool  # a file in <root>/incoming: moved, and removed whatever happens
 
 
 class ImageManager:
@@ -40,10 +58,11 @@ class ImageManager:
         self.root = root
         self.dir = os.path.join(root, KIND)
         self.store = store
-        self.daemon = daemon  # for daemon.containers.uses_image(); None in tests
+        self.daemon = daemon  # for daemon.containers.uses_image() and daemon.loop; None in tests
         self.machine = machine  # platform.machine() override, for tests
         self.records: Dict[str, ImageRecord] = {}
-        self.unmounted: Dict[str, str] = {}  # id -> why it could not be mounted at recovery
+        self.unmounted: Dict[str, str] = {}  # id -> why it is not mounted (recovery)
+        self.broken: Dict[str, str] = {}  # id -> why it must not be used (its file changed)
 
     # ---- queries -----------------------------------------------------------------------------
 
@@ -57,43 +76,133 @@ class ImageManager:
         m = mountinfo.find(rec.mountpoint)
         return m is not None and m.fstype == "squashfs"
 
+    def check_usable(self, rec: ImageRecord) -> None:
+        why = self.broken.get(rec.id) or self.unmounted.get(rec.id)
+        if why:
+            raise InvalidArgument(f"image {rec.display_ref} ({rec.id}) is broken: {why}",
+                                  hint="remove it (tcr image rm) and load it again")
+
+    def read_config(self, rec: ImageRecord) -> bytes:
+        """The image's bundle/config.json: bounded, non-blocking, a regular file only."""
+        self.check_usable(rec)
+        return fileread.read_bytes(rec.config_path, fileread.IMAGE_CONFIG_CAP,
+                                   what=f"config.json of image {rec.id}")
+
+    # ---- background work ---------------------------------------------------------------------
+
+    def _run(self, fn: Callable[..., Any], args: tuple, what: str, on_done: Done) -> None:
+        """fn(*args) in a forked worker when the daemon's loop runs; inline otherwise (tests)."""
+        loop = getattr(self.daemon, "loop", None) if self.daemon is not None else None
+        if loop is None:
+            try:
+                result = fn(*args)
+            except TcrError as exc:
+                result = exc
+            on_done(result)
+            return
+        from tcr.daemon import worker
+
+        worker.spawn(loop, fn, args, what=what, on_done=on_done)
+
     # ---- load --------------------------------------------------------------------------------
 
+    def _is_upload(self, src: str) -> bool:
+        return src.startswith(os.path.join(self.root, INCOMING) + os.sep)
+
     def _drop_upload(self, src: str) -> None:
-        """A file uploaded by `tcr -H ... image load` lives in <root>/incoming only until it is stored."""
-        incoming = os.path.join(self.root, "incoming") + os.sep
-        if src.startswith(incoming):
+        """A file uploaded by `tcr -H ... image load` lives in <root>/incoming only until its load ends."""
+        if self._is_upload(src):
             for p in (src, src + ".sha256"):
                 try:
                     os.unlink(p)
                 except OSError:
                     pass
 
-    def load(self, path: str) -> ImageRecord:
+    def load_async(self, path: str, move: bool, on_done: Done) -> None:
+        """Load path; on_done(ImageRecord or TcrError) later, from the event loop.
+
+        Raises TcrError at once for what needs no file reading (missing file, no room to stage).
+        """
         src = os.path.abspath(path)
-        if not os.path.exists(src):
-            raise InvalidArgument(f"{path}: no such file")
-        if not os.path.isfile(src):
-            raise InvalidArgument(f"{path} is not a regular file")
-        info: Optional[ImageInfo] = None
+        upload = self._is_upload(src)
         try:
-            info = reader.read_file(src)
-        except reader.NeedsMount as why:
-            log.info("cannot read %s in Python (%s); validating it through a private mount", src, why)
+            if not os.path.lexists(src):
+                raise InvalidArgument(f"{path}: no such file")
+            if not os.path.isfile(src):
+                raise InvalidArgument(f"{path} is not a regular file")
+            os.makedirs(self.dir, mode=0o711, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.dir)  # 0700
+        except OSError as exc:
+            self._drop_upload(src)
+            raise InternalError(f"cannot load {path}: {exc.strerror or exc}")
+        except TcrError:
+            self._drop_upload(src)
+            raise
+        job = LoadJob(src=src, staging=staging, move=move or upload, upload=upload)
+
+        def done(result: Any) -> None:
+            try:
+                if isinstance(result, TcrError):
+                    raise result
+                rec = self._finish_load(job, result)
+            except TcrError as exc:
+                on_done(exc)
+                return
+            except OSError as exc:
+                on_done(InternalError(f"cannot load {path}: {exc.strerror or exc}"))
+                return
+            finally:
+                self._end_load(job)
+            on_done(rec)
+
+        args = (src, staging, job.move, sorted(self.records), self.machine)
+        try:
+            self._run(store.stage, args, "image load", done)
+        except BaseException:
+            self._end_load(job)
+            raise
+
+    def load(self, path: str, move: bool = False) -> ImageRecord:
+        """Synchronous load, in this process (tests and tools without an event loop)."""
+        box: List[Any] = []
+        self.load_async(path, move, box.append)
+        if not box:
+            raise InternalError("image load: synchronous load needs a manager without an event loop")
+        if isinstance(box[0], TcrError):
+            raise box[0]
+        return box[0]
+
+    def _end_load(self, job: LoadJob) -> None:
+        """Whatever happened: the staging dir goes (if still there), an upload goes."""
+        if job.staging and os.path.lexists(job.staging):
+            self._clean_dir(job.staging)
+        job.staging = ""
+        self._drop_upload(job.src)
+
+    def _finish_load(self, job: LoadJob, result: Dict[str, Any]) -> ImageRecord:
+        """The worker staged and checked the file: validate through a mount if needed, mount, record."""
+        if not isinstance(result, dict):
+            raise InternalError("image load: bad result from the worker")
+        if "already" in result:
+            rec = self.records.get(str(result["already"]))
+            if rec is None:
+                raise InUse("image load: the same image was removed meanwhile; load it again")
+            return rec
+        info = ImageInfo.from_dict(result["info"]) if result.get("info") is not None else None
+        stored_file = StoredFile.from_dict(result.get("stored"))
         if info is not None:
             check_arch(info.arch, self.machine)
-            if info.id in self.records:
+            if info.id in self.records:  # a concurrent load of the same image finished first
                 return self.records[info.id]
-        os.makedirs(self.dir, mode=0o711, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.dir)
+        staging = job.staging
+        stored_tmp = os.path.join(staging, STORED_NAME)
+        changed = store.check_unchanged(stored_tmp, stored_file)
+        if changed:
+            raise InternalError(f"image load: the staged file changed ({changed})")
         final: Optional[str] = None
         mounted_at: Optional[str] = None
         loop: Optional[loopdev.LoopDevice] = None
         try:
-            stored_tmp = os.path.join(staging, STORED_NAME)
-            self._keep_file(src, stored_tmp)
-            if os.path.isfile(src + ".sha256"):
-                shutil.copyfile(src + ".sha256", stored_tmp + ".sha256")
             os.mkdir(os.path.join(staging, "mnt"), 0o755)
             loop = loopdev.attach(stored_tmp)
             fault("image.after_loop_attach")
@@ -102,18 +211,18 @@ class ImageManager:
                 kmount.mount(loop.path, tmp_mnt, "squashfs", MOUNT_FLAGS)
                 mounted_at = tmp_mnt
                 try:
-                    info = reader.read_dir(src, tmp_mnt)
+                    info = reader.read_dir(job.src, tmp_mnt)
                 finally:
                     kmount.umount(tmp_mnt)  # the still-open loop fd keeps the device for the remount
                     mounted_at = None
                 check_arch(info.arch, self.machine)
                 if info.id in self.records:
-                    return self.records[info.id]  # finally: releases the loop and the staging dir
+                    return self.records[info.id]  # finally: releases the loop; _end_load the dir
             final = os.path.join(self.dir, info.id)
             if os.path.lexists(final):
                 self._clean_dir(final)  # leftovers of a crashed load or remove (no record)
             os.rename(staging, final)
-            staging = final
+            job.staging = staging = final
             mnt = os.path.join(final, "mnt")
             kmount.mount(loop.path, mnt, "squashfs", MOUNT_FLAGS)
             mounted_at = mnt
@@ -122,46 +231,54 @@ class ImageManager:
             loop.close()
             stored = os.path.join(final, STORED_NAME)
             rec = ImageRecord(
-                id=info.id, info=info, source=src, stored=stored, mountpoint=mnt, loop=loop.path,
+                id=info.id, info=info, source=job.src, stored=stored, mountpoint=mnt, loop=loop.path,
                 loaded_at=int(time.time()), tags=(f"{info.name}:{info.tag}",) if info.tag else (),
-                size=os.stat(stored).st_size,
+                size=stored_file.size, stored_file=stored_file,
             )
             self._take_tags(rec)
             self.store.save(KIND, rec.id, rec.to_dict())
             fault("image.after_state_write")
             self.records[rec.id] = rec
+            self.broken.pop(rec.id, None)
+            self.unmounted.pop(rec.id, None)
             mounted_at = None
-            staging = ""
-            self._drop_upload(src)
-            log.info("loaded image %s (%s) on %s", rec.id, rec.display_ref, rec.loop)
+            job.staging = ""
+            log.info("loaded image %s (%s) on %s (%s%s)", rec.id, rec.display_ref, rec.loop,
+                     result.get("method"), "" if stored_file.verity else
+                     f"; no fs-verity: {result.get('verityError') or 'pending'}")
+            if not result.get("sealed", True):
+                self._seal_later(rec)
             return rec
-        except OSError as exc:
-            raise InternalError(f"cannot load {path}: {exc.strerror or exc}")
         finally:
             if mounted_at is not None:
                 kmount.umount_quiet(mounted_at, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
             if loop is not None:
                 loop.close()  # not mounted: autoclear detaches the device right here
-            if staging:
-                shutil.rmtree(staging, ignore_errors=True)
 
-    def _keep_file(self, src: str, dst: str) -> None:
-        """Hard-link src (instant, no extra space); copy when it is on another filesystem.
+    def _seal_later(self, rec: ImageRecord) -> None:
+        """--move: hash the stored file and turn fs-verity on after the load returned."""
+        def done(result: Any) -> None:
+            cur = self.records.get(rec.id)
+            if cur is None or cur.stored != rec.stored:
+                return  # removed meanwhile
+            if isinstance(result, TcrError) or not isinstance(result, dict):
+                log.warning("image %s: hashing the stored file failed: %s", rec.id, result)
+                return
+            try:
+                sf = StoredFile.from_dict(result.get("stored"))
+            except TcrError as exc:
+                log.warning("image %s: %s", rec.id, exc)
+                return
+            upd = replace(cur, stored_file=sf)
+            self.store.save(KIND, upd.id, upd.to_dict())
+            self.records[upd.id] = upd
+            log.info("image %s: sha256 %s recorded%s", rec.id, sf.sha256,
+                     "" if sf.verity else f" (no fs-verity: {result.get('verityError')})")
 
-        A hard link shares the inode: deleting or renaming the user's file later does not affect
-        the image. Rewriting it in place would, which is why images are meant to be immutable.
-        """
         try:
-            os.link(src, dst)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-                raise
-        with open(src, "rb") as fi, open(dst, "wb") as fo:
-            shutil.copyfileobj(fi, fo, 1 << 20)
-            fo.flush()
-            os.fsync(fo.fileno())
-        os.chmod(dst, 0o444)
+            self._run(store.seal, (rec.stored,), "image seal", done)
+        except TcrError as exc:
+            log.warning("image %s: cannot hash the stored file now: %s", rec.id, exc)
 
     def _take_tags(self, new: ImageRecord) -> None:
         """A newer image with the same name:tag takes it; the old one keeps its id."""
@@ -231,21 +348,31 @@ class ImageManager:
 
     # ---- verify ------------------------------------------------------------------------------
 
-    def verify(self, ref: str) -> str:
-        """Check the stored file against its sidecar. Returns the sha256 hex on success."""
+    def verify_async(self, ref: str, on_done: Done) -> None:
+        """Hash the stored file (in a worker) against its sidecar and the digest recorded at load;
+        on_done(sha256 hex or TcrError)."""
         rec = self.get(ref)
-        try:
-            with open(rec.sidecar) as f:
-                expected = parse_sidecar(f.read())
-        except FileNotFoundError:
-            raise TcrError(f"image {rec.id} has no checksum sidecar (the loaded file had no "
-                           f"{os.path.basename(rec.source)}.sha256 next to it)", code=InvalidArgument.code)
-        except ValueError as exc:
-            raise TcrError(f"image {rec.id}: checksum sidecar is unreadable ({exc})")
-        actual = sha256_file(rec.stored)
-        if actual != expected:
-            raise TcrError(f"image {rec.id}: checksum MISMATCH (sidecar {expected}, file {actual})")
-        return actual
+
+        def done(result: Any) -> None:
+            if isinstance(result, TcrError):
+                result.message = f"image {rec.id}: {result.message}"
+                on_done(result)
+            elif not isinstance(result, dict) or not isinstance(result.get("sha256"), str):
+                on_done(InternalError(f"image {rec.id}: bad result from the verify worker"))
+            else:
+                on_done(result["sha256"])
+
+        self._run(store.verify, (rec.stored, rec.stored_file, rec.sidecar), "image verify", done)
+
+    def verify(self, ref: str) -> str:
+        """Synchronous verify (tests and tools without an event loop)."""
+        box: List[Any] = []
+        self.verify_async(ref, box.append)
+        if not box:
+            raise InternalError("image verify: synchronous verify needs a manager without an event loop")
+        if isinstance(box[0], TcrError):
+            raise box[0]
+        return box[0]
 
     # ---- recovery ----------------------------------------------------------------------------
 
@@ -271,7 +398,17 @@ class ImageManager:
                 self._clean_dir(os.path.join(self.dir, rec.id))
                 continue
             m = mountinfo.find(rec.mountpoint, mounts)
-            if m is not None and m.fstype == "squashfs":
+            mounted = m is not None and m.fstype == "squashfs"
+            if rec.stored_file is None:
+                rec = self._migrate_v1(rec, mounted, problems)
+            assert rec.stored_file is not None
+            changed = store.check_unchanged(rec.stored, rec.stored_file)
+            if changed:
+                why = f"its stored file changed since it was loaded ({changed})"
+                self.broken[rec.id] = why
+                problems.append(f"image {rec.id}: {why}; " +
+                                ("refused for new containers" if mounted else "not mounted"))
+            elif m is not None and mounted:
                 loop = m.source if m.source.startswith("/dev/loop") else f"/dev/loop{m.minor}"
                 if loop != rec.loop:
                     rec = replace(rec, loop=loop)
@@ -287,9 +424,58 @@ class ImageManager:
             self.records[rec.id] = rec
         self._dedupe_tags()
         problems.extend(self._clean_orphans())
+        problems.extend(self._clean_incoming())
         for p in problems:
             log.warning("%s", p)
         return problems
+
+    def _migrate_v1(self, rec: ImageRecord, mounted: bool, problems: List[str]) -> ImageRecord:
+        """A record of an older tcr: its file may be a hard link to (or owned by) a user's file.
+        Give the store its own root-only inode, then record the fingerprint (no digest yet)."""
+        st = os.stat(rec.stored, follow_symlinks=False)
+        private = st.st_uid == 0 and st.st_nlink == 1 and not st.st_mode & 0o222
+        if not private and mounted:
+            problems.append(f"image {rec.id}: its file shares an inode with {rec.source} or is writable "
+                            "(loaded by an older tcr); load it again to give the store its own copy")
+        elif not private:
+            tmp = rec.stored + ".private"
+            with open(rec.stored, "rb") as fi:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             store.STORED_MODE)
+                try:
+                    store.copy_fd(fi.fileno(), fd, os.fstat(fi.fileno()).st_size)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.chmod(tmp, store.STORED_MODE)
+            os.rename(tmp, rec.stored)
+            log.info("image %s: the store now holds its own copy of %s", rec.id, rec.source)
+        else:
+            os.chmod(rec.stored, store.STORED_MODE)
+        sf = store.fingerprint(rec.stored, "", False)
+        rec = replace(rec, stored_file=sf, size=sf.size, version=RECORD_VERSION)
+        self.store.save(KIND, rec.id, rec.to_dict())
+        return rec
+
+    def _clean_incoming(self) -> List[str]:
+        """Uploads a failed deploy left in <root>/incoming (not touched for a while)."""
+        d = os.path.join(self.root, INCOMING)
+        out: List[str] = []
+        try:
+            names = os.listdir(d)
+        except OSError:
+            return out
+        now = time.time()
+        for n in names:
+            p = os.path.join(d, n)
+            try:
+                st = os.lstat(p)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_UPLOAD_SECONDS:
+                    os.unlink(p)
+                    out.append(f"removed stale upload {p}")
+            except OSError:
+                continue
+        return out
 
     def _remount(self, rec: ImageRecord) -> ImageRecord:
         os.makedirs(rec.mountpoint, mode=0o755, exist_ok=True)
@@ -366,23 +552,4 @@ def _mounted_loops() -> set:
     return {m.minor for m in mountinfo.read() if m.major == loopdev.LOOP_MAJOR}
 
 
-def parse_sidecar(text: str) -> str:
-    """'<hex>  <name>' (sha256sum format), a bare hex, or 'sha256:<hex>' -> lowercase hex."""
-    tok = text.strip().split()[0] if text.strip() else ""
-    if tok.startswith("sha256:"):
-        tok = tok[len("sha256:"):]
-    tok = tok.lower()
-    if len(tok) != 64 or any(c not in "0123456789abcdef" for c in tok):
-        raise ValueError("no sha256 hex digest in it")
-    return tok
-
-
-def sha256_file(path: str) -> str:
-    h = sha256()
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-    return h.hexdigest()
+parse_sidecar = store.parse_sidecar  # kept for callers of the old name

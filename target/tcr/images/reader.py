@@ -9,6 +9,7 @@ caller mounts the image privately and validates it with read_dir() instead.
 import os
 from typing import Any, Optional, Tuple
 
+from tcr.common import fileread
 from tcr.common.errors import InvalidArgument
 from tcr.formats.image_info import MAX_SIZE, ImageInfo
 
@@ -133,8 +134,8 @@ def read_dir(path: str, mnt: str) -> ImageInfo:
     p = os.path.join(mnt, INFO_NAME)
     if not os.path.isfile(p) or os.path.islink(p):
         raise InvalidArgument(f"{path}: no {INFO_NAME} in the image (not a tcr image?)")
-    with open(p, "rb") as f:
-        data = f.read(MAX_SIZE + 1)
+    # Bounded and non-blocking even on a hostile image (a FIFO or a huge file at that name).
+    data = fileread.read_bytes(p, fileread.IMAGE_INFO_CAP, what=f"{path}: {INFO_NAME}")
     info = ImageInfo.from_json(data)
 
     def kind_of(rel: str) -> Optional[str]:

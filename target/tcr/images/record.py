@@ -8,7 +8,44 @@ from typing import Any, Dict, Optional, Tuple
 from tcr.common.errors import InvalidArgument
 from tcr.formats.image_info import ImageInfo
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # v1 (no "stored" fingerprint) is migrated at recovery
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Fingerprint of the stored image file, taken at load, checked before every remount."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    sha256: str = ""  # hex; "" while a --move load is still being hashed in the background
+    verity: bool = False  # the kernel checks every page (fs-verity on)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"size": self.size, "mtimeNs": self.mtime_ns, "ctimeNs": self.ctime_ns, "ino": self.ino,
+                "sha256": self.sha256, "verity": self.verity}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "StoredFile":
+        if not isinstance(d, dict):
+            raise InvalidArgument("image record 'storedFile' must be an object")
+        nums = {}
+        for k in ("size", "mtimeNs", "ctimeNs", "ino"):
+            v = d.get(k)
+            if type(v) is not int or v < 0:
+                raise InvalidArgument(f"image record field storedFile.{k} must be a non-negative integer")
+            nums[k] = v
+        digest = d.get("sha256")
+        if not isinstance(digest, str) or (digest and (len(digest) != 64 or
+                                                      any(c not in "0123456789abcdef" for c in digest))):
+            raise InvalidArgument("image record field storedFile.sha256 must be 64 hex digits or empty")
+        verity = d.get("verity")
+        if type(verity) is not bool:
+            raise InvalidArgument("image record field storedFile.verity must be a boolean")
+        return cls(size=nums["size"], mtime_ns=nums["mtimeNs"], ctime_ns=nums["ctimeNs"], ino=nums["ino"],
+                   sha256=digest, verity=verity)
 
 
 @dataclass(frozen=True)
@@ -22,6 +59,7 @@ class ImageRecord:
     loaded_at: int = 0
     tags: Tuple[str, ...] = field(default_factory=tuple)  # "name:tag" references this image holds
     size: int = 0  # bytes of the stored file
+    stored_file: Optional[StoredFile] = None  # None only in a v1 record (before migration)
     version: int = RECORD_VERSION
 
     @property
@@ -57,6 +95,7 @@ class ImageRecord:
             "loadedAt": self.loaded_at,
             "tags": list(self.tags),
             "size": self.size,
+            **({"storedFile": self.stored_file.to_dict()} if self.stored_file is not None else {}),
         }
 
     @classmethod
@@ -64,7 +103,7 @@ class ImageRecord:
         if not isinstance(d, dict):
             raise InvalidArgument("image record is not an object")
         version = d.get("version")
-        if version != RECORD_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise InvalidArgument(f"image record has unsupported version {version!r}")
         info = ImageInfo.from_dict(d.get("info"))
         strs = {}
@@ -84,8 +123,11 @@ class ImageRecord:
             if type(v) is not int or v < 0:
                 raise InvalidArgument(f"image record field {k!r} must be a non-negative integer")
             nums[k] = v
+        stored_file = None
+        if version >= 2:
+            stored_file = StoredFile.from_dict(d.get("storedFile"))
         return cls(info=info, tags=tuple(tags), loaded_at=nums["loadedAt"], size=nums["size"],
-                   version=version, **strs)
+                   stored_file=stored_file, version=version, **strs)
 
 
 # platform.machine() -> OCI architecture (with variant where the kernel name implies one)
