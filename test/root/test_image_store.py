@@ -17,6 +17,7 @@ import pytest
 
 from test.fixtures.images import c_tool_sqfs, variant_digest, write_sidecar
 from test.fixtures.process import NOBODY, in_child, wait_for
+from test.root.test_ssh_remote import sshd  # noqa: F401,F811  (fixture)
 
 pytestmark = pytest.mark.root
 
@@ -320,3 +321,20 @@ def test_refused_or_repeated_uploads_leave_nothing_in_incoming(tcrd, tmp_path):
     iid = _load(tcrd, good)
     assert os.listdir(incoming) == [] and os.stat(_stored(tcrd, iid)).st_ino == ino  # moved, not copied
     assert _staging_dirs(tcrd) == []
+
+
+def test_refused_or_repeated_loads_over_ssh_leave_nothing_in_incoming(tcrd, sshd, tmp_path):  # noqa: F811
+    """issue 15: `tcr -H ssh://... image load` of a wrong-arch or already-loaded image."""
+    from test.root.test_ssh_remote import local_tcr
+
+    wrong = c_tool_sqfs(str(tmp_path), arch="arm64", name="wrong.sqfs", sidecar=True)
+    r = local_tcr(sshd, "image", "load", wrong)
+    assert r.returncode != 0 and "arm64" in r.stderr, r.stderr
+    incoming = os.path.join(tcrd.root, "incoming")
+    assert os.listdir(incoming) == []
+    good = c_tool_sqfs(str(tmp_path), name="good.sqfs", sidecar=True)
+    r = local_tcr(sshd, "image", "load", good)
+    assert r.returncode == 0, r.stderr
+    r2 = local_tcr(sshd, "image", "load", good)
+    assert r2.returncode == 0 and r2.stdout == r.stdout, r2.stderr
+    assert os.listdir(incoming) == []

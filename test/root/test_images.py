@@ -266,3 +266,70 @@ def test_copy_when_on_another_filesystem(env):
 
 def test_image_info_of_the_fixture_has_no_id():
     assert "id" not in image_info()["image"]
+
+
+def test_record_of_an_older_tcr_gets_the_store_its_own_inode_at_recovery(env):
+    """A v1 record's file was a hard link to the user's file: recovery copies it before mounting."""
+    src = c_tool_sqfs(env.src)
+    rec = env.mgr.load(src)
+    kmount.umount(rec.mountpoint)  # a reboot
+    os.unlink(rec.stored)
+    os.link(src, rec.stored)  # what tcr before record v2 kept
+    old = rec.to_dict()
+    old["version"] = 1
+    del old["storedFile"]
+    env.mgr.store.save("images", rec.id, old)
+    m2 = env.new_manager()
+    assert m2.recover() == []
+    env.mgr = m2
+    now = m2.get(rec.id)
+    assert now.version == 2 and now.stored_file is not None
+    st = os.stat(now.stored)
+    assert st.st_ino != os.stat(src).st_ino and st.st_nlink == 1 and st.st_mode & 0o777 == 0o444
+    assert m2.is_mounted(now) and os.stat(src).st_nlink == 1
+    m3 = env.new_manager()  # and the migrated record passes the boot check next time
+    kmount.umount(now.mountpoint)
+    assert m3.recover() == [] and m3.is_mounted(m3.get(rec.id))
+    env.mgr = m3
+
+
+def test_fsverity_where_the_filesystem_has_it_else_the_record(env):
+    """ext4 -O verity: the stored file gets fs-verity when the kernel can; this kernel cannot
+    (EOPNOTSUPP), so the load falls back to the size/mtime/digest record."""
+    import subprocess
+
+    from tcr.kernel import fsverity
+
+    img = os.path.join(env.base, "verity.ext4")
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "verity", img], check=True)
+    mnt = os.path.join(env.base, "vfs")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+    try:
+        probe = os.path.join(mnt, "probe")
+        with open(probe, "wb") as f:
+            f.write(b"p" * 8192)
+        ok, why = fsverity.enable(probe)
+        root = os.path.join(mnt, "root")
+        mgr = ImageManager(root, StateStore(root), daemon=env.daemon)
+        rec = mgr.load(c_tool_sqfs(env.src, sidecar=True))
+        try:
+            assert rec.stored_file.verity is ok
+            if ok:
+                assert fsverity.is_enabled(rec.stored) is True
+                with pytest.raises(PermissionError):
+                    open(rec.stored, "r+b").close()  # noqa: SIM115 - even root cannot write it
+            else:
+                assert why and "\n" not in why
+            assert mgr.verify(rec.id) == rec.stored_file.sha256
+            kmount.umount(rec.mountpoint)
+            m2 = ImageManager(root, StateStore(root), daemon=env.daemon)
+            assert m2.recover() == [] and m2.is_mounted(m2.get(rec.id))
+            mgr = m2
+        finally:
+            for r in list(mgr.records.values()):
+                mgr.remove(r.id)
+    finally:
+        subprocess.run(["umount", mnt], check=True)

@@ -141,19 +141,18 @@ class ImageManager:
         job = LoadJob(src=src, staging=staging, move=move or upload, upload=upload)
 
         def done(result: Any) -> None:
+            out: Union[ImageRecord, TcrError]
             try:
                 if isinstance(result, TcrError):
                     raise result
-                rec = self._finish_load(job, result)
+                out = self._finish_load(job, result)
             except TcrError as exc:
-                on_done(exc)
-                return
+                out = exc
             except OSError as exc:
-                on_done(InternalError(f"cannot load {path}: {exc.strerror or exc}"))
-                return
+                out = InternalError(f"cannot load {path}: {exc.strerror or exc}")
             finally:
-                self._end_load(job)
-            on_done(rec)
+                self._end_load(job)  # before the reply: the client sees the final state
+            on_done(out)
 
         args = (src, staging, job.move, sorted(self.records), self.machine)
         try:

@@ -60,6 +60,8 @@ def is_enabled(path: str) -> Optional[bool]:
 
 def _reason(exc: OSError) -> str:
     name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    if exc.errno == errno.EOPNOTSUPP:
+        name = "EOPNOTSUPP"  # errorcode says ENOTSUP, the same number on Linux
     if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY):
         return f"the kernel or filesystem has no fs-verity ({name})"
     if exc.errno == errno.ETXTBSY:
