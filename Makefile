@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 APT_PKGS := crun skopeo umoci squashfs-tools squashfs-tools-ng nftables busybox-static \
             docker-registry openssh-server openssh-client iproute2 python3-venv python3-dev \
             zstd util-linux procps tini
-BENCH_APT_PKGS := podman dnsperf dnsmasq-base hyperfine
+BENCH_APT_PKGS := podman dnsperf dnsmasq-base hyperfine xfsprogs
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

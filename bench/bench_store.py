@@ -1,0 +1,302 @@
+"""The image store (issue 11 §1, §3, §5): load time by mode and size, `tcr ps` latency while a big
+load and verify run, and tcrd's RSS over many load/rm cycles with and without `zstandard`.
+
+1. Load time of `tcr image load` (in-process RPC: the daemon's work, without client start-up) for
+   10, 100 and 500 MB images, three ways: copy (copy_file_range on this machine's ext4), reflink
+   (FICLONE, on an XFS loop filesystem with reflink=1) and `--move` (rename). Every load also
+   hashes the stored file (sha256, checked against the sidecar) except `--move` without a sidecar,
+   which hashes in the background after the reply. Medians of --runs after a warm-up; between runs
+   (untimed) the image is removed and, for --move, the source file made again.
+2. `tcr ps` round trips (RPC) sent back to back while a 500 MB load and then a 500 MB verify run.
+3. tcrd VmRSS over --cycles `image load`/`image rm` cycles of a small zstd image, with the
+   `zstandard` module importable and hidden (then validation goes through a private mount).
+
+    python bench/bench_store.py [--runs 5] [--sizes 10,100,500] [--cycles 1000] [--no-write]
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import Metric, median, ms  # noqa: E402
+
+MB = 1 << 20
+PS_TARGET_MS = 100.0
+RSS_LIMIT_KB = 1024  # flat: within +-1 MB
+
+
+def padded_image(path: str, size_mb: int, label: str) -> str:
+    """A valid image padded to size_mb (squashfs ignores what follows its bytes_used) + sidecar."""
+    common.build_sqfs(path, common.busybox_bundle(), common.image_info(f"tcr-bench/store-{label}"))
+    pattern = os.urandom(MB)
+    with open(path, "ab") as f:
+        while f.tell() < size_mb * MB:
+            f.write(pattern)
+        f.flush()
+        os.fsync(f.fileno())
+    write_sidecar(path)
+    return path
+
+
+def write_sidecar(path: str) -> None:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(4 * MB), b""):
+            h.update(chunk)
+    with open(path + ".sha256", "w") as f:
+        f.write(f"{h.hexdigest()}  {os.path.basename(path)}\n")
+
+
+def copy_file(src: str, dst: str) -> None:
+    """cp --reflink=auto: instant on XFS/btrfs, a real copy elsewhere (untimed set-up)."""
+    common.sh(["cp", "--reflink=auto", src, dst])
+    if os.path.exists(src + ".sha256"):
+        shutil.copyfile(src + ".sha256", dst + ".sha256")
+
+
+def image_id(daemon: common.BenchDaemon, path: str, *flags: str) -> str:
+    return daemon.rpc("image", "load", "-q", *flags, path)["stdout"].strip()
+
+
+def load_times(daemon: common.BenchDaemon, work: str, sizes: List[int], runs: int,
+               modes: List[str]) -> Dict[str, Dict[int, float]]:
+    """{mode: {size: median seconds}} for the modes copy / reflink / move on daemon's filesystem."""
+    out: Dict[str, Dict[int, float]] = {m: {} for m in modes}
+    for size in sizes:
+        master = padded_image(os.path.join(work, f"master-{size}.sqfs"), size, f"{size}")
+        for mode in modes:
+            times = []
+            for i in range(runs + 1):
+                src = master
+                if mode == "move":
+                    src = os.path.join(work, f"move-{size}.sqfs")
+                    copy_file(master, src)
+                    os.unlink(src + ".sha256")  # --move without a sidecar: the O(1) path
+                flags = ("--move",) if mode == "move" else ()
+                t0 = time.perf_counter()
+                iid = image_id(daemon, src, *flags)
+                elapsed = time.perf_counter() - t0
+                if i:
+                    times.append(elapsed)
+                wait_idle(daemon)  # --move: let the background hash finish before the next run
+                daemon.rpc("image", "rm", iid)
+            out[mode][size] = median(times)
+            print(f"  {mode:8s} {size:4d} MB: {ms(out[mode][size])}", flush=True)
+        os.unlink(master)
+        os.unlink(master + ".sha256")
+    return out
+
+
+def wait_idle(daemon: common.BenchDaemon, timeout: float = 120) -> None:
+    """Until tcrd has no forked worker left (bench set-up, untimed)."""
+    deadline = time.monotonic() + timeout
+    me = _cmdline(daemon.pid)
+    while any(_cmdline(c) == me for c in common.children(daemon.pid)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("tcrd's worker did not finish")
+        time.sleep(0.02)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def ps_during(daemon: common.BenchDaemon, work: str, size: int) -> Dict[str, List[float]]:
+    """`tcr ps` latencies while a load, then a verify, of a size-MB image run."""
+    src = padded_image(os.path.join(work, f"ps-{size}.sqfs"), size, f"ps{size}")
+    out: Dict[str, List[float]] = {}
+    iid = ""
+    for what in ("load", "verify"):
+        box: Dict[str, str] = {}
+
+        def work_thread(what=what, box=box, iid=iid) -> None:
+            if what == "load":
+                box["id"] = image_id(daemon, src)
+            else:
+                daemon.rpc("image", "verify", iid)
+
+        t = threading.Thread(target=work_thread)
+        lat: List[float] = []
+        t.start()
+        while t.is_alive():
+            t0 = time.perf_counter()
+            daemon.rpc("ps")
+            lat.append(time.perf_counter() - t0)
+        t.join()
+        out[what] = lat
+        if what == "load":
+            iid = box["id"]
+        print(f"  ps during {size} MB {what}: {len(lat)} calls, median {ms(median(lat))}, "
+              f"max {ms(max(lat))}", flush=True)
+    daemon.rpc("image", "rm", iid)
+    os.unlink(src)
+    return out
+
+
+def rss_cycles(work: str, cycles: int, hide_zstandard: bool) -> Dict[str, int]:
+    """tcrd VmRSS (kB) after a warm-up and after `cycles` load/rm cycles."""
+    base = os.path.join(work, "rss-nozstd" if hide_zstandard else "rss-zstd")
+    daemon = common.BenchDaemon(base)
+    if hide_zstandard:
+        shim = os.path.join(base, "shim", "zstandard")
+        os.makedirs(shim)
+        with open(os.path.join(shim, "__init__.py"), "w") as f:
+            f.write("raise ImportError('zstandard hidden by bench_store')\n")
+        daemon.extra_path.append(os.path.dirname(shim))
+    src = os.path.join(work, "cycle.sqfs")
+    if not os.path.exists(src):
+        common.build_sqfs(src, common.busybox_bundle(), common.image_info("tcr-bench/cycle"))
+    problems: List[str] = []
+    try:
+        daemon.start()
+        warm = max(20, cycles // 20)
+        res: Dict[str, int] = {}
+        for i in range(warm + cycles):
+            if i == warm:
+                res["after_warmup"] = common.rss_kb(daemon.pid)
+            iid = image_id(daemon, src)
+            daemon.rpc("image", "rm", iid)
+        res["end"] = common.rss_kb(daemon.pid)
+        res["peak"] = common.rss_kb(daemon.pid, "VmHWM")
+        res["cycles"] = cycles
+        print(f"  RSS {'without' if hide_zstandard else 'with'} zstandard: {res['after_warmup']} kB -> "
+              f"{res['end']} kB after {cycles} cycles", flush=True)
+        return res
+    finally:
+        problems += daemon.cleanup()
+        for p in problems:
+            print(f"cleanup: {p}", file=sys.stderr)
+
+
+class XfsMount:
+    """An XFS filesystem with reflink=1 on a loop file: where FICLONE works."""
+
+    def __init__(self, work: str, size_mb: int):
+        self.img = os.path.join(work, "xfs.img")
+        self.mnt = os.path.join(work, "xfs")
+        with open(self.img, "wb") as f:
+            f.truncate(size_mb * MB)
+        common.sh(["mkfs.xfs", "-q", "-m", "reflink=1", self.img])
+        os.makedirs(self.mnt)
+        common.sh(["mount", "-o", "loop", self.img, self.mnt])
+
+    def close(self) -> None:
+        common.sh(["umount", self.mnt], check=False)
+        os.unlink(self.img)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sizes", default="10,100,500")
+    ap.add_argument("--cycles", type=int, default=1000)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    common.need_root()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    common.ensure_apt({"mkfs.xfs": "xfsprogs"})
+    work = tempfile.mkdtemp(prefix=f"tcr-bench-store-{os.getpid()}-", dir="/var/tmp")
+    problems: List[str] = []
+    xfs: Optional[XfsMount] = None
+    try:
+        print("load times (ext4: copy_file_range / --move)", flush=True)
+        d1 = common.BenchDaemon(os.path.join(work, "ext4"))
+        try:
+            d1.start()
+            times = load_times(d1, work, sizes, args.runs, ["copy", "move"])
+            method = copy_method(d1)
+            ps = ps_during(d1, work, max(sizes))
+        finally:
+            problems += d1.cleanup()
+        print("load times (XFS reflink=1: reflink)", flush=True)
+        xfs = XfsMount(work, 4 * max(sizes) + 512)
+        d2 = common.BenchDaemon(os.path.join(xfs.mnt, "tcrd"))
+        try:
+            d2.start()
+            times.update(load_times(d2, xfs.mnt, sizes, args.runs, ["reflink"]))
+            xfs_method = copy_method(d2)
+        finally:
+            problems += d2.cleanup()
+        print("RSS over load/rm cycles", flush=True)
+        rss = {"with zstandard": rss_cycles(work, args.cycles, False),
+               "without zstandard": rss_cycles(work, args.cycles, True)}
+    finally:
+        if xfs is not None:
+            xfs.close()
+        shutil.rmtree(work, ignore_errors=True)
+    for p in problems:
+        print(f"cleanup: {p}", file=sys.stderr)
+
+    big = max(sizes)
+    small = min(sizes)
+    move_ratio = times["move"][big] / times["move"][small]
+    ps_max = max(max(v) for v in ps.values())
+    growth = {k: v["end"] - v["after_warmup"] for k, v in rss.items()}
+    metrics = [
+        Metric("store", f"`image load --move` {big} MB / {small} MB", f"{move_ratio:.2f}x", "O(1) (<= 1.5x)",
+               move_ratio <= 1.5, f"{ms(times['move'][small])} -> {ms(times['move'][big])}"),
+        Metric("store", f"`tcr ps` max during {big} MB load + verify", ms(ps_max),
+               f"< {PS_TARGET_MS:.0f} ms", ps_max * 1000 < PS_TARGET_MS),
+    ]
+    for k, g in growth.items():
+        metrics.append(Metric("store", f"tcrd RSS growth over {args.cycles} load/rm ({k})", f"{g:+d} kB",
+                              f"within +-{RSS_LIMIT_KB} kB", abs(g) <= RSS_LIMIT_KB))
+    common.record("store", metrics)
+    if not args.no_write:
+        write(args, sizes, times, method, xfs_method, ps, rss, big)
+    return 0
+
+
+def copy_method(daemon: common.BenchDaemon) -> str:
+    """How the last copy was made, from tcrd's log line 'loaded image ... (METHOD; ...)'."""
+    for line in reversed(daemon.log().splitlines()):
+        if "loaded image" in line and "(" in line:
+            return line.rsplit("(", 1)[1].split(";")[0].rstrip(")")
+    return "?"
+
+
+def write(args, sizes, times, method, xfs_method, ps, rss, big) -> None:
+    rows = [[f"{s} MB", ms(times["copy"][s]), ms(times["reflink"][s]), ms(times["move"][s])] for s in sizes]
+    lines = [
+        "## Image store: load modes, `tcr ps` during long work, RSS over load/rm cycles",
+        "",
+        f"`bench/bench_store.py` ({common.machine_line()}): medians of {args.runs} runs after a warm-up, "
+        "in-process RPC (the daemon's work). Every load checks the `.sha256` sidecar (one sha256 pass",
+        "over the stored file, in the forked worker) except `--move` without a sidecar, which replies",
+        "after the rename and validation and hashes in the background.",
+        f"Copy here: {method} (ext4); reflink: {xfs_method} (XFS, `reflink=1`, loop file).",
+        "",
+        common.table(["image", "copy", "reflink", "--move"], rows),
+        "",
+        f"`tcr ps` (RPC) back to back while a {big} MB load and then a {big} MB verify run in the worker:",
+        "",
+        common.table(["during", "calls", "median", "max"],
+                     [[w, str(len(v)), ms(median(v)), ms(max(v))] for w, v in ps.items()]),
+        "",
+        f"tcrd VmRSS over {args.cycles} `image load`/`image rm` cycles of a small zstd image (after a "
+        "warm-up): PySquashfsImage and the decompressors live only in the short-lived worker.",
+        "",
+        common.table(["zstandard", "after warm-up", f"after {args.cycles} cycles", "growth", "VmHWM"],
+                     [[k, f"{v['after_warmup']} kB", f"{v['end']} kB",
+                       f"{v['end'] - v['after_warmup']:+d} kB", f"{v['peak']} kB"] for k, v in rss.items()]),
+        "",
+    ]
+    common.write_section("Image store: load modes, `tcr ps` during long work, RSS over load/rm cycles",
+                         "\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
