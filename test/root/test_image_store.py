@@ -338,3 +338,47 @@ def test_refused_or_repeated_loads_over_ssh_leave_nothing_in_incoming(tcrd, sshd
     r2 = local_tcr(sshd, "image", "load", good)
     assert r2.returncode == 0 and r2.stdout == r.stdout, r2.stderr
     assert os.listdir(incoming) == []
+
+
+# ---- §3 bounded reads of what an image carries ---------------------------------------------------
+
+def test_a_huge_config_json_in_an_image_is_refused_in_one_line(tcrd, tmp_path):
+    """Was: a 1 MB config.json made every `tcr run` take seconds and stalled all clients."""
+    from test.fixtures.images import _bundle, image_info
+    from test.fixtures.oci_layout import busybox_layout
+
+    src = os.path.join(str(tmp_path), "src")
+    shutil.copytree(os.path.join(_bundle("amd64", busybox_layout()), "bundle"), os.path.join(src, "bundle"),
+                    symlinks=True)
+    cfg_path = os.path.join(src, "bundle", "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg.setdefault("annotations", {})["padding"] = "x" * (1024 * 1024)
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    with open(os.path.join(src, "image-info.json"), "w") as f:
+        json.dump(image_info(digest=variant_digest("huge-config")), f)
+    out = os.path.join(str(tmp_path), "huge-config.sqfs")
+    subprocess.run(["mksquashfs", os.path.join(src, "bundle"), os.path.join(src, "image-info.json"), out,
+                    "-noappend", "-comp", "gzip", "-quiet", "-no-progress"], check=True,
+                   stdout=subprocess.DEVNULL)
+    iid = _load(tcrd, out)
+    r = tcrd.cli("run", "--rm", "--network", "none", iid, "true")
+    assert r.returncode == 125, (r.stdout, r.stderr)
+    assert "config.json of image" in r.stderr and "too large" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2, r.stderr
+    assert tcrd.cli("ps", "-aq").stdout == ""
+
+
+def test_concurrent_loads_of_one_image_give_one_image(tcrd, tmp_path):
+    """Two workers stage the same image at once: the second to finish returns the first's record."""
+    a = c_tool_sqfs(str(tmp_path), name="a.sqfs", sidecar=True)
+    b = c_tool_sqfs(str(tmp_path), name="b.sqfs", sidecar=True)
+    procs = [subprocess.Popen([*_cli_argv(tcrd), "image", "load", "-q", p], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_cli_env()) for p in (a, b)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0][0] == outs[1][0]
+    iid = outs[0][0].strip()
+    assert tcrd.cli("image", "ls", "-q").stdout.split() == [iid]
+    assert sorted(os.listdir(os.path.join(tcrd.root, "images"))) == [iid, iid + ".json"]

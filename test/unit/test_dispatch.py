@@ -65,3 +65,15 @@ def test_incoming_dir(dispatch, tmp_path):
     other = 65534 if os.geteuid() != 65534 else 65533
     with pytest.raises(InvalidArgument):
         call(dispatch, "_incoming", uid=other)
+
+
+def test_image_load_move_is_for_root_only(tmp_path):
+    """A member of group tcr may not have the root daemon move files away (copy is fine)."""
+    called = []
+    images = types.SimpleNamespace(load_async=lambda *a: called.append(a))
+    d = make_dispatch(types.SimpleNamespace(root=str(tmp_path), images=images))
+    with pytest.raises(InvalidArgument, match="only root may move"):
+        call(d, "image", "load", "--move", "/x.sqfs", uid=1000)
+    assert called == []
+    call(d, "image", "load", "/x.sqfs", uid=1000)
+    assert called and called[0][:2] == ("/x.sqfs", False)

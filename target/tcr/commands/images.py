@@ -1,11 +1,12 @@
 """Image commands: image load|ls|rm|inspect|verify, and `images` (= image ls)."""
 
+import os
 import time
 from typing import Any, Dict, List, Sequence
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser, Pending
-from tcr.common.errors import TcrError
+from tcr.common.errors import InvalidArgument, TcrError
 
 SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify", "tag", "prune")
 USAGE = "usage: tcr image load|ls|rm|inspect|verify|tag|prune ..."
@@ -122,6 +123,10 @@ def image_load(ctx: Ctx, args: List[str]) -> Pending:
                         "root's, with no other hard link, on the store's filesystem)")
     p.add_argument("path", help="the .sqfs file (relative to the client's directory)")
     ns = p.parse(args)
+    if ns.move and ctx.uid != 0 and ctx.uid != os.geteuid():
+        # A member of group tcr may have root copy a file it can read, not move root's files away.
+        raise InvalidArgument("image load --move: only root may move files into the image store",
+                              hint="load it without --move (the store keeps a copy)")
     mgr = _images(ctx)
 
     def render_rec(rec) -> Output:
