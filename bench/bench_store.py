@@ -261,10 +261,13 @@ def main() -> int:
 
 
 def copy_method(daemon: common.BenchDaemon) -> str:
-    """How the last copy was made, from tcrd's log line 'loaded image ... (METHOD; ...)'."""
+    """How the last copy was made, from tcrd's log line 'loaded image ... on /dev/loopN (METHOD; ...)'."""
+    import re
+
     for line in reversed(daemon.log().splitlines()):
-        if "loaded image" in line and "(" in line:
-            return line.rsplit("(", 1)[1].split(";")[0].rstrip(")")
+        m = re.search(r"loaded image .* on /dev/loop\d+ \(([^;)]+)", line)
+        if m and m.group(1) != "move":
+            return m.group(1)
     return "?"
 
 
