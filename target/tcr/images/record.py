@@ -53,7 +53,7 @@ class ImageRecord:
     id: str
     info: ImageInfo
     source: str  # the .sqfs path the user loaded (informational)
-    stored: str  # <root>/images/<id>/image.sqfs (hard link or copy; what the loop device reads)
+    stored: str  # <root>/images/<id>/image.sqfs (the store's own inode; what the loop device reads)
     mountpoint: str  # <root>/images/<id>/mnt
     loop: str = ""  # /dev/loopN while mounted (refreshed at recovery)
     loaded_at: int = 0
