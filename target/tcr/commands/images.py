@@ -221,12 +221,12 @@ HANDLERS: Dict[str, Any] = {"load": image_load, "ls": image_ls, "list": image_ls
 def cmd_image(ctx: Ctx) -> Any:
     return base.subcommand(ctx, "image", HANDLERS, USAGE, (
         "  load [--move] PATH  load a .sqfs image (copied into the store, checked, mounted read-only)\n"
-        "  ls                list images (--format json, -q)\n"
-        "  rm IMAGE...       remove images not used by any container\n"
-        "  inspect IMAGE...  details as JSON\n"
-        "  verify IMAGE...   check against the FILE.sqfs.sha256 sidecar\n"
+        "  ls                  list images (--format json, -q)\n"
+        "  rm IMAGE...         remove images not used by any container\n"
+        "  inspect IMAGE...    details as JSON\n"
+        "  verify IMAGE...     re-hash against FILE.sqfs.sha256 and the digest recorded at load\n"
         "  tag IMAGE NAME[:TAG]  add a name:tag to an image\n"
-        "  prune [-a]        remove untagged images (-a: every image no container uses)\n"
+        "  prune [-a]          remove untagged images (-a: every image no container uses)\n"
         "IMAGE: id, unique id prefix (4+), name[:tag] (default latest), name@digest or digest\n"))
 
 
