@@ -451,14 +451,23 @@ def c_rm(ctx: Ctx) -> Output:
     return Output(0, cid + "\n")
 
 
-def image_load(ctx: Ctx, args: List[str]) -> Output:
+def image_load(ctx: Ctx, args: List[str]) -> Pending:
+    """Answered when the load (copy and checks in a worker process) is done."""
     if not args:
         raise CError(INVALID_ARGUMENT, "usage: image load <path>")
+    pending = Pending()
+
+    def done(result: Any) -> None:
+        if isinstance(result, TcrError):
+            pending.fail(CError(result.code, f"failed to load image: {result.message}"))
+        else:
+            pending.resolve(Output(0, result.id + "\n"))  # only the id: ID=$(tcr image load f.sqfs)
+
     try:
-        rec = ctx.daemon.images.load(_host_path(args[0], ctx.pwd))
+        ctx.daemon.images.load_async(_host_path(args[0], ctx.pwd), False, done)
     except TcrError as exc:
         raise CError(exc.code, f"failed to load image: {exc.message}")
-    return Output(0, rec.id + "\n")  # only the id: ID=$(tcr image load f.sqfs)
+    return pending
 
 
 def image_ls(ctx: Ctx, args: List[str]) -> Output:
@@ -503,7 +512,7 @@ def network_rm(ctx: Ctx, args: List[str]) -> Output:
     return Output(0, name + "\n")
 
 
-_GROUPS: Dict[str, Dict[str, Callable[[Ctx, List[str]], Output]]] = {
+_GROUPS: Dict[str, Dict[str, Callable[[Ctx, List[str]], Union[Output, Pending]]]] = {
     "image": {"load": image_load, "ls": image_ls, "rm": image_rm},
     "network": {"ls": network_ls, "rm": network_rm},
 }
@@ -561,5 +570,6 @@ def _own_subcommands(group: str) -> Any:
     return importlib.import_module(f"tcr.commands.{group}s").HANDLERS
 
 
-def _bind(fn: Callable[[Ctx, List[str]], Output], rest: List[str]) -> Callable[[Ctx], Output]:
+def _bind(fn: Callable[[Ctx, List[str]], Union[Output, Pending]],
+          rest: List[str]) -> Callable[[Ctx], Union[Output, Pending]]:
     return lambda ctx: fn(ctx, rest)
