@@ -333,3 +333,26 @@ def test_fsverity_where_the_filesystem_has_it_else_the_record(env):
                 mgr.remove(r.id)
     finally:
         subprocess.run(["umount", mnt], check=True)
+
+
+def test_an_image_that_does_not_fit_is_refused_in_one_line_before_copying(env):
+    """A full state root: one clear line naming the room needed and free, nothing left behind."""
+    import subprocess
+
+    small = os.path.join(env.base, "small")
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tcr-test-small", small], check=True)
+    try:
+        src = c_tool_sqfs(env.src, digest=variant_digest("too-big"), name="big.sqfs")
+        with open(src, "ab") as f:
+            f.write(os.urandom(24 << 20))
+        root = os.path.join(small, "root")
+        mgr = ImageManager(root, StateStore(root), daemon=env.daemon)
+        with pytest.raises(TcrError) as ei:
+            mgr.load(src)
+        msg = str(ei.value)
+        assert msg.startswith(f"image load: not enough space for the image in {root}: it needs 24 MiB")
+        assert "MiB free" in msg and "\n" not in msg
+        assert mgr.records == {} and os.listdir(os.path.join(root, "images")) == []
+    finally:
+        subprocess.run(["umount", small], check=True)

@@ -32,17 +32,21 @@ _CHUNK = 1 << 20
 
 # ---- copying ---------------------------------------------------------------------------------
 
+def _reflink(src_fd: int, dst_fd: int) -> bool:
+    try:
+        fcntl.ioctl(dst_fd, FICLONE, src_fd)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EBADF, errno.EPERM):
+            return False
+        raise
+
+
 def copy_fd(src_fd: int, dst_fd: int, size: int, allow_reflink: bool = True) -> str:
     """Copy size bytes from src_fd to dst_fd (both at offset 0). Returns the method used:
     "reflink" (FICLONE), "copy_file_range" (in the kernel) or "read/write"."""
-    if allow_reflink:
-        try:
-            fcntl.ioctl(dst_fd, FICLONE, src_fd)
-            return "reflink"
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL,
-                                 errno.EBADF, errno.EPERM):
-                raise
+    if allow_reflink and _reflink(src_fd, dst_fd):
+        return "reflink"
     done = 0
     method = "copy_file_range"
     cfr = getattr(os, "copy_file_range", None)
@@ -233,8 +237,16 @@ def stage(src: str, staging: str, move: bool, loaded: Sequence[str], machine: Op
             out = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
                           STORED_MODE)
             try:
-                method = copy_fd(fd, out, st.st_size, allow_reflink)
+                if allow_reflink and _reflink(fd, out):
+                    method = "reflink"  # shares the extents: needs (almost) no free space
+                else:
+                    _check_room(staging, st.st_size)
+                    method = copy_fd(fd, out, st.st_size, allow_reflink=False)
                 os.fsync(out)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise _no_room(staging, st.st_size)
+                raise
             finally:
                 os.close(out)
         try:
@@ -245,6 +257,25 @@ def stage(src: str, staging: str, move: bool, loaded: Sequence[str], machine: Op
             raise
     finally:
         os.close(fd)
+
+
+def _free_bytes(path: str) -> int:
+    v = os.statvfs(path)
+    return v.f_bavail * v.f_frsize
+
+
+def _no_room(staging: str, size: int) -> TcrError:
+    root = os.path.dirname(os.path.dirname(staging))
+    return TcrError(f"image load: not enough space for the image in {root}: it needs {size >> 20} MiB, "
+                    f"{_free_bytes(staging) >> 20} MiB free", hint="remove unused images (tcr image prune), "
+                    "or load with --move to use the file's own space")
+
+
+def _check_room(staging: str, size: int) -> None:
+    """Refuse at once (nothing written) when the copy cannot fit; a reflink may need no space, but
+    the filesystem cannot tell beforehand."""
+    if _free_bytes(staging) < size:
+        raise _no_room(staging, size)
 
 
 def _check_stored(src: str, stored: str, expected: Optional[str], move: bool, machine: Optional[str],
