@@ -207,7 +207,7 @@ class ImageManager:
             fault("image.after_loop_attach")
             if info is None:
                 tmp_mnt = os.path.join(staging, "mnt")
-                kmount.mount(loop.path, tmp_mnt, "squashfs", MOUNT_FLAGS)
+                _mount_new(job.src, loop.path, tmp_mnt)
                 mounted_at = tmp_mnt
                 try:
                     info = reader.read_dir(job.src, tmp_mnt)
@@ -223,7 +223,7 @@ class ImageManager:
             os.rename(staging, final)
             job.staging = staging = final
             mnt = os.path.join(final, "mnt")
-            kmount.mount(loop.path, mnt, "squashfs", MOUNT_FLAGS)
+            _mount_new(job.src, loop.path, mnt)
             mounted_at = mnt
             fault("image.after_mount")
             # Only now may the loop fd go: the mount holds the device, autoclear frees it at umount.
@@ -536,6 +536,18 @@ class ImageManager:
                 except OSError:
                     pass
         return problems
+
+
+def _mount_new(src: str, dev: str, mnt: str) -> None:
+    """Mount a newly loaded image: what the kernel refuses to read is a damaged file (the user's
+    input), not an internal error."""
+    try:
+        kmount.mount(dev, mnt, "squashfs", MOUNT_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.EIO, errno.EINVAL, errno.EUCLEAN, errno.EBADMSG):
+            raise InvalidArgument(f"{src}: damaged squashfs image (the kernel cannot mount it: "
+                                  f"{os.strerror(exc.errno)})")
+        raise
 
 
 def _strip_deleted(bf: str) -> str:
