@@ -57,8 +57,15 @@ def write_sidecar(path: str) -> None:
 
 
 def copy_file(src: str, dst: str) -> None:
-    """cp --reflink=auto: instant on XFS/btrfs, a real copy elsewhere (untimed set-up)."""
+    """cp --reflink=auto: instant on XFS/btrfs, a real copy elsewhere (untimed set-up), then on
+    disk like a file copied to the board earlier (the load fsyncs what it moves: dirty data would
+    be written back inside the timed load)."""
     common.sh(["cp", "--reflink=auto", src, dst])
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     if os.path.exists(src + ".sha256"):
         shutil.copyfile(src + ".sha256", dst + ".sha256")
 
