@@ -150,6 +150,9 @@ class ImageManager:
                 out = exc
             except OSError as exc:
                 out = InternalError(f"cannot load {path}: {exc.strerror or exc}")
+            except Exception as exc:  # a bug must still answer the client (and roll back)
+                log.exception("image load of %s failed", path)
+                out = InternalError(f"cannot load {path}: internal error: {type(exc).__name__}: {exc}"[:500])
             finally:
                 self._end_load(job)  # before the reply: the client sees the final state
             on_done(out)
