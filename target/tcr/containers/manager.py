@@ -220,8 +220,7 @@ class ContainerManager(AdjustOps):
             self._host = HostInfo.detect()
         return self._host
 
-    @staticmethod
-    def _image_config(image: Any) -> Dict[str, Any]:
+    def _image_config(self, image: Any) -> Dict[str, Any]:
         from tcr.common import jsonc
 
         try:
