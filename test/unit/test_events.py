@@ -15,7 +15,7 @@ def ctr(state, code=None, user=False):
 
 
 def actions(log):
-    return [(e["Type"], e["Action"]) for e in log.ring]
+    return [(e["Type"], e["Action"]) for e in log.events()]
 
 
 def test_container_life_cycle():
@@ -29,7 +29,7 @@ def test_container_life_cycle():
     log.observe("containers", "a" * 16, ctr("exited", 0, user=True))
     log.observe("containers", "a" * 16, None)
     assert [a for _, a in actions(log)] == ["create", "start", "die", "restart", "die", "stop", "destroy"]
-    die = [e for e in log.ring if e["Action"] == "die"]
+    die = [e for e in log.events() if e["Action"] == "die"]
     assert die[0]["Actor"]["Attributes"] == {"name": "web", "image": "busybox", "exitCode": "1"}
     assert len(seen) == 7
 
@@ -66,7 +66,7 @@ def test_ring_is_bounded_and_a_broken_watcher_is_dropped():
     for i in range(20):
         log.observe("networks", f"n{i}", {"name": f"n{i}"})
     assert len(log.ring) == 5 and log.watchers == []
-    assert log.since(0) == list(log.ring)
+    assert log.since(0) == log.events()
 
 
 @pytest.mark.parametrize("text,want", [("10m", 600.0), ("1h30m", 5400.0), ("2.5s", 2.5), ("500ms", 0.5)])
