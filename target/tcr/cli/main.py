@@ -253,6 +253,10 @@ def dispatch(opts, method, args) -> int:
         return cmd_version(opts, args)
     if method == "check" and "--local" in args:
         return _local_check(args)
+    if method == "compose":  # client-side: parses the file, plans, then makes the CLI's own RPC calls
+        from tcr.compose import cli as compose
+
+        return compose.main(opts.socket, args)
     return rpc(opts, method, args)
 
 
