@@ -184,6 +184,9 @@ def runtime_config(image_config: Dict[str, Any], passwd: Optional[bytes] = None,
         "org.tcr.image.entrypoint": json.dumps(entrypoint),
         "org.tcr.image.cmd": json.dumps(cmd),
     })
+    hc = cfg.get("Healthcheck")
+    if isinstance(hc, dict) and hc.get("Test"):  # HEALTHCHECK, applied on the device (docs/containers.md)
+        annotations["org.tcr.image.healthcheck"] = json.dumps(hc, sort_keys=True)
     caps = list(DEFAULT_CAPS)
     return {
         "ociVersion": OCI_VERSION,

@@ -188,10 +188,16 @@ def human_duration(seconds: float) -> str:
     return f"{h // 24} days"
 
 
-def status_text(rec: Any, now: float, paused: bool = False) -> str:
+def _health(c: Any) -> str:
+    return c.health.status if getattr(c, "health", None) is not None else ""
+
+
+def status_text(rec: Any, now: float, paused: bool = False, health: str = "") -> str:
     code = "?" if rec.exit_code is None else str(rec.exit_code)
     if rec.state == "running":
-        return f"Up {human_duration(now - rec.started_at)}" + (" (Paused)" if paused else "")
+        tail = " (Paused)" if paused else (f" (health: {health})" if health == "starting"
+                                          else f" ({health})" if health else "")
+        return f"Up {human_duration(now - rec.started_at)}" + tail
     if rec.state == "restarting":
         return f"Restarting ({code}) {human_duration(now - rec.finished_at)} ago"
     if rec.state == "exited":
@@ -291,7 +297,8 @@ def cmd_ps(ctx: Ctx) -> Output:
     if ns.quiet:
         return Output(0, "".join((c.rec.id if ns.no_trunc else c.rec.short_id) + "\n" for c in cs))
     now = time.time()
-    items = [views.ps_item(c, now, status_text(c.rec, now, c.paused), _image_shown(ctx, c.rec)) for c in cs]
+    items = [views.ps_item(c, now, status_text(c.rec, now, c.paused, _health(c)), _image_shown(ctx, c.rec))
+             for c in cs]
 
     def table() -> str:
         rows: List[Sequence[Any]] = [
@@ -332,7 +339,7 @@ def inspect_any(ctx: Ctx, ref: str, kind: Optional[str]) -> Dict[str, Any]:
     if kind in (None, "container"):
         try:
             c = _mgr(ctx).find(ref)
-            return views.container_inspect(c, status_text(c.rec, time.time(), c.paused),
+            return views.container_inspect(c, status_text(c.rec, time.time(), c.paused, _health(c)),
                                            {"dir": c.paths.dir, "bundle": c.paths.bundle, "log": c.paths.log,
                                             "volumes": os.path.join(_mgr(ctx).root, "volumes")})
         except TcrError as exc:

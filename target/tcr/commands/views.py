@@ -155,6 +155,12 @@ def container_inspect(c: Any, status: str, paths: Dict[str, str]) -> Dict[str, A
         },
         "Mounts": _mounts(o, paths.get("volumes", "")),
     }
+    health = getattr(c, "health", None)
+    if health is not None:
+        view["State"]["Health"] = health.view()
+    hc = o.get("health")
+    if isinstance(hc, dict):
+        view["Config"]["Healthcheck"] = _health_config(hc)
     own = r.to_dict()
     own["status"] = status
     own["dir"] = paths.get("dir", "")
@@ -184,6 +190,17 @@ def _mounts(o: Dict[str, Any], volumes_dir: str) -> List[Dict[str, Any]]:
         if isinstance(t, dict):
             out.append({"Type": "tmpfs", "Source": "", "Destination": t.get("dst", ""),
                         "RW": not t.get("ro")})
+    return out
+
+
+def _health_config(hc: Dict[str, Any]) -> Dict[str, Any]:
+    """docker's Config.Healthcheck (durations in nanoseconds) from RunOptions.health."""
+    out: Dict[str, Any] = {"Test": list(hc.get("test") or [])}
+    for key, name in (("interval", "Interval"), ("timeout", "Timeout"), ("startPeriod", "StartPeriod")):
+        if key in hc:
+            out[name] = int(float(hc[key]) * 1e9)
+    if "retries" in hc:
+        out["Retries"] = hc["retries"]
     return out
 
 

@@ -65,7 +65,8 @@ def observe_containers(cli: Client, project: str) -> List[Dict[str, Any]]:
         labs = parse_labels(r.get("Labels"))
         if labs.get(plan.L_PROJECT) != project:
             continue
-        out.append({"name": r.get("Names", ""), "id": r.get("Id", ""), "service": labs.get(plan.L_SERVICE, ""),
+        out.append({"name": r.get("Names", ""), "id": r.get("Id", ""),
+                    "service": labs.get(plan.L_SERVICE, ""),
                     "hash": labs.get(plan.L_HASH, ""), "state": r.get("State", ""),
                     "image_id": r.get("ImageId", ""), "status": r.get("Status", "")})
     return out
@@ -123,7 +124,7 @@ def wait_healthy(cli: Client, name: str, timeout: float, say: Callable[[str], No
         if state.get("Status") in ("exited", "created") and not state.get("Restarting"):
             raise ComposeError(f"dependency failed to start: container {name} exited")
         if time.monotonic() > deadline:
-            raise ComposeError(f"dependency failed to start: container {name} not healthy after {timeout:.0f}s")
+            raise ComposeError(f"dependency failed to start: container {name} not healthy in {timeout:.0f}s")
         time.sleep(0.5)
 
 
@@ -170,7 +171,8 @@ def up(cli: Client, project: Mapping[str, Any], steps: Sequence[Mapping[str, Any
         svc = project["services"][s["name"]]
         for dep, cond in sorted(svc.get("depends_on", {}).items()):
             if cond == "service_healthy" and dep not in waited:
-                wait_healthy(cli, plan.container_name(name, dep), health_timeout(project["services"][dep]), say)
+                limit = health_timeout(project["services"][dep])
+                wait_healthy(cli, plan.container_name(name, dep), limit, say)
                 waited.add(dep)
         if s["action"] == "recreate":
             remove(cli, s["target"])

@@ -34,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tcr compose", description="Declarative stacks from a compose file (docs/cli.md).")
     p.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
                    help="compose file (default: compose.yaml ... in the current directory)")
-    p.add_argument("-p", "--project-name", metavar="NAME", help="project name (default: the file's directory)")
+    p.add_argument("-p", "--project-name", metavar="NAME", help="project name (default: the directory)")
     p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
     p.add_argument("--format", default="", metavar="FORMAT", help="json: machine-readable output")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
     u = sub.add_parser("up", help="create or update the stack (only what changed)")
     u.add_argument("-d", "--detach", action="store_true", help="leave the stack running in the background")
-    u.add_argument("--remove-orphans", action="store_true", help="remove containers of services not in the file")
+    u.add_argument("--remove-orphans", action="store_true", help="remove other services' containers")
     u.add_argument("--force-recreate", action="store_true", help="recreate every container")
     u.add_argument("--dry-run", action="store_true", dest="dry_run_sub")
     u.add_argument("--format", default="", dest="format_sub")
@@ -275,7 +275,8 @@ class _Prefixer:
                 self.buf[fd] = ""
 
 
-def follow(cli: apply.Client, names: Sequence[str], timestamps: bool, tail: Optional[str], prefix: bool) -> None:
+def follow(cli: apply.Client, names: Sequence[str], timestamps: bool, tail: Optional[str],
+           prefix: bool) -> None:
     """`logs -f` of several containers at once: one connection and thread each, lines interleaved."""
     if not names:
         return

@@ -186,7 +186,7 @@ def plan_up(project: Mapping[str, Any], containers: Sequence[Mapping[str, Any]],
             steps.append(_step("service", name, "recreate", target, "--force-recreate"))
         elif cur.get("hash") != want:
             steps.append(_step("service", name, "recreate", target, "configuration changed"))
-        elif image_ids and image_ids.get(image) and cur.get("image_id") and image_ids[image] != cur["image_id"]:
+        elif image_ids and image_ids.get(image) and cur.get("image_id") not in ("", None, image_ids[image]):
             steps.append(_step("service", name, "recreate", target, f"image {image} changed"))
         elif cur.get("state") in RUNNING:
             steps.append(_step("service", name, "keep", target))

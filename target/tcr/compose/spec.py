@@ -61,7 +61,7 @@ def parse_text(text: str, name: str = "compose file") -> Any:
         import yaml
     except ImportError:
         raise ComposeError(f"{name}: YAML needs PyYAML, which is not installed",
-                           hint="install python3-pyyaml (BR2_PACKAGE_PYTHON_PYYAML) or write the file as JSON")
+                           hint="install PyYAML (BR2_PACKAGE_PYTHON_PYYAML) or write the file as JSON")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -378,7 +378,7 @@ def _service(name: str, raw: Any, project_dir: str, top_nets: Dict[str, Any], to
         s["entrypoint"] = _str_list(d["entrypoint"], f"{p}.entrypoint", split=True)
     environment: Dict[str, str] = {}
     if "env_file" in d:
-        for i, f in enumerate(_str_list(d["env_file"], f"{p}.env_file")):
+        for f in _str_list(d["env_file"], f"{p}.env_file"):
             environment.update(env_reader(os.path.join(project_dir, f)))
     if "environment" in d:
         for k, v in _mapping(d["environment"], f"{p}.environment", allow_bare=True).items():
@@ -396,7 +396,8 @@ def _service(name: str, raw: Any, project_dir: str, top_nets: Dict[str, Any], to
     if "volumes" in d:
         if not isinstance(d["volumes"], list):
             raise _fail(f"{p}.volumes", "must be a list")
-        s["volumes"] = [_volume(x, f"{p}.volumes[{i}]", project_dir, top_vols) for i, x in enumerate(d["volumes"])]
+        s["volumes"] = [_volume(x, f"{p}.volumes[{i}]", project_dir, top_vols)
+                        for i, x in enumerate(d["volumes"])]
     if "devices" in d:
         s["devices"] = _str_list(d["devices"], f"{p}.devices")
     nets: List[str] = []
@@ -504,7 +505,7 @@ def _network(key: str, v: Any, project: str) -> Dict[str, Any]:
         raise _fail(f"{p}.driver", f"{d['driver']!r} is not supported (bridge)")
     out: Dict[str, Any] = {"name": _str(d["name"], f"{p}.name", False) if "name" in d else f"{project}_{key}",
                            "external": _bool(d.get("external", False), f"{p}.external"),
-                           "labels": {k: v or "" for k, v in _mapping(d.get("labels", {}), f"{p}.labels").items()}}
+                           "labels": _labels(d, p)}
     if "ipam" in d:
         ipam = _keys(d["ipam"], frozenset(("driver", "config")), f"{p}.ipam")
         cfg = ipam.get("config") or []
@@ -524,14 +525,18 @@ def _vol(key: str, v: Any, project: str) -> Dict[str, Any]:
         raise _fail(f"{p}.driver", f"{d['driver']!r} is not supported (local)")
     return {"name": _str(d["name"], f"{p}.name", False) if "name" in d else f"{project}_{key}",
             "external": _bool(d.get("external", False), f"{p}.external"),
-            "labels": {k: v or "" for k, v in _mapping(d.get("labels", {}), f"{p}.labels").items()}}
+            "labels": _labels(d, p)}
+
+
+def _labels(d: Dict[str, Any], p: str) -> Dict[str, str]:
+    return {k: v or "" for k, v in _mapping(d.get("labels", {}), f"{p}.labels").items()}
 
 
 def project_name_from(text: str) -> str:
     """docker compose's rule: lower case, only [a-z0-9_-], starting with a letter or digit."""
     name = re.sub(r"[^a-z0-9_-]", "", text.lower()).lstrip("_-")
     if not name or not _PROJECT_RE.match(name):
-        raise ComposeError(f"invalid project name {text!r}", hint="use -p NAME (lower case letters, digits, _ -)")
+        raise ComposeError(f"invalid project name {text!r}", hint="use -p NAME (a-z, 0-9, _ and -)")
     return name
 
 

@@ -62,6 +62,8 @@ class Container:
         self.streak = 0  # consecutive quick crashes (backoff)
         self.stop_signal = self.opts.stop_signal or "SIGTERM"
         self.paused = False  # frozen by `tcr pause` (crun's state says so after a tcrd restart)
+        self.health_cfg: Optional[Dict[str, Any]] = None  # the check in effect (flags over image)
+        self.health: Any = None  # health.Monitor while running with a check
 
 
 def _policy(c: "Container") -> supervisor.RestartPolicy:
@@ -309,7 +311,42 @@ class ContainerManager(AdjustOps):
         seccomp_bpf.annotate(config)  # crun skips its per-start libseccomp compile (~10 ms)
         ann = image_config.get("annotations") or {}
         c.stop_signal = c.opts.stop_signal or str(ann.get("org.opencontainers.image.stopSignal") or "SIGTERM")
+        c.health_cfg = _health_config(c.opts.health, ann)
         return config
+
+    def _health_begin(self, c: Container) -> None:
+        """Start the health monitor of a running container that has a check (nothing otherwise)."""
+        if c.health_cfg is None:
+            return
+        from tcr.containers import health
+
+        cid = c.rec.id
+        c.health = health.Monitor(
+            self.loop, c.health_cfg,
+            lambda cmd, pid_file: crun.exec_argv(self.crun_root, cid, cmd, pid_file=pid_file),
+            os.path.join(c.paths.dir, "health.pid"), c.rec.name)
+        c.health.start()
+
+    def _recover_health(self, c: Container) -> None:
+        """A re-adopted container gets its monitor back (status starts over at `starting`)."""
+        ann: Dict[str, Any] = {}
+        try:
+            from tcr.common.fileread import IMAGE_CONFIG_CAP, read_bytes
+
+            data = read_bytes(self.daemon.images.get(c.rec.image_id).config_path, IMAGE_CONFIG_CAP)
+            if b"org.tcr.image.healthcheck" in data:  # parse only the images that have one
+                from tcr.common import jsonc
+
+                ann = (jsonc.loads(data) or {}).get("annotations") or {}
+        except (TcrError, ValueError, AttributeError):
+            pass
+        c.health_cfg = _health_config(c.opts.health, ann)
+        self._health_begin(c)
+
+    def _health_end(self, c: Container) -> None:
+        if c.health is not None:
+            c.health.stop()
+            c.health = None
 
     def _prepare(self, c: Container) -> None:
         """Everything a start needs; undone by _teardown on failure."""
@@ -395,6 +432,7 @@ class ContainerManager(AdjustOps):
     def _teardown(self, c: Container) -> None:
         """Undo a start: crun state, overlay mount, network attachment. Idempotent, best effort."""
         cid = c.rec.id
+        self._health_end(c)
         if os.path.isdir(os.path.join(self.crun_root, cid)):
             try:
                 crun.delete(self.crun_root, cid)
@@ -461,6 +499,7 @@ class ContainerManager(AdjustOps):
         self._save(c, state="running", pid=pid, exit_code=None, started_at=time.time(), finished_at=0.0,
                    stopped_by_user=False, interrupted=False)
         log.info("container %s (%s) started, pid %d", rec.id[:12], rec.name, pid)
+        self._health_begin(c)
 
     # ---- start: interactive (the client execs crun) ------------------------------------------
 
@@ -810,6 +849,7 @@ class ContainerManager(AdjustOps):
                 c.pump = self._new_pump(c)
             self._save(c, state="running", pid=pid)
             log.info("container %s (%s) re-adopted, pid %d", rec.id[:12], rec.name, pid)
+            self._recover_health(c)
             return False
         was_running = rec.state in ("running", "restarting") or rec.interrupted
         self._teardown(c)
@@ -926,6 +966,25 @@ def _rmtree(path: str) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _health_config(run: Optional[Dict[str, Any]], ann: Any) -> Optional[Dict[str, Any]]:
+    """The check in effect: --health-* over the image's HEALTHCHECK; None (and no import of the
+    health modules) when neither has one."""
+    image_hc = ann.get("org.tcr.image.healthcheck") if isinstance(ann, dict) else None
+    if run is None and not image_hc:
+        return None
+    from tcr.containers import healthcfg
+
+    img = None
+    if isinstance(image_hc, str):
+        from tcr.common import jsonc
+
+        try:
+            img = healthcfg.from_image(jsonc.loads(image_hc))
+        except ValueError:
+            img = None
+    return healthcfg.effective(run, img)
 
 
 def subprocess_pipe() -> Any:

@@ -186,6 +186,7 @@ class RunOptions:
     sysctls: Tuple[str, ...] = ()  # "net.x=v"
     shm_size: Optional[int] = None
     publish_all: bool = False
+    health: Optional[Dict[str, Any]] = None  # --health-* flags (healthcfg.py); None = the image's
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -233,6 +234,7 @@ class RunOptions:
             "sysctls": list(self.sysctls),
             "shmSize": self.shm_size,
             "publishAll": self.publish_all,
+            "health": self.health,
         }
 
     def label_dict(self) -> Dict[str, str]:
@@ -287,6 +289,7 @@ class RunOptions:
             sysctls=tuple(str(x) for x in d.get("sysctls") or ()),
             shm_size=d.get("shmSize"),
             publish_all=bool(d.get("publishAll", False)),
+            health=_health_record(d.get("health")),
         )
 
 
@@ -860,7 +863,21 @@ def _parser(prog: str):
     a("--label-file", action="append", default=[], metavar="FILE", help="read K=V labels from a file")
     a("--sysctl", action="append", default=[], metavar="K=V", help="namespaced sysctl (net.*)")
     a("--shm-size", metavar="BYTES", help="size of /dev/shm (default 64m)")
+    a("--health-cmd", metavar="CMD", help="command run in the container to check its health (sh -c)")
+    a("--health-interval", metavar="DURATION", help="time between checks (default 30s)")
+    a("--health-timeout", metavar="DURATION", help="a check that runs longer fails (default 30s)")
+    a("--health-retries", metavar="N", help="consecutive failures that make it unhealthy (default 3)")
+    a("--health-start-period", metavar="DURATION", help="failures in this time after start do not count")
+    a("--no-healthcheck", action="store_true", default=None, help="disable the image's HEALTHCHECK")
     return p
+
+
+def _health_record(d: Any) -> Optional[Dict[str, Any]]:
+    if d is None:
+        return None
+    from tcr.containers.healthcfg import validate_record
+
+    return validate_record(d)
 
 
 def _split_at_image(p: argparse.ArgumentParser, args: List[str]) -> Tuple[List[str], List[str]]:
@@ -1035,6 +1052,11 @@ def parse_run_args(
                                   hint="a log file must hold whole lines")
     if ns.log_files is not None:
         fields["log_max_files"] = _int_flag(ns.log_files, "--log-files", 1)
+    health = (ns.health_cmd, ns.health_interval, ns.health_timeout, ns.health_retries, ns.health_start_period)
+    if ns.no_healthcheck or any(x is not None for x in health):
+        from tcr.containers import healthcfg
+
+        fields["health"] = healthcfg.from_flags(*health, disabled=bool(ns.no_healthcheck))
     fields["cap_add"] = tuple(capsmod.normalize_all(ns.cap_add))
     fields["cap_drop"] = tuple(capsmod.normalize_all(ns.cap_drop))
 
