@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+from typing import Dict, Optional
 
 from test.fixtures.images import image_info, variant_digest
 
@@ -23,8 +24,10 @@ def busybox_static() -> str:
     raise RuntimeError("busybox-static is not installed (apt-get install busybox-static)")
 
 
-def build(tmpdir: str, name: str = "busybox-ctr.sqfs", tag: str = "latest", variant: str = "") -> str:
-    """variant: another build of the same name:tag (its own digest, so its own image id)."""
+def build(tmpdir: str, name: str = "busybox-ctr.sqfs", tag: str = "latest", variant: str = "",
+          annotations: Optional[Dict[str, str]] = None) -> str:
+    """variant: another build of the same name:tag (its own digest, so its own image id);
+    annotations: the bundle config's (what tcr-create-image writes, e.g. the image's HEALTHCHECK)."""
     src = os.path.join(tmpdir, name + ".src")
     shutil.rmtree(src, ignore_errors=True)
     rootfs = os.path.join(src, "bundle", "rootfs")
@@ -43,6 +46,8 @@ def build(tmpdir: str, name: str = "busybox-ctr.sqfs", tag: str = "latest", vari
                           "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                           "cwd": "/"},
               "root": {"path": "rootfs"}}
+    if annotations:
+        config["annotations"] = dict(annotations)
     with open(os.path.join(src, "bundle", "config.json"), "w") as f:
         json.dump(config, f)
     digest = variant_digest("tcr-containers-" + tag + variant)

@@ -15,7 +15,9 @@ TARGET = os.path.join(ROOT, "target")
 PKG = os.path.join(TARGET, "tcr")
 
 # Declared third-party modules of the device package (pyproject dependencies; ujson optional).
-ALLOWED_THIRD_PARTY = {"pyroute2", "dnslib", "PySquashfsImage", "ujson"}
+ALLOWED_THIRD_PARTY = {"pyroute2", "dnslib", "PySquashfsImage", "ujson", "yaml"}
+# Optional on the device: ujson (fast JSON), yaml (PyYAML, for YAML compose files; JSON always works).
+OPTIONAL_THIRD_PARTY = {"ujson", "yaml"}
 # Build-PC only. zstandard may be used by PySquashfsImage itself (lazily, for zstd images),
 # never imported by tcr.
 FORBIDDEN = {"tcr_host", "xxhash", "zstandard"}
@@ -85,8 +87,8 @@ def test_declared_third_party_are_pyproject_dependencies():
     assert deps_block, "pyproject.toml has no [project] dependencies"
     declared = {re.split(r"[<>=!~;\[ ]", d.strip().strip('"'))[0].lower()
                 for d in deps_block.group(1).split(",") if d.strip()}
-    # ujson is the optional fast JSON ("fast" extra); everything else must be a hard dependency
-    for mod in ALLOWED_THIRD_PARTY - {"ujson"}:
+    # ujson and yaml are optional ("fast", "compose" extras); everything else must be a hard dependency
+    for mod in ALLOWED_THIRD_PARTY - OPTIONAL_THIRD_PARTY:
         assert mod.lower() in declared, f"{mod} is imported by target/tcr but not in pyproject dependencies"
 
 
@@ -120,3 +122,23 @@ def test_daemon_import_loads_no_build_pc_module():
         pytest.skip("tcr.daemon.main not written yet")
     loaded = _loaded_after("import tcr.daemon.main")
     assert not (loaded & FORBIDDEN), f"tcrd loads build-PC modules {sorted(loaded & FORBIDDEN)}"
+
+
+def _loaded_tcr_modules(stmt: str) -> Set[str]:
+    code = f"import sys\n{stmt}\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('tcr'))))"
+    env = dict(os.environ, PYTHONPATH=TARGET)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_daemon_and_client_do_not_load_compose_or_health_code():
+    """Health-check code is imported only when a container has a check; compose only by its command."""
+    rare = {"tcr.containers.health", "tcr.containers.healthcfg", "tcr.compose", "tcr.compose.spec"}
+    daemon = _loaded_tcr_modules("import tcr.daemon.main, tcr.daemon.app, tcr.containers.manager, "
+                                 "tcr.commands.dispatch, tcr.commands.containers, tcr.containers.runopts")
+    assert "tcr.containers.manager" in daemon
+    assert not daemon & rare, sorted(daemon & rare)
+    client = _loaded_tcr_modules("import tcr.cli.main")
+    assert not client & rare, sorted(client & rare)
+    assert "yaml" not in _loaded_after("import tcr.cli.main, tcr.compose.cli")
