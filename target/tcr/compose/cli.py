@@ -169,12 +169,12 @@ def cmd_ps(cli: apply.Client, name: str, ns: argparse.Namespace, fmt: str) -> in
         args.append("-q")
     if fmt:
         args.append(f"--format={fmt}")
-    if ns.services:
-        if len(ns.services) > 1:  # ps filters on one label value at a time: ask per service
-            for s in ns.services:
-                _out(cli.call("ps", args + [f"--filter=label={plan.L_SERVICE}={s}"])["stdout"])
-            return 0
-        args.append(f"--filter=label={plan.L_SERVICE}={ns.services[0]}")
+    if ns.services:  # by id: repeated filters of one key are alternatives, different keys all apply
+        ctrs = [c for c in apply.observe_containers(cli, name) if c["service"] in ns.services]
+        unknown = set(ns.services) - {c["service"] for c in ctrs}
+        if unknown:
+            raise ComposeError(f"no such service: {sorted(unknown)[0]}")
+        args += [f"--filter=id={c['id']}" for c in ctrs]
     _out(cli.call("ps", args)["stdout"])
     return 0
 
