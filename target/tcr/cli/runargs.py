@@ -25,7 +25,8 @@ RUN_VALUE_LONG = frozenset((
     "stop-signal", "memory", "cpus", "pids-limit", "cap-add", "cap-drop", "user", "workdir", "entrypoint",
     "hostname", "log-size", "log-files", "log-opt", "config", "mount", "device", "device-cgroup-rule",
     "group-add", "add-host", "dns", "dns-search", "dns-option", "dns-opt", "ulimit", "label", "label-file",
-    "sysctl", "shm-size"))
+    "sysctl", "shm-size", "health-cmd", "health-interval", "health-timeout", "health-retries",
+    "health-start-period"))
 EXEC_VALUE_SHORT = frozenset("euw")
 EXEC_VALUE_LONG = frozenset(("env", "user", "workdir"))
 
