@@ -305,3 +305,19 @@ def test_plan_down():
     steps = plan.plan_down("proj", cs, nets, vols)  # no file: every container of the project goes
     assert [s["action"] for s in steps if s["kind"] == "service"] == ["remove"] * 3
     assert not [s for s in steps if s["kind"] == "volume"]
+
+
+def test_yaml_found_by_the_installed_client_that_skips_site(tmp_path):
+    """`make install`'s tcr runs as `python3 -IS`: compose still finds a system PyYAML."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("yaml")
+    f = tmp_path / "compose.yaml"
+    f.write_text("services:\n  web:\n    image: busybox\n")
+    target = os.path.join(os.path.dirname(os.path.dirname(SAMPLES)), "..", "target")
+    code = (f"import sys; sys.path.insert(0, {os.path.abspath(target)!r}); "
+            f"from tcr.compose import spec; print(sorted(spec.load({str(f)!r}, environ={{}})['services']))")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['web']"

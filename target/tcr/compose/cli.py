@@ -196,12 +196,12 @@ def cmd_config(project: Mapping[str, Any], ns: argparse.Namespace, fmt: str) -> 
            "volumes": project["volumes"]}
     if fmt != "json":
         try:
-            import yaml
-
+            yaml = spec._import_yaml()
+        except ImportError:
+            yaml = None
+        if yaml is not None:
             _out(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False))
             return 0
-        except ImportError:
-            pass
     import json
 
     _out(json.dumps(doc, indent=2, sort_keys=True) + "\n")

@@ -58,7 +58,7 @@ def parse_text(text: str, name: str = "compose file") -> Any:
         except ValueError as exc:
             raise ComposeError(f"{name}: invalid JSON: {exc}")
     try:
-        import yaml
+        yaml = _import_yaml()
     except ImportError:
         raise ComposeError(f"{name}: YAML needs PyYAML, which is not installed",
                            hint="install PyYAML (BR2_PACKAGE_PYTHON_PYYAML) or write the file as JSON")
@@ -69,6 +69,23 @@ def parse_text(text: str, name: str = "compose file") -> Any:
         at = f" (line {where.line + 1})" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ComposeError(f"{name}: invalid YAML{at}: {problem}")
+
+
+def _import_yaml() -> Any:
+    """PyYAML, also when the client runs as `python3 -IS` (the installed `tcr` skips site-packages
+    to start fast): this rare path then adds the system's site directories and tries again."""
+    try:
+        import yaml
+    except ImportError:
+        import sys
+
+        if not sys.flags.no_site:
+            raise
+        import site
+
+        site.main()
+        import yaml
+    return yaml
 
 
 def read_env_file(path: str) -> Dict[str, str]:
