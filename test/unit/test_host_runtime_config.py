@@ -78,3 +78,16 @@ def test_malformed_image_config():
         runtime_config({"config": {"Cmd": "not a list"}})
     with pytest.raises(InvalidArgument):
         runtime_config({"config": {"User": 5}})
+
+
+def test_image_healthcheck_reaches_the_device_as_an_annotation():
+    import json
+
+    from tcr.containers import healthcfg
+
+    hc = {"Test": ["CMD-SHELL", "wget -q -O- localhost"], "Interval": 5_000_000_000, "Retries": 2}
+    cfg = runtime_config({"config": {"Cmd": ["httpd"], "Healthcheck": hc}})
+    ann = json.loads(cfg["annotations"]["org.tcr.image.healthcheck"])
+    assert ann == hc
+    assert healthcfg.effective(None, healthcfg.from_image(ann))["interval"] == 5.0
+    assert "org.tcr.image.healthcheck" not in runtime_config({"config": {"Cmd": ["x"]}})["annotations"]
