@@ -22,7 +22,7 @@ Options:
   -v, --version                      print the client and daemon versions
   -h, --help                         this help
 
-Run 'tcr help' for the list of commands.
+Run 'tcr help' for the list of commands, 'tcr compose --help' for declarative stacks.
 """
 
 # docker semantics: any error of tcr itself in these commands exits 125, never the container's code
