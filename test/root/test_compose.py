@@ -91,6 +91,9 @@ def test_up_is_idempotent_minimal_and_down_removes_it(d, tmp_path):
     assert labels["com.docker.compose.project"] == "tcrtest" and labels["com.docker.compose.service"] == "web"
     assert len(labels["com.docker.compose.config-hash"]) == 64 and "MODE=prod" in ins["Config"]["Env"]
     assert json.loads(d.cli("inspect", "tcrtest-db-1").stdout)[0]["State"]["Health"]["Status"] == "healthy"
+    hosts = d.cli("exec", "tcrtest-web-1", "cat", "/etc/hosts").stdout  # the service name resolves
+    assert any(line.split()[1:] and "db" in line.split()[1:] and "tcrtest-db-1" in line.split()
+               for line in hosts.splitlines()), hosts
 
     second = up_json(d, f)  # nothing changed: nothing done
     assert not second["changed"] and set(actions(second).values()) == {"keep"}

@@ -38,3 +38,20 @@ def test_attachment_round_trip():
                    (PortMapping(1, 2, "udp"),))
     assert Attachment.from_dict(a.to_dict()) == a
     assert str(a.ports[0]) == "1->2/udp"
+
+
+def test_lease_aliases_round_trip_and_old_records():
+    le = Lease("c1", "10.88.0.5", "02:42:0a:58:00:05", "proj-db-1", (), ("db",))
+    assert Lease.from_dict(le.to_dict()) == le
+    old = {"cid": "c1", "ip": "10.88.0.5", "mac": "m", "name": "x", "ports": []}  # before aliases
+    assert Lease.from_dict(old).aliases == () and "aliases" not in Lease.from_dict(old).to_dict()
+
+
+def test_aliases_resolve_but_never_shadow_a_container_name():
+    from tcr.network.manager import NetworkManager
+
+    rec = _rec().with_lease(Lease("c1", "10.88.0.5", "m1", "proj-db-1", (), ("db", "web"))) \
+        .with_lease(Lease("c2", "10.88.0.6", "m2", "web", (), ()))
+    names = NetworkManager._names(rec)
+    assert names["db"] == "10.88.0.5" and names["proj-db-1"] == "10.88.0.5"
+    assert names["web"] == "10.88.0.6"

@@ -438,3 +438,15 @@ def test_create_allows_restart_without_detach():
     assert o.restart == RestartPolicy("always") and not o.detach
     with pytest.raises(UsageError, match="tcr create: unknown flag: --nope"):
         parse_run_args(["--nope", "busybox"], "/", files({}), prog="create")
+
+
+def test_network_alias():
+    from tcr.common.errors import InvalidArgument
+    from tcr.containers.runopts import RunOptions, parse_run_args
+
+    o = parse_run_args(["--network-alias", "db", "--network-alias=db", "--network-alias", "cache", "img"],
+                       "/")
+    assert o.network_aliases == ("db", "cache") and RunOptions.from_dict(o.to_dict()) == o
+    for bad in (["--network-alias", "a b"], ["--network", "host", "--network-alias", "db"]):
+        with pytest.raises(InvalidArgument):
+            parse_run_args([*bad, "img"], "/")

@@ -26,7 +26,7 @@ RUN_VALUE_LONG = frozenset((
     "hostname", "log-size", "log-files", "log-opt", "config", "mount", "device", "device-cgroup-rule",
     "group-add", "add-host", "dns", "dns-search", "dns-option", "dns-opt", "ulimit", "label", "label-file",
     "sysctl", "shm-size", "health-cmd", "health-interval", "health-timeout", "health-retries",
-    "health-start-period"))
+    "health-start-period", "network-alias"))
 EXEC_VALUE_SHORT = frozenset("euw")
 EXEC_VALUE_LONG = frozenset(("env", "user", "workdir"))
 

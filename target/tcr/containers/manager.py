@@ -425,7 +425,8 @@ class ContainerManager(AdjustOps):
         publish = list(view.publish)
         if view.publish_all and image_config is not None:
             publish += exposed_ports(image_config)
-        att = nets.attach(c.rec.id, c.rec.name, mode, publish, create=view.network_create)
+        att = nets.attach(c.rec.id, c.rec.name, mode, publish, create=view.network_create,
+                          aliases=view.network_aliases)
         ports = [_port_text(p) for p in getattr(att, "ports", ())]
         return NetSummary("nat", att.network, att.ip, att.gateway, att.netns_path, ports)
 

@@ -187,6 +187,7 @@ class RunOptions:
     shm_size: Optional[int] = None
     publish_all: bool = False
     health: Optional[Dict[str, Any]] = None  # --health-* flags (healthcfg.py); None = the image's
+    network_aliases: Tuple[str, ...] = ()  # --network-alias: more DNS names on its network
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -235,6 +236,7 @@ class RunOptions:
             "shmSize": self.shm_size,
             "publishAll": self.publish_all,
             "health": self.health,
+            "networkAliases": list(self.network_aliases),
         }
 
     def label_dict(self) -> Dict[str, str]:
@@ -290,6 +292,7 @@ class RunOptions:
             shm_size=d.get("shmSize"),
             publish_all=bool(d.get("publishAll", False)),
             health=_health_record(d.get("health")),
+            network_aliases=tuple(str(x) for x in d.get("networkAliases") or ()),
         )
 
 
@@ -869,6 +872,7 @@ def _parser(prog: str):
     a("--health-retries", metavar="N", help="consecutive failures that make it unhealthy (default 3)")
     a("--health-start-period", metavar="DURATION", help="failures in this time after start do not count")
     a("--no-healthcheck", action="store_true", default=None, help="disable the image's HEALTHCHECK")
+    a("--network-alias", action="append", default=[], metavar="NAME", help="another DNS name on its network")
     return p
 
 
@@ -1057,6 +1061,12 @@ def parse_run_args(
         from tcr.containers import healthcfg
 
         fields["health"] = healthcfg.from_flags(*health, disabled=bool(ns.no_healthcheck))
+    for alias in ns.network_alias:
+        if not HOSTNAME_RE.match(alias):
+            raise InvalidArgument(f"invalid --network-alias: {alias[:64]!r}",
+                                  hint="letters, digits, '.', '-'")
+    if ns.network_alias:
+        fields["network_aliases"] = tuple(dict.fromkeys(ns.network_alias))
     fields["cap_add"] = tuple(capsmod.normalize_all(ns.cap_add))
     fields["cap_drop"] = tuple(capsmod.normalize_all(ns.cap_drop))
 
@@ -1100,6 +1110,8 @@ def validate(opts: RunOptions, created: bool = False) -> None:
         raise InvalidArgument(f"--restart {opts.restart} needs a detached container (-d)")
     if (opts.publish or opts.publish_all) and opts.network in ("host", "none"):
         raise InvalidArgument(f"cannot publish ports with --network {opts.network}")
+    if opts.network_aliases and opts.network in ("host", "none"):
+        raise InvalidArgument(f"--network-alias needs a network, not --network {opts.network}")
     if opts.network == "host" and any(s.startswith("net.") for s in opts.sysctls):
         raise InvalidArgument("--sysctl net.* cannot be used with --network host: it would change the host")
     if opts.network == "host" and (opts.dns or opts.dns_search or opts.dns_options):

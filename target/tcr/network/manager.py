@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from tcr.common.errors import InternalError, InUse, InvalidArgument, NetworkNotFound, TcrError
 from tcr.common.faults import fault
@@ -183,6 +183,9 @@ class NetworkManager:
                 names.update(names_for_container(le.name, le.cid, le.ip))
             else:
                 names.update({n: le.ip for n in (le.name, le.cid) if n})
+        for le in rec.leases:  # aliases never shadow a container's own name
+            for a in le.aliases:
+                names.setdefault(a.lower(), le.ip)
         return names
 
     # -- queries -------------------------------------------------------------------------------
@@ -240,7 +243,7 @@ class NetworkManager:
             return []
         out = []
         for le in rec.leases:
-            names = " ".join(n for n in (le.name, le.cid[:12]) if n)
+            names = " ".join(n for n in (le.name, le.cid[:12], *le.aliases) if n)
             out.append((le.ip, names))
         return out
 
@@ -345,7 +348,7 @@ class NetworkManager:
     # -- containers ----------------------------------------------------------------------------
 
     def attach(self, cid: str, name: str, network: str, publish: List[str],
-               create: bool = False) -> Attachment:
+               create: bool = False, aliases: Sequence[str] = ()) -> Attachment:
         """Give container cid a lease on `network`. The default network is made on first use; any
         other must exist, unless create=True (it is then made, marked auto: see prune_auto)."""
         if not isinstance(cid, str) or not _CID_RE.match(cid):
@@ -378,7 +381,8 @@ class NetworkManager:
 
         subnet = ipaddress.IPv4Network(rec.subnet)
         ip = netplan.allocate_ip(subnet, {le.ip for le in rec.leases})
-        lease = Lease(cid=cid, ip=ip, mac=netplan.mac_for(ip), name=name or "", ports=tuple(mappings))
+        lease = Lease(cid=cid, ip=ip, mac=netplan.mac_for(ip), name=name or "", ports=tuple(mappings),
+                      aliases=tuple(aliases))
         try:
             self._plumb(rec, lease)
         except BaseException:

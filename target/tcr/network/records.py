@@ -44,15 +44,20 @@ class Lease:
     mac: str
     name: str = ""
     ports: Tuple[PortMapping, ...] = ()
+    aliases: Tuple[str, ...] = ()  # --network-alias: more names on this network (compose: the service)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"cid": self.cid, "name": self.name, "ip": self.ip, "mac": self.mac,
-                "ports": [p.to_dict() for p in self.ports]}
+        d = {"cid": self.cid, "name": self.name, "ip": self.ip, "mac": self.mac,
+             "ports": [p.to_dict() for p in self.ports]}
+        if self.aliases:
+            d["aliases"] = list(self.aliases)
+        return d
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Lease":
         return cls(cid=str(d["cid"]), ip=str(d["ip"]), mac=str(d["mac"]), name=str(d.get("name", "")),
-                   ports=tuple(PortMapping.from_dict(p) for p in d.get("ports", ())))
+                   ports=tuple(PortMapping.from_dict(p) for p in d.get("ports", ())),
+                   aliases=tuple(str(a) for a in d.get("aliases") or ()))
 
 
 @dataclass(frozen=True)
