@@ -141,3 +141,13 @@ def test_worker_pool_full_postpones(monkeypatch):
     m.stop()
     assert m.timer is None
     loop.close()
+
+
+@given(st.dictionaries(st.sampled_from(["test", "interval", "timeout", "retries", "startPeriod", "x"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(),
+                                 st.lists(st.text(max_size=5), max_size=3))))
+def test_a_corrupt_stored_record_never_breaks_a_start(d):
+    """options.health read back from disk: whatever it holds, the effective check is sane or None."""
+    rec = healthcfg.validate_record(d)
+    eff = healthcfg.effective(rec, None)
+    assert eff is None or (eff["interval"] > 0 and eff["timeout"] > 0 and eff["retries"] >= 1 and healthcfg.command(eff["test"]))

@@ -118,7 +118,17 @@ def validate_record(d: Any) -> Optional[Dict[str, Any]]:
     """RunOptions.health from a stored record: None, or a dict that from_flags could have made."""
     if not isinstance(d, dict):
         return None
+    out: Dict[str, Any] = {}
     test = d.get("test")
-    if test is not None and (not isinstance(test, list) or not all(isinstance(x, str) for x in test)):
-        return None
-    return dict(d)
+    if isinstance(test, list) and test and all(isinstance(x, str) for x in test) \
+            and test[0] in ("CMD", "CMD-SHELL", "NONE") and (test[0] == "NONE" or len(test) >= 2):
+        out["test"] = list(test)
+    for key in ("interval", "timeout", "startPeriod"):
+        v = d.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 86400 * 366 \
+                and (v > 0 or key == "startPeriod"):  # a zero interval would spin
+            out[key] = float(v)
+    r = d.get("retries")
+    if isinstance(r, int) and not isinstance(r, bool) and r >= 1:
+        out["retries"] = r
+    return out
