@@ -150,4 +150,5 @@ def test_a_corrupt_stored_record_never_breaks_a_start(d):
     """options.health read back from disk: whatever it holds, the effective check is sane or None."""
     rec = healthcfg.validate_record(d)
     eff = healthcfg.effective(rec, None)
-    assert eff is None or (eff["interval"] > 0 and eff["timeout"] > 0 and eff["retries"] >= 1 and healthcfg.command(eff["test"]))
+    assert eff is None or (eff["interval"] > 0 and eff["timeout"] > 0 and eff["retries"] >= 1
+                           and healthcfg.command(eff["test"]))
