@@ -169,6 +169,10 @@ def test_logs(d, tmp_path):
     r = compose(d, str(f), "logs", "--follow", "a")  # an exited container: follow ends at once
     assert r.returncode == 0 and "hello-a" in r.stdout and "hello-b" not in r.stdout
     assert compose(d, str(f), "down").returncode == 0
+    r = compose(d, str(f), "up")  # attached: follows the logs until the services exit
+    assert r.returncode == 0, r.stderr
+    assert "tcrtest-a-1  | hello-a" in r.stdout and "tcrtest-b-1  | hello-b" in r.stdout
+    assert compose(d, str(f), "down").returncode == 0
 
 
 def test_bad_files_change_nothing(d, tmp_path):
