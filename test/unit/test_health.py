@@ -152,3 +152,15 @@ def test_a_corrupt_stored_record_never_breaks_a_start(d):
     eff = healthcfg.effective(rec, None)
     assert eff is None or (eff["interval"] > 0 and eff["timeout"] > 0 and eff["retries"] >= 1
                            and healthcfg.command(eff["test"]))
+
+
+def test_a_paused_container_is_not_checked():
+    loop = EventLoop()
+    frozen = [True]
+    m = health.Monitor(loop, {"test": ["CMD", "true"], "interval": 1.0, "timeout": 1.0, "retries": 1,
+                              "startPeriod": 0.0}, lambda cmd, pf: cmd, "/nonexistent", "c1",
+                       paused=lambda: frozen[0])
+    m._fire()
+    assert m.job is None and m.timer is not None and m.log == []
+    m.stop()
+    loop.close()

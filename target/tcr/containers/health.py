@@ -59,13 +59,15 @@ class Monitor:
     """Runs one container's check on a timer; status/log for ps and inspect."""
 
     def __init__(self, loop: Any, cfg: Dict[str, Any], argv_for: Callable[[List[str], str], List[str]],
-                 pid_file: str, name: str, on_change: Optional[Callable[[str], None]] = None):
+                 pid_file: str, name: str, on_change: Optional[Callable[[str], None]] = None,
+                 paused: Optional[Callable[[], bool]] = None):
         self.loop = loop
         self.cfg = cfg
         self.argv_for = argv_for  # cmd, pid_file -> crun exec argv
         self.pid_file = pid_file
         self.name = name
         self.on_change = on_change
+        self.paused = paused  # a frozen container cannot run a check: skip it (docker does too)
         self.status = "starting"
         self.failing_streak = 0
         self.log: List[Dict[str, Any]] = []
@@ -93,6 +95,9 @@ class Monitor:
     def _fire(self) -> None:
         self.timer = None
         if self.stopped or self.job is not None:
+            return
+        if self.paused is not None and self.paused():
+            self._schedule(self.cfg["interval"])
             return
         from tcr.common.errors import TcrError
         from tcr.daemon import worker

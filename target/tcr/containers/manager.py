@@ -324,7 +324,7 @@ class ContainerManager(AdjustOps):
         c.health = health.Monitor(
             self.loop, c.health_cfg,
             lambda cmd, pid_file: crun.exec_argv(self.crun_root, cid, cmd, pid_file=pid_file),
-            os.path.join(c.paths.dir, "health.pid"), c.rec.name)
+            os.path.join(c.paths.dir, "health.pid"), c.rec.name, paused=lambda: c.paused)
         c.health.start()
 
     def _recover_health(self, c: Container) -> None:
