@@ -331,9 +331,7 @@ class ContainerManager(AdjustOps):
         """A re-adopted container gets its monitor back (status starts over at `starting`)."""
         ann: Dict[str, Any] = {}
         try:
-            from tcr.common.fileread import IMAGE_CONFIG_CAP, read_bytes
-
-            data = read_bytes(self.daemon.images.get(c.rec.image_id).config_path, IMAGE_CONFIG_CAP)
+            data = self.daemon.images.read_config(self.daemon.images.get(c.rec.image_id))
             if b"org.tcr.image.healthcheck" in data:  # parse only the images that have one
                 from tcr.common import jsonc
 
