@@ -324,8 +324,16 @@ class ContainerManager(AdjustOps):
         c.health = health.Monitor(
             self.loop, c.health_cfg,
             lambda cmd, pid_file: crun.exec_argv(self.crun_root, cid, cmd, pid_file=pid_file),
-            os.path.join(c.paths.dir, "health.pid"), c.rec.name, paused=lambda: c.paused)
+            os.path.join(c.paths.dir, "health.pid"), c.rec.name, paused=lambda: c.paused,
+            on_change=lambda status: self._health_event(c, status))
         c.health.start()
+
+    def _health_event(self, c: Container, status: str) -> None:
+        """docker's `health_status: healthy|unhealthy` event (`tcr events`)."""
+        events = getattr(self.daemon, "events", None)
+        if events is not None:
+            events.emit("container", f"health_status: {status}", c.rec.id,
+                        {"name": c.rec.name, "image": c.rec.image_ref})
 
     def _recover_health(self, c: Container) -> None:
         """A re-adopted container gets its monitor back (status starts over at `starting`)."""
