@@ -57,8 +57,8 @@ def test_health_cmd_goes_unhealthy_then_healthy(d):
     ev = d.cli("events", "--since", "0", "--until", "0s", "--filter", "container=hc1", "--format",
                "{{.Action}}")
     assert ev.returncode == 0, ev.stderr
-    assert [
-        a for a in ev.stdout.splitlines() if a.startswith("health_status")] == ["health_status: unhealthy", "health_status: healthy"]
+    got = [a for a in ev.stdout.splitlines() if a.startswith("health_status")]
+    assert got == ["health_status: unhealthy", "health_status: healthy"]
     cfg = _inspect(d, "hc1")["Config"]["Healthcheck"]
     assert cfg["Test"] == ["CMD-SHELL", "test -f /tmp/ready"] and cfg["Interval"] == 300_000_000
     # a stopped container has no monitor (and no timer) any more
