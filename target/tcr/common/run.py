@@ -4,14 +4,14 @@ argv lists only (no shell), stdin closed unless input is given, the command logg
 and one exception type (CommandError) carrying the argv, the exit code and stderr.
 """
 
-import logging
 import os
 import subprocess
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from tcr.common.errors import CommandError, TcrError
+from tcr.common.log import DEBUG, get_logger
 
-log = logging.getLogger("tcr.run")
+log = get_logger("tcr.run")
 
 
 class Result:
@@ -44,7 +44,7 @@ def run(
     if isinstance(argv, (str, bytes)):
         raise TypeError("run() takes an argv list, never a shell string")
     argv = [os.fspath(a) for a in argv]
-    if log.isEnabledFor(logging.DEBUG):
+    if log.isEnabledFor(DEBUG):
         log.debug("run: %s", " ".join(argv))
     text = not isinstance(input, bytes)
     try:

@@ -12,7 +12,6 @@ Life cycle (see docs/containers.md):
 Everything runs on the event loop: waits (stop -t, wait, logs -f) are Pending replies, never sleeps.
 """
 
-import logging
 import os
 import time
 from dataclasses import replace
@@ -20,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
+from tcr.common.log import get_logger
 from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
 from tcr.containers.adjust import AdjustOps
@@ -27,7 +27,7 @@ from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mou
 from tcr.containers.record import NAME_RE, ContainerRecord, NetSummary, new_id
 from tcr.kernel.pidfd import pid_alive
 
-log = logging.getLogger("tcr.containers")
+log = get_logger("tcr.containers")
 
 KIND = "containers"
 DEFAULT_STOP_TIMEOUT = 10

@@ -6,12 +6,12 @@ networks -> recover containers -> listen. SIGTERM/SIGINT: stop accepting, let th
 """
 
 import argparse
-import logging
 import os
 import signal
 from typing import Any, List, Optional
 
 from tcr.common.atomic import remove_durable, write_atomic
+from tcr.common.log import get_logger
 from tcr.daemon.loop import EventLoop
 from tcr.daemon.state import StateStore
 from tcr.images.manager import ImageManager
@@ -19,7 +19,7 @@ from tcr.kernel import pidfd
 from tcr.kernel.flock import FileLock
 from tcr.rpc.protocol import ABSTRACT_NAME
 
-log = logging.getLogger("tcrd")
+log = get_logger("tcrd")
 
 DEFAULT_ROOT = "/var/lib/tcr"
 DEFAULT_RUN_DIR = "/run/tcr"

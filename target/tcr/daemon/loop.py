@@ -15,7 +15,6 @@ Callback exceptions are logged and swallowed: the daemon never dies of one bad c
 """
 
 import heapq
-import logging
 import os
 import selectors
 import signal
@@ -24,9 +23,10 @@ import time
 from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
+from tcr.common.log import get_logger
 from tcr.kernel import pidfd as _pidfd
 
-log = logging.getLogger("tcr.loop")
+log = get_logger("tcr.loop")
 
 Callback = Callable[[], None]
 ExitCallback = Callable[[Optional[int]], None]

@@ -5,15 +5,15 @@
 """
 
 import argparse
-import logging
 import sys
 from typing import List, Optional
 
 from tcr.common.errors import TcrError
+from tcr.common.log import get_logger
 from tcr.daemon.app import DEFAULT_RESOLV_CONF, DEFAULT_ROOT, DEFAULT_RUN_DIR, DEFAULT_SOCKET
 from tcr.rpc.protocol import ABSTRACT_NAME
 
-log = logging.getLogger("tcrd")
+log = get_logger("tcrd")
 
 
 def _abstract_name(text: str) -> str:
@@ -47,22 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def _setup_logging(opts: argparse.Namespace) -> None:
     from tcr.common import log as tlog
 
-    tlog.setup(debug=opts.debug, prog="tcrd")
-    if opts.syslog:
-        import logging.handlers
-
-        root = logging.getLogger()
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        try:
-            h = logging.handlers.SysLogHandler(address="/dev/log",
-                                               facility=logging.handlers.SysLogHandler.LOG_DAEMON)
-        except OSError as exc:
-            print(f"tcrd: syslog unavailable ({exc}); logging to stderr", file=sys.stderr)
-            tlog.setup(debug=opts.debug, prog="tcrd")
-            return
-        h.setFormatter(logging.Formatter("tcrd[%(process)d]: %(levelname)s: %(message)s"))
-        root.addHandler(h)
+    tlog.setup(debug=opts.debug, prog="tcrd", syslog=opts.syslog)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

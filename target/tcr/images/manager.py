@@ -14,7 +14,6 @@ The long steps (copy, hash, fs-verity, PySquashfsImage validation) run in a fork
 """
 
 import errno
-import logging
 import os
 import shutil
 import stat
@@ -26,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from tcr.common import fileread
 from tcr.common.errors import InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
+from tcr.common.log import get_logger
 from tcr.daemon.state import StateStore
 from tcr.formats.image_info import ImageInfo
 from tcr.images import reader, refs, store
@@ -33,7 +33,7 @@ from tcr.images.record import RECORD_VERSION, ImageRecord, StoredFile, check_arc
 from tcr.kernel import loopdev, mountinfo
 from tcr.kernel import mount as kmount
 
-log = logging.getLogger("tcr.images")
+log = get_logger("tcr.images")
 
 KIND = "images"
 STORED_NAME = store.STORED_NAME

@@ -6,7 +6,6 @@ regenerated whole from the records and applied in one transaction. Failures roll
 """
 
 import errno
-import logging
 import os
 import re
 import time
@@ -14,12 +13,13 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from tcr.common.errors import InternalError, InUse, InvalidArgument, NetworkNotFound, TcrError
 from tcr.common.faults import fault
+from tcr.common.log import get_logger
 from tcr.common.run import run
 from tcr.kernel import netns
 from tcr.network import netplan, nftplan, ports
 from tcr.network.records import KIND, Attachment, Lease, NetworkRecord, PortMapping
 
-log = logging.getLogger("tcr.network")
+log = get_logger("tcr.network")
 
 _CID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 EPHEMERAL = (49152, 65535)  # where `-p CTR` picks its host port

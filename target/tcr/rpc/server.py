@@ -7,17 +7,17 @@ one client can never block another (sends never block: a client that does not re
 """
 
 import errno
-import logging
 import os
 import socket
 import struct
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError
+from tcr.common.log import get_logger
 from tcr.rpc import protocol
 from tcr.rpc.protocol import ErrorReply, ExecResult, ProtocolError, Result, StreamChunk
 
-log = logging.getLogger("tcr.rpc")
+log = get_logger("tcr.rpc")
 
 Dispatch = Callable[..., Any]  # (method, args, pwd, pid, uid, gid, stream) -> Output | Pending
 # Which dispatcher serves a request depends on the socket it came in on: the compat socket speaks

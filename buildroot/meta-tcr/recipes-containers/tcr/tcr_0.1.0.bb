@@ -55,10 +55,10 @@ RDEPENDS:${PN} += " \
     python3-fcntl \
     python3-io \
     python3-json \
-    python3-logging \
     python3-math \
     python3-resource \
     python3-shell \
+    python3-syslog \
     crun \
     nftables \
     python3-pyroute2 \

@@ -13,13 +13,13 @@ question + table lookup + build reply) -> sendto, repeated until EAGAIN (at most
 
 import errno
 import ipaddress
-import logging
 import select
 import socket
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from tcr.common.errors import InternalError, InvalidArgument
+from tcr.common.log import get_logger
 from tcr.network.dns import packet
 from tcr.network.dns.forwarder import (
     DEFAULT_MAX_PENDING,
@@ -31,7 +31,7 @@ from tcr.network.dns.forwarder import (
 )
 from tcr.network.dns.upstreams import Upstreams
 
-log = logging.getLogger("tcr.dns")
+log = get_logger("tcr.dns")
 
 BATCH = 64  # datagrams handled per wakeup before yielding to other fds
 QUERY_BUF = 4096  # client queries (a query is small; EDNS answers are what get big)

@@ -7,12 +7,13 @@ Addresses we listen on ourselves (tcr gateways) are skipped so we never forward 
 """
 
 import ipaddress
-import logging
 import os
 import time
 from typing import Callable, Iterable, List, Optional, Set, Tuple
 
-log = logging.getLogger("tcr.dns")
+from tcr.common.log import get_logger
+
+log = get_logger("tcr.dns")
 
 MAX_UPSTREAMS = 8  # glibc uses 3; a few more cost nothing
 
