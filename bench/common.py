@@ -342,6 +342,18 @@ def sh(argv: Sequence[str], timeout: float = 600, check: bool = True,
 
 # ---- a private tcrd --------------------------------------------------------------------------
 
+def tcrd_command(python: Sequence[str] = (), extra_path: Sequence[str] = ()) -> List[str]:
+    """tcrd started the way an installed one runs on a board: `python3 -I -S` with the package's
+    site directory on sys.path and no .pth processing. Run through the dev venv's site instead,
+    tcrd would also carry the editable install's import hook (pathlib, urllib, ipaddress: ~1.2 MB
+    resident) that no board has. The site directories of this interpreter hold the dependencies."""
+    import site
+
+    path = [*extra_path, TARGET, *site.getsitepackages()]
+    boot = f"import sys; sys.path[:0] = {path!r}; from tcr.daemon.main import main; sys.exit(main())"
+    return [sys.executable, "-I", "-S", *python, "-c", boot]
+
+
 class BenchDaemon:
     """tcrd on private directories under base (a fresh temp dir unless given)."""
 
@@ -371,7 +383,7 @@ class BenchDaemon:
         from test.fixtures.daemon import no_upstream_resolv_conf
 
         no_upstream = no_upstream_resolv_conf(self.base)
-        return [sys.executable, *self.python, "-m", "tcr.daemon.main", "--root", self.root, "--socket",
+        return [*tcrd_command(self.python, self.extra_path), "--root", self.root, "--socket",
                 self.socket, "--run-dir", self.run_dir, "--no-compat-socket", "--resolv-conf", no_upstream,
                 *self.extra_args]
 

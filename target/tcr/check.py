@@ -3,12 +3,17 @@
 The parsing functions are pure (tested on canned /proc content); run_checks() reads this machine.
 """
 
+from __future__ import annotations
+
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from tcr.kernel import mountinfo
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,16 @@ handlers know nothing about sockets: they get a Ctx and return an Output, or a P
 resolve later from the event loop (wait, stop -t, logs -f).
 """
 
+from __future__ import annotations
+
 import argparse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from tcr.common.errors import TcrError, UsageError
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,8 @@ class Ctx:
         return os.path.normpath(os.path.join(self.pwd or "/", os.path.expanduser(p)))
 
 
-Handler = Callable[[Ctx], Union[Output, Pending]]
+if TYPE_CHECKING:
+    Handler = Callable[[Ctx], Union[Output, Pending]]
 
 COMMANDS: Dict[str, Handler] = {}
 SUMMARIES: Dict[str, str] = {}

@@ -4,13 +4,18 @@ Handlers parse argv (docker flags), call tcr.containers.manager and render. Wait
 wait, logs -f, restart) return a Pending resolved from the event loop, never block it.
 """
 
+from __future__ import annotations
+
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser, Pending
 from tcr.common.errors import InternalError, TcrError, UsageError
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence
 
 
 def _mgr(ctx: Ctx) -> Any:

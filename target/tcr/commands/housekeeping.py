@@ -4,14 +4,19 @@ Sizes come from walking directories (du's way), which can take long on a big wri
 slow flash: that walk runs in a short-lived worker (tcr.daemon.worker), never on the event loop.
 """
 
+from __future__ import annotations
+
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
 
 import tcr
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser, Pending
 from tcr.common.errors import TcrError
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence
 
 
 def _sizes(paths: List[str]) -> List[int]:

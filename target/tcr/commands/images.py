@@ -1,12 +1,17 @@
 """Image commands: image load|ls|rm|inspect|verify, and `images` (= image ls)."""
 
+from __future__ import annotations
+
 import os
 import time
-from typing import Any, Dict, List, Sequence
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser, Pending
 from tcr.common.errors import InvalidArgument, TcrError
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Sequence
 
 SUBCOMMANDS = ("load", "ls", "rm", "inspect", "verify", "tag", "prune")
 USAGE = "usage: tcr image load|ls|rm|inspect|verify|tag|prune ..."

@@ -1,8 +1,12 @@
 """Output rendering shared by all commands: aligned tables and JSON."""
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from __future__ import annotations
 
 from tcr.common import jsonc
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Sequence
 
 
 def table(headers: Sequence[str], rows: List[Sequence[Any]]) -> str:

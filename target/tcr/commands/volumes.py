@@ -1,10 +1,14 @@
 """Volume commands: volume create|ls|inspect|rm|prune, and `volumes` (= volume ls)."""
 
-from typing import Any, List, Sequence
+from __future__ import annotations
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser
 from tcr.common.errors import InternalError
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, List, Sequence
 
 USAGE = "usage: tcr volume create|ls|inspect|rm|prune ..."
 

@@ -4,7 +4,12 @@ The daemon needs sha256 for `image verify` and for stable interface names; the b
 (`_sha2` on 3.12+, `_sha256` before) gives identical digests.
 """
 
-from typing import Any
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 
 def sha256(data: bytes = b"") -> Any:

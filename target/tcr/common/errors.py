@@ -5,7 +5,12 @@ code of the C implementation's protocol (1 syntax ... 7 internal). Exit codes ar
 the CLI's main(); nothing else calls sys.exit.
 """
 
-from typing import Optional
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Optional
+
 
 # RPC error codes, fixed by the C implementation's wire protocol.
 SYNTAX = 1

@@ -16,9 +16,14 @@ The environment is read once, at import, into a frozenset, so an unarmed fault()
 call and one set lookup on an empty set.
 """
 
+from __future__ import annotations
+
 import os
 import signal
-from typing import FrozenSet
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import FrozenSet
 
 
 def _armed(env=os.environ) -> FrozenSet[str]:

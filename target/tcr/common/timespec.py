@@ -1,10 +1,15 @@
 """docker's --since/--until values: RFC 3339 times, Unix timestamps, or durations ago (pure)."""
 
+from __future__ import annotations
+
 import re
 import time
-from typing import Optional
 
 from tcr.common.errors import UsageError
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Optional
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -5,9 +5,13 @@ Pure. Semantics follow docker: `--cap-add ALL` grants every capability except th
 minus drops plus adds (an explicit add wins over a drop of the same name).
 """
 
-from typing import Dict, Iterable, List, Optional, Sequence
+from __future__ import annotations
 
 from tcr.common.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Sequence
 
 # Every capability the Linux uapi defines, in number order (index == capability number).
 ALL_CAPS = (

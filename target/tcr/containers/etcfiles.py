@@ -4,8 +4,13 @@ resolv.conf: NAT network -> the gateway (tcr's DNS forwarder there); host networ
 own resolv.conf; none -> no nameserver at all (lookups fail fast instead of timing out).
 """
 
+from __future__ import annotations
+
 import os
-from typing import Iterable, List, Optional, Tuple
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional, Tuple
 
 HOSTS_HEADER = ("127.0.0.1\tlocalhost\n"
                 "::1\tlocalhost ip6-localhost ip6-loopback\n"

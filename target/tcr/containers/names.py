@@ -1,7 +1,12 @@
 """Random docker-style container names: adjective_noun."""
 
+from __future__ import annotations
+
 import random
-from typing import Callable
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
 _ADJ = ("agile", "bold", "brave", "bright", "calm", "clever", "cool", "crisp", "eager", "fancy",
         "gentle", "happy", "jolly", "keen", "kind", "lively", "lucid", "merry", "modest", "nimble",

@@ -4,11 +4,16 @@ Order, as docker does it: full id, digest, name:tag (default tag `latest`; short
 as docker.io/NAME and docker.io/library/NAME), then a unique id prefix of at least 4 hex digits.
 """
 
+from __future__ import annotations
+
 import re
-from typing import Iterable, List, Optional, Tuple
 
 from tcr.common.errors import ImageNotFound, InvalidArgument
 from tcr.images.record import ImageRecord
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional, Tuple
 
 _HEX = re.compile(r"^[0-9a-f]{4,16}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")

@@ -5,8 +5,13 @@ list. crun places the container, so the truth is in /proc/PID/cgroup of its init
 line per v1 hierarchy ("4:memory:/tcr/ID") and one for v2 ("0::/tcr/ID").
 """
 
+from __future__ import annotations
+
 import os
-from typing import Dict, List, Optional
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 MAX_READ = 64 * 1024
@@ -50,7 +55,7 @@ class Cgroups:
         self.v2 = v2
 
     @classmethod
-    def of_pid(cls, pid: int, root: str = CGROUP_ROOT) -> "Cgroups":
+    def of_pid(cls, pid: int, root: str = CGROUP_ROOT) -> Cgroups:
         v1: Dict[str, str] = {}
         v2: Optional[str] = None
         for line in (_read(f"/proc/{pid}/cgroup") or "").splitlines():

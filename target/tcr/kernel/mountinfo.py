@@ -1,8 +1,13 @@
 """/proc/self/mountinfo parsing (see proc(5)); paths come with octal escapes (\\040 for a space)."""
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 _ESC = re.compile(r"\\([0-7]{3})")
 

@@ -10,9 +10,13 @@ regenerated from the records on each change and applied with ONE `nft -f -` tran
 The kernel applies the whole batch atomically: a packet sees the old rules or the new ones.
 """
 
-from typing import List, Sequence
+from __future__ import annotations
 
 from tcr.network.records import NetworkRecord, PortMapping
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import List, Sequence
 
 # Numeric priorities (dstnat=-100, srcnat=100, filter=0) keep old nft versions happy.
 PRIO_DSTNAT = -100

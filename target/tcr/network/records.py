@@ -5,8 +5,13 @@ bridge name and the leases (one per attached container, with its published ports
 ruleset and the DNS names are derived from these records alone.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
 
 KIND = "networks"
 RECORD_VERSION = 1
@@ -26,7 +31,7 @@ class PortMapping:
                 "containerPort": self.container_port, "proto": self.proto}
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "PortMapping":
+    def from_dict(cls, d: Dict[str, Any]) -> PortMapping:
         return cls(host_port=int(d["hostPort"]), container_port=int(d["containerPort"]),
                    proto=str(d.get("proto", "tcp")), host_ip=str(d.get("hostIp", "")))
 
@@ -54,7 +59,7 @@ class Lease:
         return d
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "Lease":
+    def from_dict(cls, d: Dict[str, Any]) -> Lease:
         return cls(cid=str(d["cid"]), ip=str(d["ip"]), mac=str(d["mac"]), name=str(d.get("name", "")),
                    ports=tuple(PortMapping.from_dict(p) for p in d.get("ports", ())),
                    aliases=tuple(str(a) for a in d.get("aliases") or ()))
@@ -83,11 +88,11 @@ class NetworkRecord:
                 return le
         return None
 
-    def with_lease(self, lease: Lease) -> "NetworkRecord":
+    def with_lease(self, lease: Lease) -> NetworkRecord:
         rest = [le for le in self.leases if le.cid != lease.cid] + [lease]
         return _replace(self, leases=tuple(sorted(rest, key=lambda le: le.cid)))
 
-    def without(self, cid: str) -> "NetworkRecord":
+    def without(self, cid: str) -> NetworkRecord:
         return _replace(self, leases=tuple(le for le in self.leases if le.cid != cid))
 
     def to_dict(self) -> Dict[str, Any]:
@@ -97,7 +102,7 @@ class NetworkRecord:
                 "labels": dict(self.labels)}
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "NetworkRecord":
+    def from_dict(cls, d: Dict[str, Any]) -> NetworkRecord:
         return cls(name=str(d["name"]), subnet=str(d["subnet"]), gateway=str(d["gateway"]),
                    bridge=str(d["bridge"]), created=float(d.get("created", 0.0)),
                    leases=tuple(sorted((Lease.from_dict(x) for x in d.get("leases", ())),
@@ -132,7 +137,7 @@ class Attachment:
                 "mac": self.mac, "ports": [p.to_dict() for p in self.ports]}
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "Attachment":
+    def from_dict(cls, d: Dict[str, Any]) -> Attachment:
         return cls(network=str(d["network"]), netns_path=str(d["netnsPath"]), ip=str(d["ip"]),
                    prefixlen=int(d["prefixlen"]), gateway=str(d["gateway"]),
                    dns=tuple(str(x) for x in d.get("dns", ())), mac=str(d.get("mac", "")),

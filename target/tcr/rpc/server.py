@@ -6,20 +6,26 @@ Everything that can go wrong with input becomes an error reply; the daemon never
 one client can never block another (sends never block: a client that does not read is dropped).
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import socket
 import struct
-from typing import Any, Callable, Dict, List, Optional, Union
 
 from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError
 from tcr.common.log import get_logger
 from tcr.rpc import protocol
 from tcr.rpc.protocol import ErrorReply, ExecResult, ProtocolError, Result, StreamChunk
 
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Union
+
 log = get_logger("tcr.rpc")
 
-Dispatch = Callable[..., Any]  # (method, args, pwd, pid, uid, gid, stream) -> Output | Pending
+if TYPE_CHECKING:
+    Dispatch = Callable[..., Any]  # (method, args, pwd, pid, uid, gid, stream) -> Output | Pending
 # Which dispatcher serves a request depends on the socket it came in on: the compat socket speaks
 # the C client's dialect (tcr.commands.cdialect), tcrd's own socket docker's. The transport only
 # routes; it knows nothing about either dialect.
@@ -59,7 +65,7 @@ def same_pid_namespace(pid: int) -> bool:
 
 
 class Connection:
-    def __init__(self, server: "RpcServer", sock: socket.socket, pid: int, uid: int, gid: int,
+    def __init__(self, server: RpcServer, sock: socket.socket, pid: int, uid: int, gid: int,
                  dispatch: Optional[Dispatch] = None):
         self.server = server
         self.dispatch = dispatch or server.dispatch  # that of the socket the client connected to

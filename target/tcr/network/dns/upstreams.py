@@ -6,18 +6,24 @@ stat()ed at most once per `min_interval` seconds of the given clock; it is re-re
 Addresses we listen on ourselves (tcr gateways) are skipped so we never forward to ourselves.
 """
 
+from __future__ import annotations
+
 import ipaddress
 import os
 import time
-from typing import Callable, Iterable, List, Optional, Set, Tuple
 
 from tcr.common.log import get_logger
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, List, Optional, Set, Tuple
 
 log = get_logger("tcr.dns")
 
 MAX_UPSTREAMS = 8  # glibc uses 3; a few more cost nothing
 
-Upstream = Tuple[str, int]
+if TYPE_CHECKING:
+    Upstream = Tuple[str, int]
 
 
 def parse_resolv_conf(text: str) -> List[str]:
