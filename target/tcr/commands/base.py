@@ -8,9 +8,9 @@ resolve later from the event loop (wait, stop -t, logs -f).
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 
+from tcr.commands.argv import ArgParser, Namespace
 from tcr.common.errors import TcrError, UsageError
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -109,23 +109,20 @@ class HelpRequested(Exception):
         self.text = text
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that never prints or exits: usage errors raise UsageError, -h raises HelpRequested."""
+class Parser(ArgParser):
+    """The command parser that never prints or exits: usage errors raise UsageError, -h raises
+    HelpRequested (tcr.commands.argv: argparse's interface without its memory)."""
 
     def __init__(self, prog: str, **kw: Any):
-        kw.setdefault("add_help", True)
-        super().__init__(prog=f"tcr {prog}", allow_abbrev=False, **kw)
+        super().__init__(prog=f"tcr {prog}", **kw)
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> None:
         raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
 
-    def exit(self, status: int = 0, message: Optional[str] = None):  # type: ignore[override]
+    def print_help(self) -> None:
         raise HelpRequested(self.format_help())
 
-    def print_help(self, file=None):  # type: ignore[override]
-        raise HelpRequested(self.format_help())
-
-    def parse(self, args: List[str]) -> argparse.Namespace:
+    def parse(self, args: List[str]) -> Namespace:
         return self.parse_args(args)
 
 
@@ -142,7 +139,7 @@ def subcommand(ctx: Ctx, group: str, handlers: Mapping[str, Callable[[Ctx, List[
     return handler(ctx, ctx.args[1:])
 
 
-def add_format(p: argparse.ArgumentParser, short: bool = False) -> None:
+def add_format(p: ArgParser, short: bool = False) -> None:
     """--format table|json|GO-TEMPLATE and --json, on every listing and inspect command
     (`short`: also docker's `-f` of inspect)."""
     names = ("-f", "--format") if short else ("--format",)

@@ -7,10 +7,10 @@ networks -> recover containers -> listen. SIGTERM/SIGINT: stop accepting, let th
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 
+from tcr.commands.argv import Namespace
 from tcr.common.atomic import remove_durable, write_atomic
 from tcr.common.log import get_logger
 from tcr.daemon.loop import EventLoop
@@ -32,8 +32,8 @@ DEFAULT_SOCKET = "/run/tcr/tcrd.sock"
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
 
 
-def default_options(**kw: Any) -> argparse.Namespace:
-    ns = argparse.Namespace(root=DEFAULT_ROOT, run_dir=DEFAULT_RUN_DIR, socket=DEFAULT_SOCKET,
+def default_options(**kw: Any) -> Namespace:
+    ns = Namespace(root=DEFAULT_ROOT, run_dir=DEFAULT_RUN_DIR, socket=DEFAULT_SOCKET,
                             compat_socket=ABSTRACT_NAME, pidfile=None, syslog=False, debug=False, check=False,
                             resolv_conf=DEFAULT_RESOLV_CONF)
     for k, v in kw.items():
@@ -42,7 +42,7 @@ def default_options(**kw: Any) -> argparse.Namespace:
 
 
 class Daemon:
-    def __init__(self, options: Optional[argparse.Namespace] = None):
+    def __init__(self, options: Optional[Namespace] = None):
         self.options = options or default_options()
         self.root = os.path.abspath(self.options.root)
         self.run_dir = os.path.abspath(self.options.run_dir)

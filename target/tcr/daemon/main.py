@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from tcr.commands.argv import ArgParser, ArgumentTypeError, Namespace
 from tcr.common.errors import TcrError
 from tcr.common.log import get_logger
 from tcr.daemon.app import DEFAULT_RESOLV_CONF, DEFAULT_ROOT, DEFAULT_RUN_DIR, DEFAULT_SOCKET
@@ -24,12 +24,12 @@ log = get_logger("tcrd")
 def _abstract_name(text: str) -> str:
     name = text[1:] if text.startswith("@") else text
     if not name or len(name) > 100 or "\0" in name or "/" in name:
-        raise argparse.ArgumentTypeError(f"invalid abstract socket name {text!r}")
+        raise ArgumentTypeError(f"invalid abstract socket name {text!r}")
     return name
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tcrd", description="tcr daemon: images, containers, networks.")
+def parse_args(argv: Optional[List[str]] = None) -> Namespace:
+    p = ArgParser(prog="tcrd", description="tcr daemon: images, containers, networks.")
     p.add_argument("--root", default=DEFAULT_ROOT, help=f"state root (default {DEFAULT_ROOT})")
     p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"RPC socket path (default {DEFAULT_SOCKET})")
     p.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
@@ -49,7 +49,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _setup_logging(opts: argparse.Namespace) -> None:
+def _setup_logging(opts: Namespace) -> None:
     from tcr.common import log as tlog
 
     tlog.setup(debug=opts.debug, prog="tcrd", syslog=opts.syslog)
