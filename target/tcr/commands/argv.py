@@ -138,6 +138,7 @@ class ArgParser:
                 setattr(ns, a.dest, list(a.default) if isinstance(a.default, list) else a.default)
         positionals: List[str] = []
         unknown: List[str] = []
+        a: Optional[Action]
         i = 0
         while i < len(args):
             tok = args[i]
