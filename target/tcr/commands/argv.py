@@ -133,9 +133,9 @@ class ArgParser:
 
     def _parse(self, args: List[str]) -> Namespace:
         ns = Namespace()
-        for a in self._actions:  # the first action of a dest gives the default (--format / --json)
-            if a.action != "help" and a.dest not in ns:
-                setattr(ns, a.dest, list(a.default) if isinstance(a.default, list) else a.default)
+        for act in self._actions:  # the first action of a dest gives the default (--format / --json)
+            if act.action != "help" and act.dest not in ns:
+                setattr(ns, act.dest, list(act.default) if isinstance(act.default, list) else act.default)
         positionals: List[str] = []
         unknown: List[str] = []
         a: Optional[Action]
