@@ -1,9 +1,8 @@
 """ContainerRecord: round trip, validation, names."""
 
-import dataclasses
-
 import pytest
 
+from tcr.common.record import FrozenInstanceError
 from tcr.containers.names import random_name
 from tcr.containers.record import ContainerRecord, NetSummary, new_id
 
@@ -33,7 +32,7 @@ def test_round_trip_minimal_and_exit_codes():
 
 def test_record_is_frozen():
     r = _rec()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         r.state = "running"  # type: ignore[misc]
 
 

@@ -32,12 +32,24 @@ def target_files() -> List[str]:
     return sorted(out)
 
 
+def _type_checking_only(tree: ast.AST) -> Set[int]:
+    """ids of the nodes inside `if TYPE_CHECKING:` blocks: never run, seen by mypy only."""
+    out: Set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            out |= {id(sub) for stmt in node.body for sub in ast.walk(stmt)}
+    return out
+
+
 def imports_of(path: str) -> List[Tuple[str, int]]:
-    """(absolute dotted module, line) for every import statement, at any depth."""
+    """(absolute dotted module, line) for every import statement that can run, at any depth."""
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), filename=path)
+    skip = _type_checking_only(tree)
     out = []
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             out += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -8,10 +8,9 @@ resolve later from the event loop (wait, stop -t, logs -f).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from tcr.commands.argv import ArgParser, Namespace
 from tcr.common.errors import TcrError, UsageError
+from tcr.common.record import dataclass, field
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from tcr.common.errors import InvalidArgument
+from tcr.common.record import dataclass
 from tcr.containers.ociconfig import walk_in_root
 from tcr.kernel import mount as _mount
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 
 from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
+from tcr.common.record import replace
 from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
 from tcr.containers.adjust import AdjustOps

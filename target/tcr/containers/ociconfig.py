@@ -9,9 +9,9 @@ so an image cannot weaken its own sandbox. docs/security.md explains each defaul
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from tcr.common.errors import InvalidArgument
+from tcr.common.record import dataclass, field
 from tcr.containers import caps as capsmod
 from tcr.containers import resources, seccomp
 from tcr.containers.runopts import RunOptions

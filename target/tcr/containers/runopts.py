@@ -14,9 +14,9 @@ import argparse
 import os
 import re
 import signal
-from dataclasses import dataclass, field, replace
 
 from tcr.common.errors import InvalidArgument, UsageError
+from tcr.common.record import dataclass, field, replace
 from tcr.containers import caps as capsmod
 from tcr.containers import resources
 

@@ -15,9 +15,8 @@ Backoff: 100 ms, doubling per consecutive quick failure, capped at 60 s; a run t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tcr.common.errors import InvalidArgument
+from tcr.common.record import dataclass
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

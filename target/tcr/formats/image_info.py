@@ -8,10 +8,10 @@ strictly and ignore unknown keys. An `id` missing from an older file is derived 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from tcr.common import jsonc
 from tcr.common.errors import InvalidArgument
+from tcr.common.record import dataclass
 from tcr.formats.xxh64 import image_id
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass, field
 
 from tcr.common.errors import InvalidArgument
+from tcr.common.record import dataclass, field
 from tcr.formats.image_info import ImageInfo
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)

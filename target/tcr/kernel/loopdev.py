@@ -13,7 +13,8 @@ import fcntl
 import os
 import stat
 import struct
-from dataclasses import dataclass
+
+from tcr.common.record import dataclass
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

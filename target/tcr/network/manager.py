@@ -484,8 +484,7 @@ class NetworkManager:
         a port a host service uses is refused, no host service can take it while it is
         published, and an address the host does not have is refused. Port 0 = the first free
         port of the ephemeral range. All or nothing: on error nothing stays bound."""
-        import dataclasses
-
+        from tcr.common import record as dataclasses
         from tcr.kernel.portsock import hold
 
         self._fd_room(len(mappings))

@@ -7,7 +7,7 @@ ruleset and the DNS names are derived from these records alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from tcr.common.record import dataclass, field
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class NetworkRecord:
 
 
 def _replace(rec: NetworkRecord, **kw: Any) -> NetworkRecord:
-    import dataclasses
+    from tcr.common import record as dataclasses
 
     return dataclasses.replace(rec, **kw)
 

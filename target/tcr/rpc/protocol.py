@@ -19,10 +19,10 @@ Decoding never raises anything but ProtocolError, which carries the RPC error co
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from tcr.common import jsonc
 from tcr.common.errors import INVALID_ARGUMENT, SYNTAX, TcrError
+from tcr.common.record import dataclass, field
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ case-insensitively in ASCII, which is exactly what bytes.lower() does, and no de
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from tcr.common.record import dataclass
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
