@@ -303,3 +303,16 @@ def test_peers_from_another_pid_namespace_are_refused():
 
     assert same_pid_namespace(os.getpid())
     assert not same_pid_namespace(2**22 + 7)  # no such process: cannot tell who it is
+
+
+def test_group_id_reads_etc_group(tmp_path):
+    from tcr.rpc.server import group_id
+
+    f = tmp_path / "group"
+    f.write_text("root:x:0:\ntcr:x:997:alice,bob\nbad:x:notanumber:\n")
+    assert group_id("tcr", str(f)) == 997
+    assert group_id("root", str(f)) == 0
+    assert group_id("bad", str(f)) is None
+    assert group_id("nope", str(f)) is None
+    assert group_id("tcr", str(tmp_path / "missing")) is None
+    assert group_id(None, str(f)) is None

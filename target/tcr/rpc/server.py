@@ -9,6 +9,7 @@ one client can never block another (sends never block: a client that does not re
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import socket
 import struct
@@ -46,15 +47,24 @@ def peer_groups(pid: int) -> List[int]:
     return []
 
 
-def group_id(name: Optional[str]) -> Optional[int]:
+def group_id(name: Optional[str], path: str = "/etc/group") -> Optional[int]:
+    """The gid of group `name` from /etc/group. Not grp.getgrnam(): that loads the NSS modules
+    (libnss_systemd and its libraries here: ~0.3 MB resident for the daemon's lifetime) for one
+    lookup at start; on a board the socket group lives in /etc/group."""
     if not name:
         return None
-    import grp
-
     try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return None
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 3 and parts[0] == name:
+                    try:
+                        return int(parts[2])
+                    except ValueError:
+                        return None
+    except OSError:
+        pass
+    return None
 
 
 def same_pid_namespace(pid: int) -> bool:
@@ -116,6 +126,9 @@ class Connection:
                 log.exception("rpc: error cancelling a pending reply")
 
 
+_KEEP_RESIDENT = 64 * 1024  # receive-buffer bytes that may stay resident after a message
+
+
 class RpcServer:
     def __init__(
         self,
@@ -136,7 +149,10 @@ class RpcServer:
         self._listeners: List[socket.socket] = []
         self._dispatch_of: Dict[int, Dispatch] = {}  # listener fd -> its dispatcher
         self._conns: Dict[int, Connection] = {}
-        self._buf = bytearray(protocol.MAX_MESSAGE + 1)  # one receive buffer for all clients
+        # One receive buffer for all clients, in an anonymous mapping: a bytearray of MAX_MESSAGE
+        # would be zero-filled, i.e. 1 MB resident from the start; mapped pages cost nothing until
+        # a message that long arrives.
+        self._buf = mmap.mmap(-1, protocol.MAX_MESSAGE + 1)
         self._token = 0
         self._inode: Optional[int] = None
 
@@ -289,11 +305,22 @@ class RpcServer:
                 conn.close()  # peer closed (an empty datagram is not a request either)
                 return
             if flags & socket.MSG_TRUNC or n > protocol.MAX_MESSAGE:
+                self._release_buffer()
                 conn.send(
                     ErrorReply(0, INVALID_ARGUMENT, f"message too large (max {protocol.MAX_MESSAGE} bytes)")
                 )
                 continue
-            self._handle(conn, bytes(memoryview(self._buf)[:n]))
+            data = bytes(memoryview(self._buf)[:n])
+            if n > _KEEP_RESIDENT:
+                self._release_buffer()
+            self._handle(conn, data)
+
+    def _release_buffer(self) -> None:
+        """Give the pages of a long message back (they read as zeros afterwards)."""
+        try:
+            self._buf.madvise(mmap.MADV_DONTNEED)
+        except (AttributeError, OSError):  # Python < 3.8 or no madvise: they stay, harmlessly
+            pass
 
     def _handle(self, conn: Connection, data: bytes) -> None:
         try:
