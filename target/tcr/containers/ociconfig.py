@@ -103,12 +103,11 @@ class HostInfo:
     @classmethod
     def detect(cls) -> HostInfo:
         """Read the facts from this host (uname, /sys/fs/cgroup, getrlimit, /proc)."""
-        import platform
         import re
         import resource
         import socket
 
-        machine = platform.machine()
+        machine = os.uname().machine
         arch = _MACHINE_TO_ARCH.get(machine, machine)
         if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
             cg: Union[int, str] = 2
@@ -120,7 +119,7 @@ class HostInfo:
         for name in ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK"):
             hard = resource.getrlimit(getattr(resource, name))[1]
             limits[name] = -1 if hard == resource.RLIM_INFINITY else hard
-        m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", platform.release())
+        m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release)
         kernel = tuple(int(x) for x in m.groups() if x is not None) if m else (0, 0)
         try:
             with open("/proc/sys/kernel/cap_last_cap") as f:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 
 from tcr.common.errors import InvalidArgument
 from tcr.common.record import dataclass, field
@@ -135,7 +134,7 @@ class ImageRecord:
                    stored_file=stored_file, version=version, **strs)
 
 
-# platform.machine() -> OCI architecture (with variant where the kernel name implies one)
+# os.uname().machine -> OCI architecture (with variant where the kernel name implies one)
 _MACHINE_ARCH = {
     "x86_64": "amd64", "amd64": "amd64",
     "aarch64": "arm64", "arm64": "arm64", "armv8b": "arm64", "aarch64_be": "arm64",
@@ -158,7 +157,7 @@ _ACCEPTS = {
 
 
 def native_arch(machine: Optional[str] = None) -> str:
-    m = machine if machine is not None else platform.machine()
+    m = machine if machine is not None else os.uname().machine
     return _MACHINE_ARCH.get(m, m)
 
 
@@ -169,7 +168,7 @@ def arch_runnable(image_arch: str, machine: Optional[str] = None) -> bool:
 
 def check_arch(image_arch: str, machine: Optional[str] = None) -> None:
     if not arch_runnable(image_arch, machine):
-        m = machine if machine is not None else platform.machine()
+        m = machine if machine is not None else os.uname().machine
         raise InvalidArgument(
             f"image architecture {image_arch} cannot run on this {native_arch(machine)} host ({m})",
             hint=f"build the image for this device: tcr-create-image --arch {native_arch(machine)} ...",
