@@ -21,6 +21,7 @@ from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidAr
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
 from tcr.common.record import replace
+from tcr.common.tree import remove_tree
 from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
 from tcr.containers.adjust import AdjustOps
@@ -975,9 +976,7 @@ def _last_line(path: str) -> str:
 
 
 def _rmtree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path)
 
 
 def _health_config(run: Optional[Dict[str, Any]], ann: Any) -> Optional[Dict[str, Any]]:
