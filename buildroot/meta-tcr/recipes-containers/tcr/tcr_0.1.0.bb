@@ -56,6 +56,7 @@ RDEPENDS:${PN} += " \
     python3-io \
     python3-json \
     python3-math \
+    python3-mmap \
     python3-resource \
     python3-shell \
     python3-syslog \
