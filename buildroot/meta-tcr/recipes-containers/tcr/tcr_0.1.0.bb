@@ -55,7 +55,6 @@ RDEPENDS:${PN} += " \
     python3-fcntl \
     python3-io \
     python3-json \
-    python3-math \
     python3-mmap \
     python3-resource \
     python3-shell \
