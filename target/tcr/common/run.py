@@ -7,16 +7,21 @@ and one exception type (CommandError) carrying the argv, the exit code and stder
 from __future__ import annotations
 
 import os
-import subprocess
+import select
+import signal
+import time
 
 from tcr.common.errors import CommandError, TcrError
 from tcr.common.log import DEBUG, get_logger
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Mapping, Optional, Sequence, Union
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 log = get_logger("tcr.run")
+
+# Python ignores these; an exec keeps ignored signals, so reset them as subprocess does
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class Result:
@@ -30,6 +35,9 @@ class Result:
         self.stderr = stderr
 
 
+PIPE = -1  # stdout=/stderr=PIPE: capture that stream even with capture=False (subprocess.PIPE's value)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -39,12 +47,15 @@ def run(
     env: Optional[Mapping[str, str]] = None,
     cwd: Optional[str] = None,
     capture: bool = True,
-    stdout=None,
-    stderr=None,
+    stdout: Any = None,
+    stderr: Any = None,
 ) -> Result:
     """Run argv to completion. Raises CommandError if check and it fails.
 
-    stdout/stderr may be given as file objects/fds to redirect instead of capturing.
+    stdout/stderr may be given as file objects/fds to redirect instead of capturing, or PIPE.
+    The child is started with os.posix_spawn (vfork+exec in glibc), not subprocess: subprocess
+    costs tcrd ~0.9 MB resident (threading, locale, ...), and the spawn is cheaper than its fork
+    for a daemon with a large heap. Python's fds are close-on-exec (PEP 446); only 0-2 pass.
     """
     if isinstance(argv, (str, bytes)):
         raise TypeError("run() takes an argv list, never a shell string")
@@ -52,6 +63,170 @@ def run(
     if log.isEnabledFor(DEBUG):
         log.debug("run: %s", " ".join(argv))
     text = not isinstance(input, bytes)
+    if cwd is not None:  # posix_spawn has no chdir before Python 3.13: the rare caller pays subprocess
+        return _run_subprocess(argv, input, check, timeout, env, cwd, capture, stdout, stderr, text)
+    path = which(argv[0]) if os.sep not in argv[0] else argv[0]
+    if path is None:
+        raise TcrError(f"{argv[0]}: command not found", hint=_package_hint(argv[0]))
+    actions: List[Any] = []
+    parent_ends: Dict[int, int] = {}  # child fd -> our end of its pipe
+    child_ends: List[int] = []
+    try:
+        if input is None:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+        else:
+            r, w = os.pipe()
+            child_ends.append(r)
+            parent_ends[0] = w
+            actions.append((os.POSIX_SPAWN_DUP2, r, 0))
+        for fd, given in ((1, stdout), (2, stderr)):
+            if given is PIPE or (given is None and capture):
+                r, w = os.pipe()
+                child_ends.append(w)
+                parent_ends[fd] = r
+                actions.append((os.POSIX_SPAWN_DUP2, w, fd))
+            elif given is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, given if isinstance(given, int) else given.fileno(), fd))
+        try:
+            pid = os.posix_spawn(path, argv, os.environ if env is None else dict(env), file_actions=actions,
+                                 setsigdef=_DEFAULT_SIGNALS)
+        except FileNotFoundError:
+            raise TcrError(f"{argv[0]}: command not found", hint=_package_hint(argv[0]))
+    except BaseException:
+        for fd in (*child_ends, *parent_ends.values()):
+            os.close(fd)
+        raise
+    for fd in child_ends:
+        os.close(fd)
+    data = input.encode() if isinstance(input, str) else input
+    deadline = None if timeout is None else time.monotonic() + timeout
+    outs, timed_out = _communicate(parent_ends, data, deadline)
+    if not timed_out and deadline is not None:
+        timed_out = not _exited_by(pid, deadline)
+    if timed_out:
+        try:
+            os.kill(pid, 9)  # our own child, by its pid
+        except ProcessLookupError:
+            pass
+    _pid, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    err = outs.get(2, b"").decode("utf-8", "replace")
+    if text:
+        err = _newlines(err)
+    if timed_out:
+        raise CommandError(argv, -9, f"timed out after {timeout}s\n{err}")
+    out_b = outs.get(1)
+    out: Any = (_newlines(out_b.decode("utf-8", "replace")) if text else out_b) if out_b is not None \
+        else ("" if text else b"")
+    if check and code != 0:
+        raise CommandError(argv, code, err)
+    return Result(argv, code, out, err)
+
+
+def cloexec_inherited() -> int:
+    """Mark every fd above 2 close-on-exec; returns how many were not.
+
+    tcrd calls it once at start: fds its parent left inheritable would otherwise pass into every
+    tool run() spawns (posix_spawn does not close fds as subprocess's close_fds did). The fds
+    Python itself opens are close-on-exec already (PEP 446)."""
+    import fcntl
+
+    count = 0
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        return 0
+    for fd in fds:
+        if fd <= 2:
+            continue
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+            if not flags & fcntl.FD_CLOEXEC:
+                fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+                count += 1
+        except OSError:  # the listing's own fd, closed by now
+            continue
+    return count
+
+
+def _newlines(s: str) -> str:
+    """What subprocess's text mode did (universal newlines)."""
+    return s.replace("\r\n", "\n").replace("\r", "\n") if "\r" in s else s
+
+
+def _exited_by(pid: int, deadline: float) -> bool:
+    """Wait (without reaping) until the child has exited or the deadline passed."""
+    try:
+        pfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # kernel < 5.3: waitpid() blocks without a time limit
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pfd, select.POLLIN)
+        return bool(poller.poll(max(0, int((deadline - time.monotonic()) * 1000))))
+    finally:
+        os.close(pfd)
+
+
+def _communicate(ends: Dict[int, int], data: Optional[bytes], deadline: Optional[float]) -> Any:
+    """Feed stdin, drain stdout/stderr until both close or the deadline. Returns ({fd: bytes}, timed_out)."""
+    data = data or b""
+    bufs: Dict[int, List[bytes]] = {fd: [] for fd in ends if fd != 0}
+    by_end = {end: fd for fd, end in ends.items()}
+    poller = select.poll()
+    pos = 0
+    for fd, end in ends.items():
+        if fd == 0:
+            if data:
+                os.set_blocking(end, False)
+                poller.register(end, select.POLLOUT)
+            else:
+                os.close(end)
+                del by_end[end]
+        else:
+            poller.register(end, select.POLLIN)
+    timed_out = False
+    try:
+        while by_end:
+            wait_ms = None if deadline is None else int((deadline - time.monotonic()) * 1000)
+            if wait_ms is not None and wait_ms <= 0:
+                timed_out = True
+                break
+            events = poller.poll(wait_ms)
+            for end, _ev in events:
+                who = by_end.get(end)
+                if who is None:
+                    continue
+                if who == 0:
+                    try:
+                        pos += os.write(end, memoryview(data)[pos:pos + 65536])
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # EPIPE: the tool stopped reading; its exit code tells why
+                        pos = len(data)
+                    if pos >= len(data):
+                        poller.unregister(end)
+                        os.close(end)
+                        del by_end[end]
+                    continue
+                chunk = os.read(end, 65536)
+                if chunk:
+                    bufs[who].append(chunk)
+                else:
+                    poller.unregister(end)
+                    os.close(end)
+                    del by_end[end]
+    finally:
+        for end in by_end:
+            os.close(end)
+    return {fd: b"".join(parts) for fd, parts in bufs.items()}, timed_out
+
+
+def _run_subprocess(argv: List[str], input: Any, check: bool, timeout: Optional[float],
+                    env: Optional[Mapping[str, str]], cwd: Optional[str], capture: bool, stdout: Any,
+                    stderr: Any, text: bool) -> Result:
+    import subprocess
+
     try:
         proc = subprocess.run(
             argv,
@@ -96,6 +271,7 @@ class Sink:
     def __init__(self, argv: Sequence[str]):
         import fcntl
         import io
+        import subprocess
         import tempfile
 
         self.argv = [os.fspath(a) for a in argv]

@@ -58,6 +58,9 @@ def _setup_logging(opts: Namespace) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     opts = parse_args(argv)
     _setup_logging(opts)
+    from tcr.common.run import cloexec_inherited
+
+    cloexec_inherited()  # fds our parent left open must not reach crun, nft or containers
     from tcr import check
 
     if opts.check:
