@@ -383,9 +383,17 @@ class BenchDaemon:
         from test.fixtures.daemon import no_upstream_resolv_conf
 
         no_upstream = no_upstream_resolv_conf(self.base)
-        return [*tcrd_command(self.python, self.extra_path), "--root", self.root, "--socket",
-                self.socket, "--run-dir", self.run_dir, "--no-compat-socket", "--resolv-conf", no_upstream,
-                *self.extra_args]
+        return [*tcrd_command(self.python, self.extra_path), *self.daemon_args(no_upstream)]
+
+    def daemon_args(self, resolv_conf: Optional[str] = None) -> List[str]:
+        """tcrd's own flags (after the interpreter and its boot code)."""
+        if resolv_conf is None:
+            setup_path()
+            from test.fixtures.daemon import no_upstream_resolv_conf
+
+            resolv_conf = no_upstream_resolv_conf(self.base)
+        return ["--root", self.root, "--socket", self.socket, "--run-dir", self.run_dir, "--no-compat-socket",
+                "--resolv-conf", resolv_conf, *self.extra_args]
 
     def start(self, timeout: float = 60.0, argv: Optional[List[str]] = None) -> float:
         """Start and wait until the socket accepts; returns the seconds that took."""

@@ -124,7 +124,7 @@ def main() -> int:
     d = common.BenchDaemon(os.path.join(work, "tcrd"))
     extra = ["--native"] if args.native else []
     argv = [sys.executable, "-m", "memray", "run", "-q", "--trace-python-allocators", *extra, "-o", capture,
-            "-m", "tcr.daemon.main", *d.argv()[3:]]
+            "-m", "tcr.daemon.main", *d.daemon_args()]
     problems: List[str] = []
     try:
         img = common.build_sqfs(os.path.join(work, "busybox.sqfs"), common.busybox_bundle(),
