@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 from tcr.commands import base
 from tcr.commands.base import Ctx, HelpRequested, Output, Pending
 from tcr.common.errors import UsageError
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 
 def load_commands() -> None:
     for name in COMMAND_MODULES:
-        importlib.import_module(name)
+        __import__(name)  # registration only; importlib.import_module would load importlib
 
 
 def make_dispatch(daemon: Any) -> DispatchFn:

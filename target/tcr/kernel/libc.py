@@ -1,22 +1,72 @@
 """The C library for the few syscalls Python's os module lacks (mount, umount2, setns, unshare, prctl).
 
-CDLL(None) is the libc already mapped into the interpreter: ctypes.util.find_library would run
-ldconfig (a subprocess outside tcr.common.run, and tens of ms at daemon start).
+Through _ctypes (the C half of ctypes) directly: the ctypes package costs tcrd ~0.4 MB resident
+(its Python half, ctypes._endian, struct types it never uses) for five functions. dlopen(NULL) is
+the libc already mapped into the interpreter: ctypes.util.find_library would run ldconfig (a
+subprocess outside tcr.common.run, and tens of ms at daemon start).
+
+    libc().mount(b"src", b"dst", b"squashfs", flags, None) -> int; errno() after a -1
 """
 
-import ctypes
+from __future__ import annotations
+
+import _ctypes
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class c_int(_ctypes._SimpleCData):  # noqa: N801 - ctypes' names
+    _type_ = "i"
+
+
+class c_ulong(_ctypes._SimpleCData):  # noqa: N801
+    _type_ = "L"
+
+
+class c_char_p(_ctypes._SimpleCData):  # noqa: N801 - bytes or None
+    _type_ = "z"
+
+
+class _Func(_ctypes.CFuncPtr):
+    """A C function returning int, errno saved for errno() (ctypes' use_errno=True)."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_int
+
+
+class _Libc:
+    _SIGNATURES = {
+        "mount": (c_char_p, c_char_p, c_char_p, c_ulong, c_char_p),
+        "umount2": (c_char_p, c_int),
+        "unshare": (c_int,),
+        "setns": (c_int, c_int),
+        "prctl": None,  # variadic: ints, converted as C int
+    }
+
+    def __init__(self) -> None:
+        self._handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # NULL: the running program
+        for name, argtypes in self._SIGNATURES.items():
+            fn = _Func((name, self))  # type: ignore[arg-type]  # any object with _handle
+            if argtypes is not None:
+                fn.argtypes = argtypes
+            setattr(self, name, fn)
+
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any: ...
+
 
 _libc = None
 
 
-def libc() -> ctypes.CDLL:
+def libc() -> Any:
     global _libc
     if _libc is None:
-        lib = ctypes.CDLL(None, use_errno=True)
-        lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                              ctypes.c_char_p]
-        lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-        lib.unshare.argtypes = [ctypes.c_int]
-        lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-        _libc = lib
+        _libc = _Libc()
     return _libc
+
+
+def errno() -> int:
+    """errno as the last call through libc() left it (ctypes.get_errno())."""
+    return int(_ctypes.get_errno())

@@ -1,11 +1,11 @@
-"""mount(2) and umount2(2) through ctypes (no mount(8) subprocess on the hot path)."""
+"""mount(2) and umount2(2) through tcr.kernel.libc (no mount(8) subprocess on the hot path)."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 
+from tcr.kernel.libc import errno as libc_errno
 from tcr.kernel.libc import libc
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -37,13 +37,13 @@ def mount(source: Optional[str], target: str, fstype: Optional[str], flags: int 
           data: Optional[str] = None) -> None:
     """Raise OSError (with errno and both paths) on failure."""
     if libc().mount(_b(source), _b(target), _b(fstype), flags, _b(data)) != 0:
-        e = ctypes.get_errno()
+        e = libc_errno()
         raise OSError(e, f"mount {source} on {target} ({fstype}): {os.strerror(e)}")
 
 
 def umount(target: str, flags: int = UMOUNT_NOFOLLOW) -> None:
     if libc().umount2(_b(target), flags) != 0:
-        e = ctypes.get_errno()
+        e = libc_errno()
         raise OSError(e, f"umount {target}: {os.strerror(e)}")
 
 

@@ -1,4 +1,4 @@
-"""Named network namespaces without fork or exec (stdlib + ctypes).
+"""Named network namespaces without fork or exec (stdlib + tcr.kernel.libc).
 
 create(path): unshare(CLONE_NEWNET) moves only the CALLING THREAD into a fresh namespace; we
 bind-mount /proc/thread-self/ns/net onto path and setns() straight back to the namespace we came
@@ -12,10 +12,10 @@ socket there (a socket stays bound to the namespace it was created in).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 
 from tcr.kernel import mount as _mount
+from tcr.kernel.libc import errno as libc_errno
 from tcr.kernel.libc import libc
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -29,7 +29,7 @@ _SELF = "/proc/thread-self/ns/net"
 
 def _check(rc: int, what: str) -> None:
     if rc != 0:
-        e = ctypes.get_errno()
+        e = libc_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
 
 

@@ -75,10 +75,9 @@ PR_SET_CHILD_SUBREAPER = 36
 
 def set_child_subreaper() -> None:
     """Orphaned descendants (container processes after crun exits) get re-parented to us."""
-    import ctypes
-
+    from tcr.kernel.libc import errno as libc_errno
     from tcr.kernel.libc import libc
 
     if libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        e = ctypes.get_errno()
+        e = libc_errno()
         raise OSError(e, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(e)}")
