@@ -9,9 +9,8 @@ uses them too; `--restart` changes the policy.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from tcr.common.errors import CommandError, InUse, InvalidArgument, TcrError
+from tcr.common.record import replace
 from tcr.containers import crun
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)

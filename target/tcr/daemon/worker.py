@@ -32,17 +32,17 @@ from __future__ import annotations
 import errno
 import gc
 import json
-import logging
 import os
 import signal
 
 from tcr.common.errors import InternalError, TcrError
+from tcr.common.log import get_logger
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Optional, Sequence, Set, Union
 
-log = logging.getLogger("tcr.worker")
+log = get_logger("tcr.worker")
 
 MAX_REPLY = 4 * 1024 * 1024  # bytes of JSON a worker may send back
 MAX_JOBS = 8                  # workers alive at once; more is refused with a clear error
@@ -231,7 +231,6 @@ def _child_setup(parent: int, wfd: int, keep_fds: Sequence[int]) -> None:
     if os.getppid() != parent:  # the parent died before PDEATHSIG was armed
         os._exit(1)
     _close_fds_except({0, 1, 2, wfd, *keep_fds})
-    logging.raiseExceptions = False  # a log handler whose fd was closed must not print tracebacks
 
 
 def _close_fds_except(keep: Set[int]) -> None:
