@@ -312,9 +312,10 @@ class ContainerManager(AdjustOps):
                             netns_path=netns, volume_sources=volume_sources, devices=self._devices(c),
                             init_binary=init)
         config = build_config(image_config, c.opts, self._host_info(), paths, c.rec.id)
-        from tcr.containers import seccomp_bpf
+        from tcr.containers import seccomp_cache
 
-        seccomp_bpf.annotate(config)  # crun skips its per-start libseccomp compile (~10 ms)
+        # crun skips its per-start libseccomp compile (~10 ms); compiled by a worker on a miss
+        seccomp_cache.annotate(config, self.loop)
         ann = image_config.get("annotations") or {}
         c.stop_signal = c.opts.stop_signal or str(ann.get("org.opencontainers.image.stopSignal") or "SIGTERM")
         c.health_cfg = _health_config(c.opts.health, ann)
