@@ -10,25 +10,57 @@ TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (d
 if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional, Union
 
-# Every module that registers commands with @base.command.
+# Every module that registers commands with @base.command: loaded with the daemon...
 COMMAND_MODULES = (
     "tcr.commands.system",
     "tcr.commands.images",
     "tcr.commands.containers",
     "tcr.commands.networks",
-    "tcr.commands.changes",
-    "tcr.commands.monitor",
-    "tcr.commands.housekeeping",
     "tcr.commands.volumes",
 )
+# ... and the rarely used ones, loaded by their first command: until then a stub stands in (same
+# name and summary; test_dispatch keeps this table equal to their @base.command lines), so an idle
+# tcrd does not hold their code (~80 kB of bytecode, docs/profile.md).
+LAZY_COMMANDS = {
+    "_container_prune": ("tcr.commands.housekeeping",
+                         "Remove all stopped containers (as 'tcr container prune')"),
+    "events": ("tcr.commands.monitor", "Show container, image, network and volume events"),
+    "info": ("tcr.commands.housekeeping", "Show board-wide information (same as 'system info')"),
+    "pause": ("tcr.commands.changes", "Pause all processes of containers (cgroup freezer)"),
+    "rename": ("tcr.commands.changes", "Rename a container"),
+    "stats": ("tcr.commands.monitor", "Show containers' CPU, memory, network and block I/O, and PIDs"),
+    "system": ("tcr.commands.housekeeping", "Board-wide information and housekeeping: info, df, prune"),
+    "top": ("tcr.commands.monitor", "Show the processes of a container"),
+    "unpause": ("tcr.commands.changes", "Resume paused containers"),
+    "update": ("tcr.commands.changes", "Change the limits or restart policy of containers"),
+}
 
 if TYPE_CHECKING:
     DispatchFn = Callable[..., Union[Output, Pending]]
 
 
-def load_commands() -> None:
+def load_commands(lazy: bool = True) -> None:
+    """Register every command; lazy=False imports the rarely used modules too (tests, tools)."""
     for name in COMMAND_MODULES:
         __import__(name)  # registration only; importlib.import_module would load importlib
+    for method, (module, summary) in LAZY_COMMANDS.items():
+        if lazy:
+            if method not in base.COMMANDS:
+                base.command(method, summary)(_stub(method, module))
+        else:
+            __import__(module)
+
+
+def _stub(method: str, module: str) -> Callable[[Ctx], Any]:
+    def load_and_run(ctx: Ctx) -> Any:
+        __import__(module)  # its @base.command replaces this stub in base.COMMANDS
+        handler = base.COMMANDS[method]
+        if handler is load_and_run:
+            raise UsageError(f"unknown command: {method!r}", hint=f"{module} does not define it")
+        return handler(ctx)
+
+    load_and_run.lazy_module = module  # type: ignore[attr-defined]
+    return load_and_run
 
 
 def make_dispatch(daemon: Any) -> DispatchFn:
