@@ -1,4 +1,5 @@
-"""System commands: help, version, check, and the hidden _incoming (for `tcr -H ... image load`)."""
+"""System commands: help, version, check, the hidden _incoming (for `tcr -H ... image load`) and
+_modules (footprint checks)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,12 @@ def cmd_incoming(ctx: Ctx) -> Output:
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return Output(0, path + "\n")
+
+
+@base.command("_modules", "The Python modules tcrd has loaded, in load order (internal: footprint checks)")
+def cmd_modules(ctx: Ctx) -> Output:
+    """What the daemon process holds right now: test_idle_imports and bench_memory compare it with
+    the allow-list of docs/profile.md. Read-only; worker processes are not included."""
+    if ctx.args:
+        raise UsageError("_modules takes no arguments")
+    return Output(0, "".join(f"{name}\n" for name in list(sys.modules)))

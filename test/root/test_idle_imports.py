@@ -1,0 +1,75 @@
+"""A real tcrd, started as installed (`python3 -I -S`), after image load, runs on the default network,
+exec, logs, stop and rm: the modules it holds stay within test/unit/test_idle_imports.py's
+allow-list (request paths import lazily, so only a real daemon shows them)."""
+
+import os
+import shutil
+import site
+import sys
+import tempfile
+
+import pytest
+
+from test.fixtures.daemon import Tcrd, leak_report
+from test.root.test_containers_image import build
+from test.unit.test_idle_imports import TARGET, check
+
+pytestmark = pytest.mark.root
+
+
+class InstalledTcrd(Tcrd):
+    """tcrd as `make install` runs it: -I -S, the package's site directory on sys.path."""
+
+    def argv(self):
+        argv = super().argv()
+        i = argv.index("tcr.daemon.main")
+        path = [TARGET, *site.getsitepackages()]
+        boot = f"import sys; sys.path[:0] = {path!r}; from tcr.daemon.main import main; sys.exit(main())"
+        return [sys.executable, "-I", "-S", "-c", boot, *argv[i + 1:]]
+
+
+@pytest.fixture
+def installed_tcrd():
+    if os.geteuid() != 0:
+        pytest.skip("tcrd needs root")
+    base = tempfile.mkdtemp(prefix=f"tcrd-imp-{os.getpid()}-", dir="/tmp")
+    d = InstalledTcrd(base)
+    d.start()
+    try:
+        yield d
+    finally:
+        problems = []
+        if d.running():
+            problems += d.remove_all_containers_and_networks()
+            problems += d.remove_all_images()
+            d.stop()
+        problems += leak_report(base)
+        d.kill9()
+        d.force_clean_net()
+        d.force_clean()
+        shutil.rmtree(base, ignore_errors=True)
+        assert not problems, problems
+
+
+def cli(d, *args):
+    r = d.cli(*args)
+    assert r.returncode == 0, (args, r.stderr, d.log()[-2000:])
+    return r.stdout
+
+
+def test_daemon_after_common_requests_holds_only_allowed_modules(installed_tcrd, tmp_path):
+    d = installed_tcrd
+    cli(d, "image", "load", build(str(tmp_path)))
+    cli(d, "run", "--rm", "--network", "none", "busybox", "/bin/true")
+    cli(d, "run", "--rm", "busybox", "/bin/true")  # default network: bridge, nft, DNS forwarder
+    cli(d, "run", "-d", "--name", "imp", "busybox", "sh", "-c", "echo hi; sleep 600")
+    cli(d, "exec", "imp", "/bin/true")
+    cli(d, "logs", "imp")
+    cli(d, "ps", "-a")
+    cli(d, "images")
+    cli(d, "inspect", "imp")
+    cli(d, "stop", "-t", "1", "imp")
+    cli(d, "rm", "imp")
+    names = cli(d, "_modules").split()
+    assert "tcr.containers.manager" in names and "tcr.network.dns.server" in names
+    assert not check(names), check(names)

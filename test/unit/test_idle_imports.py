@@ -1,0 +1,101 @@
+"""The daemon's import floor: what tcrd loads for its idle loop and common requests stays within an
+explicit allow-list (docs/profile.md has what each module costs and what was removed or deferred).
+
+A module missing from the list fails here: either load it lazily (in the command that needs it, or in
+a worker: tcr.daemon.worker) or, if every daemon needs it, add it below with its cost measured
+(bench/bench_memory.py). test/root/test_idle_imports.py checks the same list against a real tcrd
+after a workload (lazy imports on request paths included), through the hidden `tcr _modules`.
+"""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TARGET = os.path.join(ROOT, "target")
+
+# Top-level names of the non-tcr modules an idle tcrd may hold, interpreter start-up included.
+INTERPRETER = {
+    "__main__", "_abc", "_codecs", "_frozen_importlib", "_frozen_importlib_external", "_imp", "_io",
+    "_signal", "_thread", "_warnings", "_weakref", "abc", "builtins", "codecs", "encodings", "io",
+    "marshal", "posix", "sys", "time", "zipimport", "_collections_abc", "genericpath", "os",
+    "posixpath", "stat", "_stat",
+}
+# The floor the issue names (selectors, socket, json) and what they import.
+FLOOR = {
+    "selectors", "select", "math", "collections", "_collections", "itertools", "keyword", "operator",
+    "_operator", "reprlib", "functools", "_functools", "types", "socket", "_socket", "enum", "errno",
+    "array", "json", "_json", "re", "_sre", "copyreg",
+}
+# What the daemon adds, each for a reason.
+DAEMON = {
+    "__future__",   # `from __future__ import annotations` (annotations stay strings: no typing)
+    "signal",       # the loop's signal handlers and wakeup fd
+    "heapq", "_heapq",  # the loop's timer heap
+    "struct", "_struct",  # rtnetlink, loop device ioctls, DNS packets, SO_PEERCRED
+    "fcntl",        # loop ioctls, flocks, pipe sizes
+    "mmap",         # the RPC server's receive buffer (resident only when used)
+    "_ctypes",      # mount/umount2/setns/unshare/prctl (tcr.kernel.libc; not the ctypes package)
+    "gc",           # tcr.daemon.worker (builtin)
+    "ipaddress",    # network plans and DNS upstreams (candidate: ~0.3 MB)
+    "contextlib",   # netns.inside()
+    "resource",     # rlimits for OCI configs
+    "binascii", "_sha256", "_sha2",  # digests and base64 (builtin modules)
+}
+# Loaded today by tcr.images (PySquashfsImage validation, staging with tempfile/shutil); they leave
+# the daemon with the image store's worker (issue 11). Keep this set shrinking.
+IMAGES_FOR_NOW = {
+    "shutil", "fnmatch", "zlib", "bz2", "_bz2", "lzma", "_lzma", "_compression", "warnings", "tempfile",
+    "random", "_random", "bisect", "_bisect", "_sha512", "weakref", "_weakrefset",
+    "PySquashfsImage", "zstandard", "typing", "_typing", "platform", "ctypes",
+}
+ALLOWED = INTERPRETER | FLOOR | DAEMON | IMAGES_FOR_NOW
+# Named so that a regression reads clearly (each cost tcrd 0.3-1.6 MB resident).
+FORBIDDEN = {"logging", "dataclasses", "inspect", "ast", "dis", "argparse", "gettext", "locale", "subprocess",
+             "threading", "ujson", "decimal", "traceback", "linecache", "tokenize", "importlib",
+             "pyroute2", "dnslib", "copy", "textwrap", "string", "hashlib", "_hashlib", "grp", "pwd"}
+
+# The modules a daemon loads before and while serving common requests, without root.
+DAEMON_MODULES = ("tcr.daemon.main", "tcr.daemon.app", "tcr.daemon.worker", "tcr.rpc.server",
+                  "tcr.containers.manager", "tcr.containers.seccomp_cache", "tcr.network.manager",
+                  "tcr.network.dns.server", "tcr.images.manager")
+
+
+def check(names):
+    """Problems with a set of module names (full dotted names; tcr's own are always allowed)."""
+    top = {n.split(".")[0] for n in names if n != "tcr" and not n.startswith("tcr.")}
+    problems = []
+    bad = sorted(top & FORBIDDEN)
+    if bad:
+        problems.append(f"tcrd loads modules removed for their memory: {bad}")
+    extra = sorted(top - ALLOWED - FORBIDDEN)
+    if extra:
+        problems.append(f"tcrd loads modules outside the allow-list: {extra} (docs/profile.md)")
+    return problems
+
+
+def loaded_by_daemon_imports():
+    code = ("import sys\n"
+            f"sys.path.insert(0, {TARGET!r})\n"
+            f"for m in {DAEMON_MODULES!r}:\n"
+            "    __import__(m)\n"
+            "from tcr.commands import dispatch\n"
+            "dispatch.load_commands()\n"
+            "print('\\n'.join(sys.modules))\n")
+    # -I -S: as the installed tcrd runs (no site, no .pth files)
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def test_daemon_imports_stay_within_the_allow_list():
+    names = loaded_by_daemon_imports()
+    assert "tcr.containers.manager" in names and "socket" in names
+    assert not check(names), check(names)
+
+
+def test_the_check_catches_a_regression():
+    assert check(["os", "tcr.x", "logging", "logging.handlers"]) == [
+        "tcrd loads modules removed for their memory: ['logging']"]
+    assert check(["os", "xml.dom"])[0].startswith("tcrd loads modules outside the allow-list: ['xml']")
+    assert not ALLOWED & FORBIDDEN
