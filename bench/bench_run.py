@@ -166,7 +166,8 @@ def main() -> int:
 
 def bench_exec(d, client, env, crun, ns):
     """`tcr exec CTR /bin/true` vs `crun exec` of the same container, interleaved."""
-    cid = d.cli("run", "-d", "--name", "benchexec", "--network", "none", "busybox", "sleep", "600").stdout.strip()
+    cid = d.cli("run", "-d", "--name", "benchexec", "--network", "none", "busybox", "sleep",
+                "600").stdout.strip()
     try:
         crun_root = os.path.join(d.run_dir, "crun")
         tcr_argv = [client, "--socket", d.socket, "exec", "benchexec", "/bin/true"]

@@ -37,7 +37,6 @@ DAEMON = {
     "mmap",         # the RPC server's receive buffer (resident only when used)
     "_ctypes",      # mount/umount2/setns/unshare/prctl (tcr.kernel.libc; not the ctypes package)
     "gc",           # tcr.daemon.worker (builtin)
-    "ipaddress",    # network plans and DNS upstreams (candidate: ~0.3 MB)
     "contextlib",   # netns.inside()
     "resource",     # rlimits for OCI configs
     "binascii", "_sha256", "_sha2",  # digests and base64 (builtin modules)
@@ -53,7 +52,8 @@ ALLOWED = INTERPRETER | FLOOR | DAEMON | IMAGES_FOR_NOW
 # Named so that a regression reads clearly (each cost tcrd 0.3-1.6 MB resident).
 FORBIDDEN = {"logging", "dataclasses", "inspect", "ast", "dis", "argparse", "gettext", "locale", "subprocess",
              "threading", "ujson", "decimal", "traceback", "linecache", "tokenize", "importlib",
-             "pyroute2", "dnslib", "copy", "textwrap", "string", "hashlib", "_hashlib", "grp", "pwd"}
+             "pyroute2", "dnslib", "copy", "textwrap", "string", "hashlib", "_hashlib", "grp", "pwd",
+             "ipaddress"}
 
 # The modules a daemon loads before and while serving common requests, without root.
 DAEMON_MODULES = ("tcr.daemon.main", "tcr.daemon.app", "tcr.daemon.worker", "tcr.rpc.server",

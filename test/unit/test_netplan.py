@@ -1,13 +1,12 @@
 """Subnet choice, names and leases (pure)."""
 
-import ipaddress
 
 import pytest
 
 from tcr.common.errors import InUse, InvalidArgument
-from tcr.network import netplan
+from tcr.network import ipaddr, netplan
 
-Net = ipaddress.IPv4Network
+Net = ipaddr.IPv4Network
 
 
 def test_default_subnet_first():

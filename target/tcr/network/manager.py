@@ -101,16 +101,16 @@ class NetworkManager:
 
     def _host_nets(self) -> List[Any]:
         """Host addresses and routes, minus those on our own bridges (they are records already)."""
-        import ipaddress
+        from tcr.network import ipaddr
 
         ours = {idx for name, idx in self._bridge_idx.items()}
         out = []
         for idx, ip, plen in self.nl.addrs():
             if idx not in ours and not ip.startswith("127."):
-                out.append(ipaddress.IPv4Network(f"{ip}/{plen}", strict=False))
+                out.append(ipaddr.IPv4Network(f"{ip}/{plen}", strict=False))
         for dst, dlen, oif in self.nl.routes():
             if oif not in ours and dlen > 0 and not dst.startswith("127."):
-                out.append(ipaddress.IPv4Network(f"{dst}/{dlen}", strict=False))
+                out.append(ipaddr.IPv4Network(f"{dst}/{dlen}", strict=False))
         return out
 
     def _ensure_bridge(self, rec: NetworkRecord) -> int:
@@ -276,9 +276,9 @@ class NetworkManager:
 
     def _create(self, name: str, net: Any, auto: bool = False,
                 labels: Tuple[Tuple[str, str], ...] = ()) -> NetworkRecord:
-        import ipaddress
+        from tcr.network import ipaddr
 
-        taken = [ipaddress.IPv4Network(r.subnet) for r in self._nets.values()]
+        taken = [ipaddr.IPv4Network(r.subnet) for r in self._nets.values()]
         try:
             host = self._host_nets()
         except OSError as exc:
@@ -367,19 +367,19 @@ class NetworkManager:
         if rec is None and network != netplan.DEFAULT_NETWORK:
             rec = self._create(network, None, auto=True)  # create=True: the first free subnet
         elif rec is None:
-            import ipaddress
+            from tcr.network import ipaddr
 
-            default = ipaddress.IPv4Network(netplan.DEFAULT_SUBNET)
+            default = ipaddr.IPv4Network(netplan.DEFAULT_SUBNET)
             try:
                 free = not netplan.host_conflicts(default, self._host_nets()) and not any(
-                    ipaddress.IPv4Network(r.subnet).overlaps(default) for r in self._nets.values())
+                    ipaddr.IPv4Network(r.subnet).overlaps(default) for r in self._nets.values())
             except OSError as exc:
                 raise _oserr("cannot read the host's routes", exc)
             rec = self._create(network, default if free else None)
         mappings, held = self._reserve_ports(mappings)
-        import ipaddress
+        from tcr.network import ipaddr
 
-        subnet = ipaddress.IPv4Network(rec.subnet)
+        subnet = ipaddr.IPv4Network(rec.subnet)
         ip = netplan.allocate_ip(subnet, {le.ip for le in rec.leases})
         lease = Lease(cid=cid, ip=ip, mac=netplan.mac_for(ip), name=name or "", ports=tuple(mappings),
                       aliases=tuple(aliases))

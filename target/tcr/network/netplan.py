@@ -6,11 +6,11 @@ existing records, so every decision is unit-tested with fake inputs.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from tcr.common.digest import sha256
 from tcr.common.errors import InUse, InvalidArgument
+from tcr.network import ipaddr
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ RESERVED = ("host", "none", "bridge", "default")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 
-IPv4Net = ipaddress.IPv4Network
+IPv4Net = ipaddr.IPv4Network
 
 
 def validate_name(name: str) -> str:
@@ -65,7 +65,7 @@ def nft_table(tag: str = "") -> str:
 
 def parse_subnet(cidr: str) -> IPv4Net:
     try:
-        net = ipaddress.IPv4Network(cidr, strict=True)
+        net = ipaddr.IPv4Network(cidr, strict=True)
     except ValueError as exc:
         raise InvalidArgument(f"invalid subnet {cidr!r}: {exc}", hint="use an IPv4 CIDR such as 10.89.0.0/24")
     if not 8 <= net.prefixlen <= 29:
@@ -93,10 +93,10 @@ def check_subnet(net: IPv4Net, taken: Iterable[IPv4Net], host_nets: Iterable[IPv
 def candidates():
     """10.88.0.0/24, 10.88.1.0/24, ... 10.88.255.0/24, then 172.16-31.x.0/24."""
     for i in range(256):
-        yield ipaddress.IPv4Network(f"10.88.{i}.0/24")
+        yield ipaddr.IPv4Network(f"10.88.{i}.0/24")
     for b in range(16, 32):
         for c in range(256):
-            yield ipaddress.IPv4Network(f"172.{b}.{c}.0/24")
+            yield ipaddr.IPv4Network(f"172.{b}.{c}.0/24")
 
 
 def choose_subnet(taken: Iterable[IPv4Net], host_nets: Iterable[IPv4Net]) -> IPv4Net:
@@ -117,11 +117,11 @@ def allocate_ip(net: IPv4Net, used: Set[str], preferred: Optional[str] = None) -
     first = int(net.network_address) + 2
     last = int(net.broadcast_address) - 1
     if preferred and preferred not in used:
-        p = int(ipaddress.IPv4Address(preferred))
+        p = int(ipaddr.IPv4Address(preferred))
         if first <= p <= last:
             return preferred
     for n in range(first, last + 1):
-        ip = str(ipaddress.IPv4Address(n))
+        ip = str(ipaddr.IPv4Address(n))
         if ip not in used:
             return ip
     raise InUse(f"no free address left in {net}")

@@ -16,11 +16,11 @@ Transaction ids for upstream queries are random 16-bit values from os.urandom.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import struct
 from array import array
 
+from tcr.network import ipaddr
 from tcr.network.dns import packet
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -71,7 +71,7 @@ class Zone:
                 key = packet.encode_name(name)
             except (ValueError, UnicodeError):
                 raise ValueError(f"invalid DNS name {name!r}")
-            table[key] = ipaddress.IPv4Address(ip).packed
+            table[key] = ipaddr.IPv4Address(ip).packed
         self.table = table
         self.cache = {}
 

@@ -14,13 +14,13 @@ question + table lookup + build reply) -> sendto, repeated until EAGAIN (at most
 from __future__ import annotations
 
 import errno
-import ipaddress
 import select
 import socket
 from functools import partial
 
 from tcr.common.errors import InternalError, InvalidArgument
 from tcr.common.log import get_logger
+from tcr.network import ipaddr
 from tcr.network.dns import packet
 from tcr.network.dns.forwarder import (
     DEFAULT_MAX_PENDING,
@@ -558,7 +558,7 @@ class _TcpUpstream:
 
 def _check_ip(ip: str) -> str:
     try:
-        addr = ipaddress.ip_address(ip)
+        addr = ipaddr.ip_address(ip)
     except ValueError:
         raise InvalidArgument(f"dns: not an IP address: {ip!r}")
     if addr.is_unspecified:

@@ -8,11 +8,11 @@ Addresses we listen on ourselves (tcr gateways) are skipped so we never forward 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 
 from tcr.common.log import get_logger
+from tcr.network import ipaddr
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def parse_resolv_conf(text: str) -> List[str]:
             continue
         addr = parts[1]
         try:
-            ip = ipaddress.ip_address(addr.split("%", 1)[0])
+            ip = ipaddr.ip_address(addr.split("%", 1)[0])
         except ValueError:
             continue
         if ip.is_unspecified or ip.is_multicast:
@@ -67,7 +67,7 @@ class Upstreams:
 
     def exclude(self, addrs: Iterable[str]) -> None:
         """Addresses never to forward to (our own listening addresses)."""
-        self._exclude = {str(ipaddress.ip_address(a)) for a in addrs}
+        self._exclude = {str(ipaddr.ip_address(a)) for a in addrs}
         self._rebuild()
 
     def get(self) -> List[Upstream]:
