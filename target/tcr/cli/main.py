@@ -8,8 +8,9 @@ The fast path imports only os/sys/socket, tcr.common.jsonc and tcr.rpc.client: n
 logging or dataclasses (measured with `python -X importtime`, see bench/bench_cli.py).
 """
 
-import os
 import sys
+
+from tcr.common import leanos as os  # the os subset on posix: `import os` costs ~1 ms
 
 USAGE = """\
 Usage: tcr [OPTIONS] COMMAND [ARGS...]
@@ -244,7 +245,7 @@ def dispatch(opts, method, args) -> int:
         from tcr.cli.runargs import expand_command
 
         args = expand_command(method, args)  # -e VAR and --env-file are the user's, not tcrd's
-    host = opts.host or os.environ.get("TCR_HOST") or None
+    host = opts.host or os.getenv("TCR_HOST") or None
     if host:
         from tcr.cli import ssh
 
@@ -275,7 +276,7 @@ def main(argv=None) -> int:
             _write(sys.stderr, USAGE)
             return EXIT_USAGE
         method = "version"
-    debug = opts.debug or bool(os.environ.get("TCR_DEBUG"))
+    debug = opts.debug or bool(os.getenv("TCR_DEBUG"))
     if debug:
         from tcr.common import log
 
