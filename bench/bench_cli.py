@@ -69,9 +69,10 @@ def main() -> int:
     try:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "TCR_HOST")}
         env.update(PYTHONPATH=TARGET, PYTHONPYCACHEPREFIX=os.path.join(base, "pyc"))
-        script = os.path.join(base, "tcr-pip")  # what pip generates for a console script
+        script = os.path.join(base, "tcr-pip")  # what pip (>= 23) generates for a console script
         with open(script, "w") as f:
-            f.write(f"#!{PY}\nimport re\nimport sys\nfrom tcr.cli.main import main\nsys.exit(main())\n")
+            f.write(f"#!{PY}\nimport sys\nfrom tcr.cli.main import main\nif __name__ == '__main__':\n"
+                    "    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit(main())\n")
         os.chmod(script, 0o755)
         # What `make install` ships (Makefile): -I -S, no site/.pth processing, the site dir inserted.
         shipped = os.path.join(base, "tcr")
@@ -112,8 +113,8 @@ def main() -> int:
             f"| (baseline) | `python3 -I -S -c pass` | {base_is_ms:.1f} | without site and .pth files |",
             "",
             f"Imports on the client path (`-X importtime`, `-m` run of `tcr ps`): {total_imp:.1f} ms in all, "
-            f"of which tcr's own modules {tcr_imp:.1f} ms. The client imports only os/sys and the C modules "
-            "_socket and _json (no socket, json, re, typing, argparse, logging or dataclasses); "
+            f"of which tcr's own modules {tcr_imp:.1f} ms. The client imports only sys, posix and the C "
+            "modules _socket and _json (no os, socket, json, re, typing, argparse, logging or dataclasses); "
             "`test_client_fast_path_imports` keeps it that way.",
             "",
         ]

@@ -4,7 +4,8 @@
 daemon (the C implementation's contract), prints what comes back and exits with its code.
 Exit codes are decided here and only here.
 
-The fast path imports only os/sys/socket, tcr.common.jsonc and tcr.rpc.client: no argparse,
+The fast path imports only sys, posix (tcr.common.leanos), tcr.rpc.client and the C modules
+_socket and _json: no os, argparse,
 logging or dataclasses (measured with `python -X importtime`, see bench/bench_cli.py).
 """
 
