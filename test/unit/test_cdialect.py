@@ -4,7 +4,6 @@ here; test/root/test_cdialect.py replays the C tool's recorded session against a
 
 import json
 import types
-from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +13,7 @@ from tcr.commands import cdialect
 from tcr.commands.base import Output, Pending
 from tcr.commands.cdialect import CError, make_dispatch, run_options
 from tcr.common.errors import ContainerNotFound, ImageNotFound, InUse, NetworkNotFound, TcrError
+from tcr.common.record import replace
 from tcr.containers.runopts import RestartPolicy, RunOptions, Tmpfs, Volume
 
 # ---- run argv -> RunOptions -------------------------------------------------------------------

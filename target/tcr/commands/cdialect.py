@@ -19,8 +19,9 @@ comes from tcr's own client (the C client does not know that extension), which f
 socket when tcrd's filesystem socket is elsewhere: it is served in tcr's own dialect.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from tcr.commands.base import Ctx, Output, Pending
 from tcr.common.errors import (
@@ -34,7 +35,12 @@ from tcr.common.errors import (
     TcrError,
 )
 
-DispatchFn = Callable[..., Union[Output, Pending]]
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+if TYPE_CHECKING:
+    DispatchFn = Callable[..., Union[Output, Pending]]
 
 # What the C daemon answers for these codes, whatever tcr's own message would say.
 _C_TEXT = {
@@ -269,9 +275,8 @@ def _read_config(path: str) -> str:
 
 def _config_options(path: str, read_file: Callable[[str], str]) -> Any:
     """`run --config FILE`: the C tool's JSON run file (tools/run-config-schema.json)."""
-    from dataclasses import replace
-
     from tcr.common import jsonc
+    from tcr.common.record import replace
     from tcr.containers.runopts import RunOptions, parse_run_config
 
     try:
