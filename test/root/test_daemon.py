@@ -10,6 +10,7 @@ import pytest
 from tcr.kernel import loopdev, mountinfo
 from test.fixtures.daemon import _env
 from test.fixtures.images import c_tool_sqfs, variant_digest
+from test.fixtures.process import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -115,6 +116,8 @@ def test_restart_remounts_images_unmounted_while_it_was_down(tcrd, tmp_path):
 
 
 def test_sigterm_exits_0_and_removes_the_pidfile(tcrd):
+    # tcrd writes the pid file right after it listens: the fixture saw the socket, maybe not this yet
+    wait_for(lambda: os.path.exists(tcrd.pidfile), what="the pid file")
     with open(tcrd.pidfile) as f:
         assert int(f.read()) == tcrd.pid
     assert tcrd.stop() == 0

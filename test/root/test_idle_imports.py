@@ -73,3 +73,8 @@ def test_daemon_after_common_requests_holds_only_allowed_modules(installed_tcrd,
     names = cli(d, "_modules").split()
     assert "tcr.containers.manager" in names and "tcr.network.dns.server" in names
     assert not check(names), check(names)
+    # start-up only, and the rarely used command modules (tcr.commands.dispatch.LAZY_COMMANDS)
+    from tcr.commands.dispatch import LAZY_COMMANDS
+
+    held_rare = sorted({"tcr.check", *(m for m, _s in LAZY_COMMANDS.values())} & set(names))
+    assert not held_rare, f"an idle tcrd holds {held_rare}"

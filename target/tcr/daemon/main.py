@@ -55,6 +55,14 @@ def _setup_logging(opts: Namespace) -> None:
     tlog.setup(debug=opts.debug, prog="tcrd", syslog=opts.syslog)
 
 
+def _forget_module(name: str) -> None:
+    """Drop a module used once at start-up (a later import loads it again, e.g. `tcr check`)."""
+    sys.modules.pop(name, None)
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules and hasattr(sys.modules[parent], child):
+        delattr(sys.modules[parent], child)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     opts = parse_args(argv)
     _setup_logging(opts)
@@ -67,11 +75,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         results = check.run_checks()
         sys.stdout.write(check.render(results))
         return 0 if all(c.ok for c in results) else 1
-    missing = [c for c in check.daemon_prerequisites() if not c.ok]
+    missing = [f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "")
+               for c in check.daemon_prerequisites() if not c.ok]
+    del check
+    _forget_module("tcr.check")  # start-up only: its code (~20 kB of bytecode) need not stay resident
     if missing:
-        for c in missing:
-            print(f"tcrd: prerequisite missing: {c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else ""),
-                  file=sys.stderr)
+        for line in missing:
+            print(f"tcrd: prerequisite missing: {line}", file=sys.stderr)
         return 1
 
     from tcr.daemon.app import Daemon
