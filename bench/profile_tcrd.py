@@ -6,7 +6,8 @@ names from inside a container (traffic stays in namespaces this script made); st
 them; remove the image; SIGTERM.
 
 Output in build/profile/: tcrd.bin (memray capture), tcrd-flamegraph.html, summary.txt, stats.txt,
-stats.json. docs/profile.md gets the peak, the totals and the top allocating locations.
+stats.json. Its own section of docs/profile.md (`## memray run`) gets the peak, the totals and the
+top allocating locations; the rest of that page is written by hand.
 
     /tmp/tv/bin/python bench/profile_tcrd.py [--native] [--containers 3] [--no-doc]
 """
@@ -169,9 +170,9 @@ def write_doc(steps: List[str], peak: int, total: int, nalloc: int, stats: Dict[
     by_size = locations(stats, "top_allocations_by_size")
     by_count = locations(stats, "top_allocations_by_count")
     lines = [
-        "# tcrd memory profile",
+        "## memray run (`make profile`)",
         "",
-        f"Written by `bench/profile_tcrd.py` (`make profile`) on {common.machine_line()}.",
+        f"Written by `bench/profile_tcrd.py` on {common.machine_line()}.",
         "tcrd ran under `memray run --trace-python-allocators"
         + (" --native" if args.native else "") + "` (pymalloc allocations are seen one by one).",
         "",
@@ -181,12 +182,12 @@ def write_doc(steps: List[str], peak: int, total: int, nalloc: int, stats: Dict[
         "  interpreter, the code objects and the shared libraries, see docs/benchmarks.md)",
         f"- {nalloc:,} allocations, {fmt_bytes(total)} allocated in all",
         f"- {shares[0]:.0%} of the bytes allocated (and {shares[1]:.0%} of those live at the peak) come from",
-        "  module-level code (`<module>` sites: imports, dataclass creation), the rest from the workload",
+        "  module-level code (`<module>` sites: imports), the rest from the workload",
         "",
         "Full report: `build/profile/tcrd-flamegraph.html` (open in a browser), `build/profile/summary.txt`,",
         "`build/profile/stats.txt`.",
         "",
-        "## tcr lines behind the allocations (innermost tcr frame of each stack)",
+        "### tcr lines behind the allocations (innermost tcr frame of each stack)",
         "",
         "All allocations of the run:",
         "",
@@ -196,18 +197,19 @@ def write_doc(steps: List[str], peak: int, total: int, nalloc: int, stats: Dict[
         "",
         common.table(["tcr call site", "live at peak", "allocations"], sites_peak, align="lrr"),
         "",
-        "## Top allocating locations by size (memray stats)",
+        "### Top allocating locations by size (memray stats)",
         "",
         common.table(["location", "allocated"], by_size, align="lr"),
         "",
-        "## Top allocating locations by number of allocations (memray stats)",
+        "### Top allocating locations by number of allocations (memray stats)",
         "",
         common.table(["location", "allocations"], by_count, align="lr"),
         "",
     ]
-    with open(DOC, "w") as f:
-        f.write("\n".join(lines))
-    print(f"wrote {DOC}")
+    # only this section: the top of docs/profile.md (the path to the floor) is written by hand
+    common.write_doc(common.replace_section(common.read_doc(DOC), "memray run (`make profile`)",
+                                            "\n".join(lines)), DOC)
+    print(f"wrote the memray section of {DOC}")
 
 
 if __name__ == "__main__":
