@@ -11,7 +11,6 @@ socket there (a socket stays bound to the namespace it was created in).
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from tcr.kernel import mount as _mount
@@ -20,7 +19,7 @@ from tcr.kernel.libc import libc
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Iterator, Optional
+    from typing import Optional
 
 CLONE_NEWNET = 0x40000000
 _SELF = "/proc/thread-self/ns/net"
@@ -45,22 +44,35 @@ def _return_to(fd: int) -> None:
         os._exit(70)
 
 
-@contextlib.contextmanager
-def inside(path: str) -> Iterator[None]:
-    """Run the block with this thread in the namespace at path, then come back."""
-    home = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+class inside:  # noqa: N801 - used like the function it was: `with netns.inside(path):`
+    """Run the block with this thread in the namespace at path, then come back.
+    (A class, not @contextlib.contextmanager: contextlib is not otherwise loaded by tcrd.)"""
+
+    __slots__ = ("path", "_home")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._home = -1
+
+    def __enter__(self) -> None:
+        home = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            setns(target)
-        finally:
-            os.close(target)
+            target = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(target)
+            finally:
+                os.close(target)
+        except BaseException:
+            os.close(home)
+            raise
+        self._home = home
+
+    def __exit__(self, *exc: object) -> None:
+        home, self._home = self._home, -1
         try:
-            yield
-        finally:
             _return_to(home)
-    finally:
-        os.close(home)
+        finally:
+            os.close(home)
 
 
 def create(path: str) -> None:
