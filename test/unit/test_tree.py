@@ -50,3 +50,12 @@ def test_nesting_deeper_than_the_recursion_limit(tmp_path):
     os.close(cur)
     assert remove_tree(str(top))  # no RecursionError, no fd per level
     assert not top.exists()
+
+
+def test_make_private_dir_is_new_and_private(tmp_path):
+    from tcr.common.tree import make_private_dir
+
+    a = make_private_dir(str(tmp_path), "staging-")
+    b = make_private_dir(str(tmp_path), "staging-")
+    assert a != b and os.path.basename(a).startswith("staging-")
+    assert os.stat(a).st_mode & 0o777 == 0o700
