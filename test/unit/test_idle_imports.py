@@ -95,3 +95,21 @@ def test_the_check_catches_a_regression():
         "tcrd loads modules removed for their memory: ['logging']"]
     assert check(["os", "xml.dom"])[0].startswith("tcrd loads modules outside the allow-list: ['xml']")
     assert not ALLOWED & FORBIDDEN
+
+
+# Modules no code in target/tcr may import at run time, wherever it is (lazily too): records and
+# logging have their own small versions, and a lazy import would come back on some request path.
+NEVER = {"logging": "tcr.common.log", "dataclasses": "tcr.common.record", "argparse": "tcr.commands.argv",
+         "ipaddress": "tcr.network.ipaddr", "ujson": "tcr.common.jsonc (json first)"}
+
+
+def test_no_module_imports_what_has_a_small_replacement():
+    from test.unit.test_import_boundary import imports_of, target_files
+
+    found = []
+    for path in target_files():
+        for mod, line in imports_of(path):
+            top = mod.split(".")[0]
+            if top in NEVER and not path.endswith(os.path.join("common", "jsonc.py")):
+                found.append(f"{os.path.relpath(path, ROOT)}:{line} imports {mod} (use {NEVER[top]})")
+    assert not found, "\n".join(found)

@@ -454,10 +454,10 @@ def parse_group(text: str) -> str:
 
 
 def _is_ip(text: str) -> bool:
-    import ipaddress
+    from tcr.network import ipaddr  # not ipaddress: ~0.4 MB resident for a daemon (docs/profile.md)
 
     try:
-        ipaddress.ip_address(text)
+        ipaddr.ip_address(text)
     except ValueError:
         return False
     return True

@@ -10,19 +10,19 @@ adopts as a volume: data is never deleted by a rollback); rm deletes the record 
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import time
 
 from tcr.common.errors import InUse, InvalidArgument
+from tcr.common.log import get_logger
+from tcr.common.tree import remove_tree
 from tcr.volumes.record import KIND, VolumeRecord
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-log = logging.getLogger("tcr.volumes")
+log = get_logger("tcr.volumes")
 
 SEED_TMP = "_seed.tmp"  # a seed copy in progress, beside _data
 
@@ -51,7 +51,7 @@ class VolumeManager:
                 continue
             self.vols[rec.name] = rec
         for name in os.listdir(self.dir):  # a crash between mkdir and the record: adopt the data
-            shutil.rmtree(os.path.join(self.dir, name, SEED_TMP), ignore_errors=True)  # a cut-short seed
+            remove_tree(os.path.join(self.dir, name, SEED_TMP))  # a cut-short seed
             if name not in self.vols and os.path.isdir(os.path.join(self.dir, name, "_data")):
                 self.vols[name] = VolumeRecord(name, time.time())
                 self.store.save(KIND, name, self.vols[name].to_dict())
@@ -105,7 +105,7 @@ class VolumeManager:
     def _delete(self, name: str) -> None:
         self.store.delete(KIND, name)
         self.vols.pop(name, None)
-        shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        remove_tree(os.path.join(self.dir, name))
         log.info("volume %s removed", name)
 
     def prune(self, all_unused: bool = False) -> List[str]:
@@ -132,7 +132,7 @@ class VolumeManager:
             from tcr.common.run import run
 
             tmp = os.path.join(self.dir, name, SEED_TMP)
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
             os.mkdir(tmp, 0o700)
             try:
                 run(["cp", "-a", "--", src + "/.", tmp + "/"], timeout=600)
@@ -142,10 +142,10 @@ class VolumeManager:
                 os.rmdir(data)
                 os.rename(tmp, data)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
                 os.makedirs(data, mode=0o755, exist_ok=True)
                 raise
-        from dataclasses import replace
+        from tcr.common.record import replace
 
         rec = replace(rec, seeded=True)
         self.store.save(KIND, name, rec.to_dict())
