@@ -164,7 +164,8 @@ def main() -> int:
         if k.startswith("python3"):
             continue
         delta = (v - floor) * 1000
-        metrics.append(Metric("scale", f"`tcr {k.split(': ')[1]}` ({k.split(':')[0]}) with {ni} images / "
+        how, cmd = k.split(": ", 1)
+        metrics.append(Metric("scale", f"`{cmd}` ({how}) with {ni} images / "
                               f"{nc} containers, over `python3 -I -S -c pass`", f"+{delta:.1f} ms",
                               f"<= {DELTA_TARGET_MS:.0f} ms", delta <= DELTA_TARGET_MS,
                               f"{ms(v)} in all" + (f"; site alone +{site_cost * 1000:.1f} ms here"
