@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tcr.common import leanos
 
 TARGET = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "target")
@@ -33,9 +35,10 @@ def test_execvp_searches_path(tmp_path):
     assert r.stdout.strip() == "enoent"
 
 
-def test_client_fast_path_does_not_import_os():
+@pytest.mark.parametrize("args", [["ps"], ["exec", "c", "/bin/true"], ["run", "--rm", "-e", "A=1", "img"]])
+def test_client_fast_path_does_not_import_os(args):
     code = (f"import sys; sys.path.insert(0, {TARGET!r})\n"
-            "sys.argv = ['tcr', '--socket', '/nonexistent', 'ps']\n"
+            f"sys.argv = ['tcr', '--socket', '/nonexistent', *{args!r}]\n"
             "from tcr.cli.main import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print(sorted({'os', 'posixpath', 'stat', '_collections_abc'} & set(sys.modules)))")
