@@ -71,7 +71,7 @@ def expand(args: List[str], environ: Optional[Mapping[str, str]] = None, cwd: Op
         return os.environ if environ is None else environ
 
     def env_value(v: str) -> None:
-        out.extend("--env=" + kv for kv in expand_env(v, env()))
+        out.extend("--env=" + kv for kv in expand_env(v, env() if v and "=" not in v else {}))
 
     def env_file(v: str) -> None:
         path = os.path.normpath(os.path.join(base, v))
