@@ -15,17 +15,17 @@ COMMAND_MODULES = (
     "tcr.commands.system",
     "tcr.commands.images",
     "tcr.commands.containers",
-    "tcr.commands.networks",
-    "tcr.commands.volumes",
 )
 # ... and the rarely used ones, loaded by their first command: until then a stub stands in (same
 # name and summary; test_dispatch keeps this table equal to their @base.command lines), so an idle
-# tcrd does not hold their code (~80 kB of bytecode, docs/profile.md).
+# tcrd does not hold their code (~100 kB of bytecode, docs/profile.md).
 LAZY_COMMANDS = {
     "_container_prune": ("tcr.commands.housekeeping",
                          "Remove all stopped containers (as 'tcr container prune')"),
     "events": ("tcr.commands.monitor", "Show container, image, network and volume events"),
     "info": ("tcr.commands.housekeeping", "Show board-wide information (same as 'system info')"),
+    "network": ("tcr.commands.networks", "Manage NAT networks: create, ls, rm, inspect"),
+    "networks": ("tcr.commands.networks", "List networks (same as 'network ls')"),
     "pause": ("tcr.commands.changes", "Pause all processes of containers (cgroup freezer)"),
     "rename": ("tcr.commands.changes", "Rename a container"),
     "stats": ("tcr.commands.monitor", "Show containers' CPU, memory, network and block I/O, and PIDs"),
@@ -33,6 +33,8 @@ LAZY_COMMANDS = {
     "top": ("tcr.commands.monitor", "Show the processes of a container"),
     "unpause": ("tcr.commands.changes", "Resume paused containers"),
     "update": ("tcr.commands.changes", "Change the limits or restart policy of containers"),
+    "volume": ("tcr.commands.volumes", "Manage volumes: create, ls, inspect, rm, prune"),
+    "volumes": ("tcr.commands.volumes", "List volumes (same as 'volume ls')"),
 }
 
 if TYPE_CHECKING:
