@@ -23,3 +23,14 @@ def test_argument_types_are_checked():
 
 def test_same_object_every_time():
     assert libc() is libc()
+
+
+def test_c_buffer_holds_a_copy_at_a_stable_address():
+    import ctypes
+
+    from tcr.kernel.libc import addressof, c_buffer
+
+    buf = c_buffer(b"\x06\x00\x00\x00\x00\x00\x00\x00")
+    addr = addressof(buf)
+    assert ctypes.string_at(addr, 8) == b"\x06" + bytes(7)
+    assert addressof(buf) == addr

@@ -9,15 +9,21 @@ dict per event cost ~0.85 kB; the idle daemon's memory is the number boards comp
 watchers are plain callbacks, so nobody watching costs nothing (no timer, no buffer).
 """
 
+from __future__ import annotations
+
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 RING = 256  # docker's daemon keeps 256 events too
 KIND_TYPE = {"containers": "container", "images": "image", "networks": "network", "volumes": "volume"}
 
-Event = Dict[str, Any]
-Watcher = Callable[[Event], None]
+if TYPE_CHECKING:
+    Event = Dict[str, Any]
+    Watcher = Callable[[Event], None]
 
 
 class EventLog:

@@ -12,17 +12,22 @@ recorded and checked again before every remount; fs-verity is turned on where th
 filesystem have it.
 """
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import os
 import stat
-from typing import Any, Dict, Optional, Sequence
 
 from tcr.common import fileread
 from tcr.common.errors import InvalidArgument, TcrError
 from tcr.images import reader
 from tcr.images.record import StoredFile, check_arch
 from tcr.kernel import fsverity
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Sequence
 
 STORED_NAME = "image.sqfs"
 STORED_MODE = 0o444

@@ -29,6 +29,21 @@ class c_char_p(_ctypes._SimpleCData):  # noqa: N801 - bytes or None
     _type_ = "z"
 
 
+class c_char(_ctypes._SimpleCData):  # noqa: N801
+    _type_ = "c"
+
+
+def c_buffer(data: bytes) -> Any:
+    """A C copy of data whose address (`addressof()`) stays valid while the object lives
+    (ctypes.create_string_buffer without the ctypes package)."""
+    array_type: Any = type("c_char_Array", (_ctypes.Array,), {"_type_": c_char, "_length_": len(data)})
+    return array_type.from_buffer_copy(data)
+
+
+def addressof(obj: Any) -> int:
+    return int(_ctypes.addressof(obj))
+
+
 class _Func(_ctypes.CFuncPtr):
     """A C function returning int, errno saved for errno() (ctypes' use_errno=True)."""
 
