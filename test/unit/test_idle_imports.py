@@ -40,16 +40,13 @@ DAEMON = {
     "resource",     # rlimits for OCI configs
     "binascii", "_sha256", "_sha2",  # digests and base64 (builtin modules)
 }
-# Loaded today by tcr.images.reader (PySquashfsImage validates an image at load, with zstandard,
-# typing, platform, ctypes); they leave the daemon with the image store's worker (issue 11).
-IMAGES_FOR_NOW = {"PySquashfsImage", "zstandard", "typing", "_typing", "platform", "ctypes", "contextlib",
-                  "warnings"}
-ALLOWED = INTERPRETER | FLOOR | DAEMON | IMAGES_FOR_NOW
+ALLOWED = INTERPRETER | FLOOR | DAEMON
 # Named so that a regression reads clearly (each cost tcrd 0.3-1.6 MB resident).
 FORBIDDEN = {"logging", "dataclasses", "inspect", "ast", "dis", "argparse", "gettext", "locale", "subprocess",
              "threading", "ujson", "decimal", "traceback", "linecache", "tokenize", "importlib",
              "pyroute2", "dnslib", "copy", "textwrap", "string", "hashlib", "_hashlib", "grp", "pwd",
-             "ipaddress", "shutil", "tempfile", "random", "bz2", "lzma"}
+             "ipaddress", "shutil", "tempfile", "random", "bz2", "lzma", "typing", "platform", "ctypes",
+             "contextlib", "warnings", "PySquashfsImage", "zstandard"}
 
 # The modules a daemon loads before and while serving common requests, without root.
 DAEMON_MODULES = ("tcr.daemon.main", "tcr.daemon.app", "tcr.daemon.worker", "tcr.rpc.server",

@@ -4,16 +4,24 @@ Stdlib only. A node on a devpts file system (a pty slave, e.g. what socat makes 
 simulator) is marked `bind`: the pty driver refuses to open a copy made with mknod elsewhere (EIO).
 """
 
+from __future__ import annotations
+
 import os
 import stat
-from typing import Iterator, List, NamedTuple, Optional
+
+from tcr.common.record import dataclass
+
+TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
+if TYPE_CHECKING:
+    from typing import Iterator, List, Optional
 
 DEVPTS_MAGIC = 0x1CD1
 # docker's /dev walk for --privileged skips these: they are mounted fresh in every container
 SKIP_DIRS = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
 
 
-class Node(NamedTuple):
+@dataclass(frozen=True)
+class Node:  # a record, not a NamedTuple: typing stays out of the daemon
     host_path: str
     type: str  # c | b
     major: int
