@@ -720,14 +720,14 @@ class ContainerManager(AdjustOps):
     def exec_detached(self, c: Container, cmd: List[str], env: List[str], user: Optional[str],
                       cwd: Optional[str]) -> None:
         """`exec -d`: started by tcrd, output into the container's log."""
-        from tcr.common.run import run
+        from tcr.common.run import PIPE, run
 
         self._require_running(c)
         argv = crun.exec_argv(self.crun_root, c.rec.id, cmd, detach=True, env=env, user=user, cwd=cwd)
         fifo = c.paths.log_fifo
         w = clogs.open_writer(fifo) if os.path.exists(fifo) else os.open(os.devnull, os.O_WRONLY)
         try:
-            r = run(argv, check=False, timeout=30, stdout=w, stderr=subprocess_pipe())
+            r = run(argv, check=False, timeout=30, stdout=w, stderr=PIPE)
         finally:
             os.close(w)
         if r.returncode != 0:
@@ -998,8 +998,3 @@ def _health_config(run: Optional[Dict[str, Any]], ann: Any) -> Optional[Dict[str
             img = None
     return healthcfg.effective(run, img)
 
-
-def subprocess_pipe() -> Any:
-    import subprocess
-
-    return subprocess.PIPE

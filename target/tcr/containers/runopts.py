@@ -10,7 +10,6 @@ on the command line override it, and list flags (-e, -v, --tmpfs, -p) add to it.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import signal
@@ -23,6 +22,8 @@ from tcr.containers import resources
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Tuple
+
+    from tcr.commands.argv import ArgParser
 
 DEFAULT_NETWORK = "tcr_default"
 DEFAULT_STOP_TIMEOUT = 10
@@ -889,7 +890,7 @@ def _health_record(d: Any) -> Optional[Dict[str, Any]]:
     return validate_record(d)
 
 
-def _split_at_image(p: argparse.ArgumentParser, args: List[str]) -> Tuple[List[str], List[str]]:
+def _split_at_image(p: ArgParser, args: List[str]) -> Tuple[List[str], List[str]]:
     """Options end at the first positional (the image), like docker; '--' also ends them."""
     takes_value = {s for a in p._actions for s in a.option_strings if a.nargs != 0}
     known = {s for a in p._actions for s in a.option_strings}
