@@ -68,6 +68,48 @@ def parse_crun_version(text: str) -> Optional[Tuple[int, ...]]:
     return tuple(int(x) for x in m.group(1).split(".")) if m else None
 
 
+def parse_crun_features(text: str) -> Set[str]:
+    """`crun --version`'s feature line ('+SYSTEMD +CAP +SECCOMP ...') -> {'CAP', 'SECCOMP', ...}."""
+    return {tok[1:] for tok in text.split() if tok.startswith("+") and tok[1:].isalnum()}
+
+
+# Without these crun silently ignores --cap-drop/--user's capability sets and every seccomp
+# profile (Buildroot builds it so unless libcap and libseccomp are selected).
+CRUN_SECURITY_FEATURES = ("CAP", "SECCOMP")
+INSECURE_CRUN_OVERRIDE = "TCR_ALLOW_INSECURE_CRUN"
+CRUN_SECURITY_FIX = ("rebuild crun with libcap and libseccomp (Buildroot: BR2_PACKAGE_LIBCAP, "
+                     "BR2_PACKAGE_LIBSECCOMP; Debian's crun has both)")
+
+
+def crun_check(path: str, version_text: str) -> Check:
+    """One check from `crun --version`: version 1.0+ and the +CAP/+SECCOMP features."""
+    ver = parse_crun_version(version_text)
+    if ver is None:
+        return Check("crun", False, f"{path}: cannot read its version", "reinstall crun")
+    v = ".".join(map(str, ver))
+    if ver < (1, 0):
+        return Check("crun", False, f"crun {v} is too old (need 1.0+)", "install crun 1.0 or newer")
+    feats = parse_crun_features(version_text)
+    lacking = [f for f in CRUN_SECURITY_FEATURES if f not in feats]
+    if lacking:
+        return Check("crun", False,
+                     f"crun {v} at {path} is built without {' '.join('+' + f for f in lacking)}: containers "
+                     "would keep every capability and run without seccomp", CRUN_SECURITY_FIX)
+    return Check("crun", True, f"crun {v} at {path} (+CAP +SECCOMP)")
+
+
+def crun_security(path: Optional[str] = None) -> Optional[Check]:
+    """tcrd's start-up check of crun (None when crun is not installed: containers then fail
+    at run time with 'crun not found')."""
+    from tcr.common.run import run, which
+
+    crun = path or which("crun")
+    if not crun:
+        return None
+    res = run([crun, "--version"], check=False, timeout=10)
+    return crun_check(crun, res.stdout)
+
+
 @dataclass(frozen=True)
 class CgroupLayout:
     mode: str  # "v1" | "v2" | "hybrid" | "none"
@@ -217,14 +259,7 @@ def run_checks() -> List[Check]:
         out.append(Check("crun", False, "crun not found", "apt-get install crun"))
     else:
         res = run([crun, "--version"], check=False, timeout=10)
-        ver = parse_crun_version(res.stdout)
-        if ver is None:
-            out.append(Check("crun", False, f"{crun}: cannot read its version", "reinstall crun"))
-        elif ver < (1, 0):
-            out.append(Check("crun", False, f"crun {'.'.join(map(str, ver))} is too old (need 1.0+)",
-                             "install crun 1.0 or newer"))
-        else:
-            out.append(Check("crun", True, f"crun {'.'.join(map(str, ver))} at {crun}"))
+        out.append(crun_check(crun, res.stdout))
     return out
 
 

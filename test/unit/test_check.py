@@ -66,3 +66,32 @@ def test_run_checks_returns_every_check():
     names = [c.name for c in check.run_checks()]
     assert names == ["root", "squashfs", "overlay", "loop", "netns", "nftables", "veth", "bridge", "cgroups",
                      "crun"]
+
+
+# `crun --version` of Buildroot's crun without libcap/libseccomp, and of Debian 12's crun
+CRUN_BUILDROOT_BARE = "crun version 1.24\ncommit: 54693209039e5e04cbe3c8b1cd5fe2301219f0a1\n" \
+                      "rundir: /run/crun\nspec: 1.0.0\n+YAJL\n"
+CRUN_DEBIAN = "crun version 1.8.1\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\nrundir: /run/crun\n" \
+              "spec: 1.0.0\n+SYSTEMD +SELINUX +APPARMOR +CAP +SECCOMP +EBPF +YAJL\n"
+
+
+def test_parse_crun_features():
+    assert check.parse_crun_features(CRUN_DEBIAN) >= {"CAP", "SECCOMP", "YAJL"}
+    assert check.parse_crun_features(CRUN_BUILDROOT_BARE) == {"YAJL"}
+    assert check.parse_crun_features("") == set()
+
+
+def test_crun_without_caps_and_seccomp_fails_the_check_with_the_fix():
+    c = check.crun_check("/usr/bin/crun", CRUN_BUILDROOT_BARE)
+    assert not c.ok and c.name == "crun"
+    assert "+CAP +SECCOMP" in c.detail and "every capability" in c.detail
+    assert "BR2_PACKAGE_LIBCAP" in c.fix and "BR2_PACKAGE_LIBSECCOMP" in c.fix
+    only_caps = check.crun_check("/usr/bin/crun", CRUN_BUILDROOT_BARE.replace("+YAJL", "+CAP +YAJL"))
+    assert not only_caps.ok and "+SECCOMP" in only_caps.detail and "+CAP " not in only_caps.detail
+
+
+def test_crun_with_caps_and_seccomp_passes():
+    c = check.crun_check("/usr/bin/crun", CRUN_DEBIAN)
+    assert c.ok and "crun 1.8.1" in c.detail
+    assert not check.crun_check("/x/crun", "crun version 0.9\n+CAP +SECCOMP").ok
+    assert not check.crun_check("/x/crun", "garbage").ok

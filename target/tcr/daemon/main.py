@@ -1,11 +1,12 @@
 """tcrd: the tcr daemon (entry point).
 
   tcrd [--root DIR] [--socket PATH] [--run-dir DIR] [--compat-socket NAME | --no-compat-socket]
-       [--pidfile PATH] [--syslog] [--debug] [--check] [--resolv-conf PATH]
+       [--pidfile PATH] [--syslog] [--debug] [--check] [--resolv-conf PATH] [--allow-insecure-crun]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tcr.commands.argv import ArgParser, ArgumentTypeError, Namespace
@@ -16,6 +17,7 @@ from tcr.rpc.protocol import ABSTRACT_NAME
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import List, Optional
 
 log = get_logger("tcrd")
@@ -44,6 +46,9 @@ def parse_args(argv: Optional[List[str]] = None) -> Namespace:
     p.add_argument("--syslog", action="store_true", help="log to syslog instead of stderr")
     p.add_argument("--debug", action="store_true", help="debug logging")
     p.add_argument("--check", action="store_true", help="check prerequisites and exit")
+    p.add_argument("--allow-insecure-crun", action="store_true",
+                   help="start even if crun lacks +CAP or +SECCOMP (containers then keep every "
+                        "capability and have no seccomp filter); also TCR_ALLOW_INSECURE_CRUN=1")
     p.add_argument("--resolv-conf", default=DEFAULT_RESOLV_CONF, metavar="PATH",
                    help=f"upstream resolvers for the DNS forwarder (default {DEFAULT_RESOLV_CONF})")
     return p.parse_args(argv)
@@ -63,6 +68,21 @@ def _forget_module(name: str) -> None:
         delattr(sys.modules[parent], child)
 
 
+def _crun_is_secure(opts: Namespace, check: ModuleType) -> bool:
+    """A crun without +CAP/+SECCOMP ignores --cap-drop and seccomp: refuse to start on it unless
+    the operator said so (flag or environment), and then warn loudly."""
+    c = check.crun_security()
+    if c is None or c.ok:
+        return True
+    allowed = opts.allow_insecure_crun or os.environ.get(check.INSECURE_CRUN_OVERRIDE, "") not in ("", "0")
+    if not allowed:
+        print(f"tcrd: refusing to start: {c.detail} (fix: {c.fix}; to start anyway: "
+              f"--allow-insecure-crun or {check.INSECURE_CRUN_OVERRIDE}=1)", file=sys.stderr)
+        return False
+    log.warning("INSECURE: %s; starting anyway (--allow-insecure-crun)", c.detail)
+    return True
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     opts = parse_args(argv)
     _setup_logging(opts)
@@ -77,11 +97,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0 if all(c.ok for c in results) else 1
     missing = [f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "")
                for c in check.daemon_prerequisites() if not c.ok]
+    crun_ok = missing or _crun_is_secure(opts, check)
     del check
     _forget_module("tcr.check")  # start-up only: its code (~20 kB of bytecode) need not stay resident
     if missing:
         for line in missing:
             print(f"tcrd: prerequisite missing: {line}", file=sys.stderr)
+        return 1
+    if not crun_ok:
         return 1
 
     from tcr.daemon.app import Daemon
