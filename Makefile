@@ -62,33 +62,66 @@ profile: deps
 
 # ---- install / uninstall (offline: no dependency is fetched) ----------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=...] [INIT=both|systemd|sysv|none] [PYTHON=...]
+#              [BYTECODE_ONLY=1] [TARGET_PYTHON=...]
 # The package goes into the site directory that $(PYTHON) searches under $(PREFIX) (Debian:
-# dist-packages; elsewhere site-packages). Dependencies (pyroute2, dnslib, PySquashfsImage)
-# come from the distribution or Buildroot/Yocto, never from here. Data in /var/lib/tcr is
-# never touched; tcr-purge removes it on purpose.
+# dist-packages; elsewhere site-packages). Dependencies (dnslib, PySquashfsImage) come from the
+# distribution or Buildroot/Yocto, never from here. Data in /var/lib/tcr is never touched;
+# tcr-purge removes it on purpose.
+# BYTECODE_ONLY=1 is the board install (Buildroot's and Yocto's recipes use it): the device
+# package only, as one zip of byte code, tcr.zip (no sources, docstrings, asserts or column
+# tables; about a third of the plain .pyc size), with tcr and tcrd but no tcr_host and no
+# tcr-create-image. $(PYTHON) compiles it and must be the board's Python version (Buildroot's
+# host-python3, Yocto's python3-native); TARGET_PYTHON is the board's interpreter path.
 BINDIR      ?= $(PREFIX)/bin
 INITDIR     ?= $(SYSCONFDIR)/init.d
 INIT        ?= both
+BYTECODE_ONLY ?=
+TARGET_PYTHON ?= $(PYTHON)
 PYSITEDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = "$(PREFIX)".rstrip("/") + "/"; \
   d = [x for x in sys.path if x.startswith(p) and x.endswith(("-packages", "-packages/"))]; \
   print(d[0] if d else sysconfig.get_path("purelib", "posix_prefix", vars={"base": p[:-1]}))')
-INSTALL_SRC := pyproject.toml README.md target host_tools
+INSTALL_SRC := pyproject.toml README.md LICENSE target host_tools
+# The client script: -I -S skip site and .pth files (~10 ms; the client needs only the stdlib).
+# $(1): what goes on sys.path (the site directory, or tcr.zip in it).
+define TCR_SCRIPTS
+	printf '#!$(TARGET_PYTHON) -IS\nimport sys\nsys.path.insert(0, "$(1)")\nfrom tcr.cli.main import main\nsys.exit(main())\n' \
+	  >"$(DESTDIR)$(BINDIR)/tcr"; chmod 0755 "$(DESTDIR)$(BINDIR)/tcr"
+endef
 
 install:
 	@test -n "$(PYSITEDIR)" || { echo "cannot find the site directory of $(PYTHON)"; exit 1; }
+ifeq ($(BYTECODE_ONLY),1)
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	tar -C target --exclude=__pycache__ --exclude='*.pyc' --exclude=py.typed -cf - tcr | tar -xf - -C "$$tmp"; \
+	: "-o 2: no docstrings or asserts (tcr uses neither at run time); no_debug_ranges: no column tables"; \
+	$(PYTHON) -X no_debug_ranges -m compileall -q -b -o 2 -d "$(PYSITEDIR)/tcr.zip/tcr" "$$tmp/tcr" >/dev/null; \
+	find "$$tmp/tcr" -name '*.py' -delete; \
+	(cd "$$tmp" && find tcr -type f | LC_ALL=C sort >files && \
+	  $(PYTHON) -c 'import sys, zipfile; z = zipfile.ZipFile("tcr.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=9); \
+	    [z.write(n) for n in open("files").read().split()]; z.close()'); \
+	install -d "$(DESTDIR)$(PYSITEDIR)" "$(DESTDIR)$(BINDIR)"; \
+	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr_host" "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info; \
+	install -m 0644 "$$tmp/tcr.zip" "$(DESTDIR)$(PYSITEDIR)/tcr.zip"; \
+	rm -f "$(DESTDIR)$(BINDIR)/tcr-create-image"; \
+	$(call TCR_SCRIPTS,$(PYSITEDIR)/tcr.zip); \
+	printf '#!$(TARGET_PYTHON)\nimport sys\nsys.path.insert(0, "$(PYSITEDIR)/tcr.zip")\nfrom tcr.daemon.main import main\nsys.exit(main())\n' \
+	  >"$(DESTDIR)$(BINDIR)/tcrd"; chmod 0755 "$(DESTDIR)$(BINDIR)/tcrd"; \
+	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"; \
+	echo "tcr.zip: $$(wc -c <"$$tmp/tcr.zip") bytes of byte code ($$(wc -l <"$$tmp/files") files)"
+else
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	mkdir "$$tmp/src"; tar --exclude=__pycache__ --exclude='*.egg-info' -cf - $(INSTALL_SRC) | tar -xf - -C "$$tmp/src"; \
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install -q --no-deps --no-build-isolation --no-index --no-compile \
 	  --disable-pip-version-check --no-warn-script-location --target "$$tmp/site" "$$tmp/src"; \
 	$(PYTHON) -m compileall -q -s "$$tmp/site" -p "$(PYSITEDIR)" "$$tmp/site/tcr" "$$tmp/site/tcr_host" >/dev/null; \
 	install -d "$(DESTDIR)$(PYSITEDIR)" "$(DESTDIR)$(BINDIR)"; \
-	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr_host" "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info; \
+	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr.zip" "$(DESTDIR)$(PYSITEDIR)/tcr_host" \
+	  "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info; \
 	cp -R "$$tmp/site/tcr" "$$tmp/site/tcr_host" "$$tmp/site"/tcr-*.dist-info "$(DESTDIR)$(PYSITEDIR)/"; \
 	for s in tcr tcrd tcr-create-image; do install -m 0755 "$$tmp/site/bin/$$s" "$(DESTDIR)$(BINDIR)/$$s"; done; \
-	: "tcr runs on every command: -I -S skip site and .pth files (~10 ms; the client needs only the stdlib)"; \
-	printf '#!$(PYTHON) -IS\nimport sys\nsys.path.insert(0, "$(PYSITEDIR)")\nfrom tcr.cli.main import main\nsys.exit(main())\n' \
-	  >"$(DESTDIR)$(BINDIR)/tcr"; \
+	$(call TCR_SCRIPTS,$(PYSITEDIR)); \
 	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"
+endif
 	@case "$(INIT)" in both|systemd) \
 	  install -d "$(DESTDIR)$(UNITDIR)"; \
 	  sed 's|^ExecStart=/usr/bin/tcrd|ExecStart=$(BINDIR)/tcrd|' target/init/tcrd.service >"$(DESTDIR)$(UNITDIR)/tcrd.service"; \
@@ -101,7 +134,8 @@ install:
 
 uninstall:
 	@test -n "$(PYSITEDIR)" || { echo "cannot find the site directory of $(PYTHON)"; exit 1; }
-	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr_host" "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info
+	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr.zip" "$(DESTDIR)$(PYSITEDIR)/tcr_host" \
+	  "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info
 	rm -f "$(DESTDIR)$(BINDIR)/tcr" "$(DESTDIR)$(BINDIR)/tcrd" "$(DESTDIR)$(BINDIR)/tcr-create-image" \
 	  "$(DESTDIR)$(BINDIR)/tcr-purge" "$(DESTDIR)$(UNITDIR)/tcrd.service" "$(DESTDIR)$(INITDIR)/S95tcrd"
 	@echo "tcr removed; state in /var/lib/tcr is kept (tcr-purge removes it)"

@@ -15,7 +15,8 @@ TARGET = os.path.join(ROOT, "target")
 PKG = os.path.join(TARGET, "tcr")
 
 # Declared third-party modules of the device package (pyproject dependencies; ujson optional).
-ALLOWED_THIRD_PARTY = {"pyroute2", "dnslib", "PySquashfsImage", "ujson", "yaml"}
+# pyroute2 is not one of them: netlink is tcr.network.links (pyroute2 is a test-only oracle).
+ALLOWED_THIRD_PARTY = {"dnslib", "PySquashfsImage", "ujson", "yaml"}
 # Optional on the device: ujson (fast JSON), yaml (PyYAML, for YAML compose files; JSON always works).
 OPTIONAL_THIRD_PARTY = {"ujson", "yaml"}
 # Build-PC only. zstandard may be used by PySquashfsImage itself (lazily, for zstd images),
@@ -102,6 +103,11 @@ def test_declared_third_party_are_pyproject_dependencies():
     # ujson and yaml are optional ("fast", "compose" extras); everything else must be a hard dependency
     for mod in ALLOWED_THIRD_PARTY - OPTIONAL_THIRD_PARTY:
         assert mod.lower() in declared, f"{mod} is imported by target/tcr but not in pyproject dependencies"
+    # and nothing else: a run-time dependency that target/tcr never imports (pyroute2 was one)
+    # would be installed on every board for nothing
+    imported = {m.split(".")[0].lower() for f in target_files() for m, _ in imports_of(f)}
+    unused = sorted(d for d in declared if d not in imported)
+    assert not unused, f"pyproject run-time dependencies not imported by target/tcr: {unused}"
 
 
 def test_forbidden_checker_catches_a_violation(tmp_path):

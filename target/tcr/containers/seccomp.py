@@ -36,11 +36,21 @@ _DEFAULT_PATH = os.path.join(
 _cache: Dict[str, Dict[str, Any]] = {}
 
 
+def _package_data(path: str) -> bytes:
+    """A file shipped inside the tcr package, through the module's loader: the path may lie inside
+    the zip of byte code that `make install BYTECODE_ONLY=1` installs on a board."""
+    get_data = getattr(globals().get("__loader__"), "get_data", None)
+    if get_data is not None:
+        data: bytes = get_data(path)
+        return data
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def load_default() -> Dict[str, Any]:
     """The shipped default profile (parsed once per process)."""
     if "default" not in _cache:
-        with open(_DEFAULT_PATH, encoding="utf-8") as f:
-            _cache["default"] = json.load(f)
+        _cache["default"] = json.loads(_package_data(_DEFAULT_PATH))
     return _cache["default"]
 
 
