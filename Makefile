@@ -15,10 +15,18 @@ APT_PKGS := crun skopeo umoci squashfs-tools squashfs-tools-ng nftables busybox-
             docker-registry openssh-server openssh-client iproute2 python3-venv python3-dev \
             zstd util-linux procps tini
 BENCH_APT_PKGS := podman dnsperf dnsmasq-base hyperfine xfsprogs
+# make check-recipes: Buildroot's host tools and check-package (python3-magic, flake8,
+# shellcheck), a Linux Kconfig tree, bitbake's host tools and locale, systemd-analyze
+RECIPES_APT_PKGS := build-essential bc bison flex rsync cpio unzip file wget bzip2 xz-utils \
+            python3-magic python3-flake8 shellcheck linux-source-6.1 chrpath diffstat gawk \
+            lz4 zstd git locales systemd util-linux
+# the vendored upstream tarballs (default: ../shared/vendor beside the checkout; CI has a copy there)
+VENDOR_DIR  ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps apt-deps venv test test-unit lint demo bench profile install uninstall clean purge-state
+.PHONY: all deps apt-deps venv test test-unit lint demo bench profile install uninstall clean purge-state \
+        check-recipes
 
 all: test
 
@@ -59,6 +67,18 @@ bench: deps
 
 profile: deps
 	$(VPY) bench/profile_tcrd.py
+
+# The board recipes with the real tools, offline: Buildroot (check-package, defconfig,
+# savedefconfig, printvars, show-info), the kernel fragment in a real Kconfig tree, bitbake
+# -p/-g as an unprivileged user, oelint-adv, shellcheck, systemd-analyze verify.
+# BUILDROOT_DIR="dir ..." and YOCTO_LAYERS_DIR=dir replace the tarballs of $(VENDOR_DIR).
+check-recipes: venv
+	@missing=$$(for p in $(RECIPES_APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
+	@$(VPY) -c 'import oelint_adv' 2>/dev/null || $(VPY) -m pip install -q -e '.[test,host,profile,recipes]'
+	$(SUDO) env BUILDROOT_DIR="$(BUILDROOT_DIR)" YOCTO_LAYERS_DIR="$(YOCTO_LAYERS_DIR)" \
+	  $(VPY) test/recipes/check_recipes.py $(if $(VENDOR_DIR),--vendor "$(VENDOR_DIR)")
 
 # ---- install / uninstall (offline: no dependency is fetched) ----------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=...] [INIT=both|systemd|sysv|none] [PYTHON=...]

@@ -31,7 +31,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -46,18 +45,29 @@ RELEASES = "scarthgap"
 BB_USER = "tcr-recipes"
 YOCTO_LAYERS = ("bitbake", "openembedded-core", "meta-openembedded", "meta-virtualization")
 KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz"
-KERNEL_BASES = [(arch, base) for arch in ("arm64", "x86_64") for base in ("defconfig", "allnoconfig", "tinyconfig")]
+KERNEL_BASES = [(arch, base) for arch in ("arm64", "x86_64")
+                for base in ("defconfig", "allnoconfig", "tinyconfig")]
 
 
 class Failed(Exception):
     pass
 
 
+def read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def touch(path: str) -> None:
+    with open(path, "w"):
+        pass
+
+
 def default_vendor() -> str:
     # CI: the clone with a copy of shared/ beside it (../shared/vendor); the dev VM: /work/shared.
+    # (a git worktree under <project>/wt/<name>: two levels up)
     for cand in (os.path.join(os.path.dirname(ROOT), "shared", "vendor"),
-                 os.path.join(os.path.dirname(os.path.dirname(ROOT)), "shared", "vendor"),
-                 "/work/shared/vendor"):
+                 os.path.join(os.path.dirname(os.path.dirname(ROOT)), "shared", "vendor")):
         if os.path.isdir(cand):
             return cand
     return os.path.join(os.path.dirname(ROOT), "shared", "vendor")
@@ -99,7 +109,7 @@ def unpack(tarball: str, cache: str, members: Optional[Sequence[str]] = None) ->
     os.makedirs(tmp)
     sh(["tar", "-xf", tarball, "-C", tmp] + list(members or []))
     os.rename(tmp, dest)
-    open(os.path.join(dest, ".done"), "w").close()
+    touch(os.path.join(dest, ".done"))
     return dest
 
 
@@ -150,9 +160,11 @@ def check_buildroot(br: str, cache: str) -> str:
     if proc.returncode != 0:
         raise Failed(f"Buildroot {version}: {DEFCONFIG} is not in savedefconfig form:\n{proc.stdout}")
 
-    config = open(os.path.join(out, ".config")).read()
+    config = read_text(os.path.join(out, ".config"))
     pv = br_make(br, out, "printvars", "VARS=CRUN_CONF_OPTS TCR_INSTALL_INIT_SYSV TCR_DEPENDENCIES").stdout
-    opts = dict(line.split("=", 1) for line in pv.splitlines() if "=" in line)
+    # a define's value spans several lines: each variable runs until the next NAME= line
+    var_re = re.compile(r"^([A-Z0-9_]+)=(.*?)(?=^[A-Z0-9_]+=|\Z)", re.M | re.S)
+    opts = {m.group(1): m.group(2) for m in var_re.finditer(pv)}
     crun = opts.get("CRUN_CONF_OPTS", "").split()
     if "--enable-caps" not in crun or "--enable-seccomp" not in crun:
         raise Failed(f"Buildroot {version}: crun is built with {' '.join(crun)} (needs --enable-caps "
@@ -164,15 +176,15 @@ def check_buildroot(br: str, cache: str) -> str:
         raise Failed(f"Buildroot {version}: nothing mounts a cgroup hierarchy under BusyBox init")
     info = json.loads(br_make(br, out, "show-info").stdout)
     tcr = info.get("tcr") or {}
-    deps = set(tcr.get("dependencies", []))
-    if not {"crun", "nftables", "python-dnslib", "python-pysquashfsimage"} <= deps and \
-            "crun" not in info:
-        raise Failed(f"Buildroot {version}: show-info: tcr depends on {sorted(deps)}")
-    for pkg in ("libcap", "libseccomp", "crun", "nftables"):
+    for pkg in ("crun", "libcap", "libseccomp", "nftables", "python-dnslib", "python-pysquashfsimage"):
         if pkg not in info:
             raise Failed(f"Buildroot {version}: show-info lacks {pkg}")
-    if tcr.get("license") != "MIT" or "LICENSE" not in tcr.get("license_files", []):
-        raise Failed(f"Buildroot {version}: tcr licence {tcr.get('license')} {tcr.get('license_files')}")
+    crun_deps = set(info["crun"].get("dependencies", []))
+    if not {"libcap", "libseccomp"} <= crun_deps:
+        raise Failed(f"Buildroot {version}: show-info: crun depends on {sorted(crun_deps)}, "
+                     "not on libcap and libseccomp")
+    if tcr.get("licenses") != "MIT" or tcr.get("license_files") != ["LICENSE"]:
+        raise Failed(f"Buildroot {version}: tcr licence {tcr.get('licenses')} {tcr.get('license_files')}")
     mount = "cgroupfs-v2-mount" if cgroup_pkg else "tcr's S30tcr-cgroup2"
     return f"Buildroot {version}: check-package clean, savedefconfig equal, crun +caps +seccomp, {mount}"
 
@@ -181,7 +193,7 @@ def check_buildroot(br: str, cache: str) -> str:
 
 def fragment_options() -> Dict[str, str]:
     out = {}
-    for line in open(FRAGMENT):
+    for line in read_text(FRAGMENT).splitlines():
         m = re.match(r"^(CONFIG_[A-Z0-9_]+)=(.*)$", line.strip())
         if m:
             out[m.group(1)] = m.group(2)
@@ -208,14 +220,17 @@ def kernel_tree(cache: str) -> str:
     ex += [f"--exclude={top}/Documentation/*/*", f"--exclude={top}/tools", f"--exclude={top}/LICENSES"]
     sh(["tar", "-xf", KERNEL_TARBALL, "-C", dest + ".tmp", *ex])
     os.rename(dest + ".tmp", dest)
-    open(os.path.join(dest, ".done"), "w").close()
+    touch(os.path.join(dest, ".done"))
     return only_dir(dest)
 
 
 def merge_fragment(ksrc: str, out: str, arch: str, base: str) -> Dict[str, str]:
-    """Buildroot's way (linux/linux.mk): <base> config, merge_config.sh -m, olddefconfig."""
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
+    """Buildroot's way (linux/linux.mk): <base> config, merge_config.sh -m, olddefconfig. One
+    output folder per architecture, so the kconfig tools are compiled once."""
+    os.makedirs(out, exist_ok=True)
+    for f in (".config", ".config.old"):
+        if os.path.exists(os.path.join(out, f)):
+            os.unlink(os.path.join(out, f))
     karch = "x86" if arch == "x86_64" else arch
     env = dict(os.environ, LC_ALL="C")
     env.pop("MAKEFLAGS", None)
@@ -226,7 +241,7 @@ def merge_fragment(ksrc: str, out: str, arch: str, base: str) -> Dict[str, str]:
         os.path.join(out, ".config"), FRAGMENT], cwd=out, env=env)
     sh(make + ["olddefconfig"], env=env)
     final: Dict[str, str] = {}
-    for line in open(os.path.join(out, ".config")):
+    for line in read_text(os.path.join(out, ".config")).splitlines():
         m = re.match(r"^(CONFIG_[A-Z0-9_]+)=(.*)$", line.strip())
         if m:
             final[m.group(1)] = m.group(2)
@@ -238,12 +253,13 @@ def check_kernel(cache: str) -> str:
     want = fragment_options()
     problems = []
     for arch, base in KERNEL_BASES:
-        got = merge_fragment(ksrc, os.path.join(cache, f"kernel-out-{arch}-{base}"), arch, base)
+        got = merge_fragment(ksrc, os.path.join(cache, f"kernel-out-{arch}"), arch, base)
         lost = [f"{k}={v} -> {got.get(k, 'n')}" for k, v in want.items() if got.get(k) != v]
         if lost:
             problems.append(f"{arch} {base}: " + ", ".join(lost))
     if problems:
-        raise Failed("kernel fragment options dropped by olddefconfig (linux-source-6.1):\n" + "\n".join(problems))
+        raise Failed("kernel fragment options dropped by olddefconfig (linux-source-6.1):\n"
+                     + "\n".join(problems))
     return f"kernel fragment: {len(want)} options survive on {len(KERNEL_BASES)} bases (Linux 6.1)"
 
 
@@ -253,7 +269,7 @@ def ensure_locale() -> None:
     """bitbake's sanity check wants en_US.UTF-8 (Debian: locales, enabled in /etc/locale.gen)."""
     if re.search(r"^en_US\.utf-?8$", sh(["locale", "-a"]).stdout, re.M | re.I):
         return
-    gen = open("/etc/locale.gen").read()
+    gen = read_text("/etc/locale.gen")
     with open("/etc/locale.gen", "w") as f:
         f.write(re.sub(r"^# *(en_US\.UTF-8 UTF-8)", r"\1", gen, flags=re.M))
     sh(["locale-gen"])
@@ -269,7 +285,7 @@ def ensure_user() -> pwd.struct_passwd:
 
 
 def project_version() -> str:
-    m = re.search(r'^version = "([^"]+)"', open(os.path.join(ROOT, "pyproject.toml")).read(), re.M)
+    m = re.search(r'^version = "([^"]+)"', read_text(os.path.join(ROOT, "pyproject.toml")), re.M)
     return m.group(1) if m else "?"
 
 
@@ -340,7 +356,7 @@ def check_yocto(layers: str, cache: str) -> str:
         text = res.stdout + res.stderr
         if res.returncode != 0:
             raise Failed(f"bitbake -g tcr ({name}):\n" + "\n".join(text.splitlines()[-30:]))
-        deps = open(os.path.join(build, "pn-buildlist")).read().split()
+        deps = read_text(os.path.join(build, "pn-buildlist")).split()
         for need in ("crun", "nftables", "python3-dnslib", "python3-pysquashfsimage", "libseccomp", "libcap"):
             if need not in deps:
                 raise Failed(f"bitbake -g tcr ({name}): {need} is not in the build list")
@@ -349,7 +365,8 @@ def check_yocto(layers: str, cache: str) -> str:
         env = bitbake(build, layers, user, "-e", "tcr").stdout
         pv = re.search(r'^PV="([^"]*)"', env, re.M)
         if not pv or pv.group(1) != project_version():
-            raise Failed(f"bitbake -e tcr ({name}): PV={pv.group(1) if pv else '?'}, want {project_version()} "
+            got = pv.group(1) if pv else "?"
+            raise Failed(f"bitbake -e tcr ({name}): PV={got}, want {project_version()} "
                          "(SRCREV pinned)")
         results.append(name)
     # Plain SysV init without the systemd feature, and no seccomp: refused at parse time, by name.
@@ -358,7 +375,8 @@ def check_yocto(layers: str, cache: str) -> str:
     sh(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", build])
     res = bitbake(build, layers, user, "-g", "tcr", check=False)
     text = res.stdout + res.stderr
-    if res.returncode == 0 or not re.search(r"tcr.*missing required distro features? 'seccomp systemd'", text):
+    named = re.search(r"tcr.*missing required distro features? 'seccomp systemd'", text)
+    if res.returncode == 0 or not named:
         raise Failed("bitbake -g tcr without the systemd and seccomp distro features did not name them:\n"
                      + "\n".join(text.splitlines()[-20:]))
     return (f"Yocto {RELEASES}: bitbake -p clean; -g tcr resolves ({', '.join(results)}); "
@@ -372,7 +390,9 @@ def check_oelint() -> str:
     if not os.path.exists(exe):
         raise Failed("oelint-adv not found: pip install oelint-adv (pyproject extra 'recipes')")
     files = sorted(glob.glob(os.path.join(LAYER, "recipes-*", "*", "*.bb*")))
-    res = sh([exe, "--quiet", f"--release={RELEASES}", *files], check=False)
+    # errors and warnings fail; homepageping is off because it would go online
+    res = sh([exe, "--quiet", "--noinfo", f"--release={RELEASES}", "--suppress", "oelint.vars.homepageping",
+              *files], check=False)
     lines = [x for x in (res.stdout + res.stderr).splitlines() if x.strip()]
     if res.returncode != 0 or lines:
         raise Failed("oelint-adv:\n" + "\n".join(lines))
@@ -387,10 +407,10 @@ def check_shell() -> str:
     # systemd-analyze verify wants ExecStart= to exist: check the unit as make install stages it.
     with tempfile.TemporaryDirectory() as tmp:
         sh(["make", "-s", "-C", ROOT, "install", f"DESTDIR={tmp}", "PREFIX=/usr", "INIT=systemd",
-            "PYTHON=/usr/bin/python3", f"UNITDIR=/lib/systemd/system"],
+            "PYTHON=/usr/bin/python3", "UNITDIR=/lib/systemd/system"],
            env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL")})
         unit = os.path.join(tmp, "tcrd.service")
-        text = open(os.path.join(tmp, "lib", "systemd", "system", "tcrd.service")).read()
+        text = read_text(os.path.join(tmp, "lib", "systemd", "system", "tcrd.service"))
         text = text.replace("ExecStart=/usr/bin/tcrd", f"ExecStart={tmp}/usr/bin/tcrd")
         with open(unit, "w") as f:
             f.write(text)

@@ -285,7 +285,8 @@ def test_tcr_installs_both_init_flavours_and_drops_build_pc_tools():
     # the board install: byte code only, without tcr_host and tcr-create-image (make install does that)
     assert re.search(r"define TCR_INSTALL_TARGET_CMDS\n\t\$\(MAKE\) -C \$\(@D\) install BYTECODE_ONLY=1 ", mk)
     assert "PYTHON=$(HOST_DIR)/bin/python3" in mk and "DESTDIR=$(TARGET_DIR)" in mk
-    assert "--include /Makefile" in mk_vars(os.path.join(PKGDIR, "tcr", "tcr.mk"))["TCR_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS"]
+    rules = mk_vars(os.path.join(PKGDIR, "tcr", "tcr.mk"))["TCR_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS"]
+    assert "--include /Makefile" in rules
 
 
 def test_a_cgroup_hierarchy_is_mounted_under_busybox_init_on_every_buildroot():
@@ -295,7 +296,8 @@ def test_a_cgroup_hierarchy_is_mounted_under_busybox_init_on_every_buildroot():
     assert "CGROUPFS_V2_MOUNT" not in "".join(x for x in cfg.splitlines() if x.strip().startswith("select"))
     mk = read(os.path.join(PKGDIR, "tcr", "tcr.mk"))
     assert "ifeq ($(BR2_PACKAGE_CGROUPFS_MOUNT)$(BR2_PACKAGE_CGROUPFS_V2_MOUNT),)" in mk
-    assert re.search(r"define TCR_INSTALL_CGROUP2_MOUNT\n\t\$\(INSTALL\) -D -m 0755 \$\(TCR_PKGDIR\)/S30tcr-cgroup2 \\\n"
+    assert re.search(r"define TCR_INSTALL_CGROUP2_MOUNT\n"
+                     r"\t\$\(INSTALL\) -D -m 0755 \$\(TCR_PKGDIR\)/S30tcr-cgroup2 \\\n"
                      r"\t\t\$\(TARGET_DIR\)/etc/init.d/S30tcr-cgroup2\n", mk)
     assert re.search(r"define TCR_INSTALL_INIT_SYSV\n(\t.*\n)*\t\$\(TCR_INSTALL_CGROUP2_MOUNT\)\nendef", mk)
     script = read(os.path.join(PKGDIR, "tcr", "S30tcr-cgroup2"))
@@ -321,7 +323,8 @@ def test_license_file_is_the_mit_text_pyproject_names():
 
 def test_init_scripts_are_not_executable_in_the_tree():
     # check-package: "This file does not need to be executable" ($(INSTALL) -m 0755 sets the mode)
-    for path in (os.path.join(ROOT, "target", "init", "S95tcrd"), os.path.join(PKGDIR, "tcr", "S30tcr-cgroup2")):
+    for path in (os.path.join(ROOT, "target", "init", "S95tcrd"),
+                 os.path.join(PKGDIR, "tcr", "S30tcr-cgroup2")):
         assert not os.stat(path).st_mode & 0o111, path
 
 
@@ -401,7 +404,8 @@ def test_crun_gets_caps_and_seccomp():
     dep = kconfig_symbols(path, "depends on")
     assert {"BR2_PACKAGE_LIBCAP", "BR2_PACKAGE_LIBSECCOMP"} <= sel
     # a select must carry the selected option's own dependencies (libseccomp, libcap, crun)
-    assert {"BR2_PACKAGE_LIBSECCOMP_ARCH_SUPPORTS", "BR2_TOOLCHAIN_HEADERS_AT_LEAST_3_17", "BR2_USE_MMU"} <= dep
+    assert {"BR2_PACKAGE_LIBSECCOMP_ARCH_SUPPORTS", "BR2_TOOLCHAIN_HEADERS_AT_LEAST_3_17",
+            "BR2_USE_MMU"} <= dep
     comment = read(path).split("comment ", 1)[1]
     assert "headers >= 3.17" in comment and "BR2_TOOLCHAIN_HEADERS_AT_LEAST_3_17" in comment
 
