@@ -15,7 +15,7 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=66e0f28d8426590f87aab3184b0afa4b"
 # A release build pins the commit of tag v${PV}: SRCREV = "<sha1>" in local.conf or a bbappend.
 # Without a pin the newest commit is built and the version says so (${PV}+git<sha1>).
 TCR_TREE := "${@os.path.abspath(os.path.join(d.getVar('THISDIR'), '../../../..'))}"
-PV .= "${@'+git' if d.getVar('SRCREV', False) == '\${AUTOREV}' else ''}"
+PV .= "${@'+git' if 'AUTOREV' in (d.getVar('SRCREV', False) or '') else ''}"
 TCR_SRC_URI ?= "git://${TCR_TREE};protocol=file;branch=main"
 SRC_URI = "${TCR_SRC_URI}"
 # nooelint: oelint.vars.autorev - development default, a release sets SRCREV (see above)
