@@ -61,6 +61,10 @@ def test_the_override_starts_tcrd_with_a_loud_warning(bare_crun_path, tmp_path, 
     try:
         assert "INSECURE: crun 1.24" in d.log() and "every capability" in d.log()
         assert d.cli("ps").returncode == 0
+        # `tcr check` through the running daemon names the problem too
+        r = d.cli("check")
+        line = next(x for x in r.stdout.splitlines() if "] crun" in x)
+        assert r.returncode != 0 and "FAIL" in line and "+CAP +SECCOMP" in line
         assert d.remove_all_containers_and_networks() == []
         assert d.stop() == 0
         assert d.net_leftovers() == []
