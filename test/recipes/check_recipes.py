@@ -372,8 +372,10 @@ def check_yocto(layers: str, cache: str) -> str:
     layer_copy = os.path.join(src, "buildroot", "meta-tcr")
     results = []
     mask = ""
-    # sysvinit: INIT_MANAGER sysvinit, with the systemd distro feature crun needs (libsystemd)
-    configs = (("systemd", "systemd", ""), ("sysvinit", "sysvinit", 'DISTRO_FEATURES:append = " systemd"\n'))
+    # sysvinit: INIT_MANAGER sysvinit, with the systemd distro feature crun needs (libsystemd),
+    # and usrmerge, which oe-core's systemd recipe needs
+    configs = (("systemd", "systemd", ""),
+               ("sysvinit", "sysvinit", 'DISTRO_FEATURES:append = " systemd usrmerge"\n'))
     for name, init, extra in configs:
         build = os.path.join(work, f"build-{name}")
         if mask:
@@ -409,9 +411,9 @@ def check_yocto(layers: str, cache: str) -> str:
     sh(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", build])
     res = bitbake(build, layers, user, "-g", "tcr", check=False)
     text = res.stdout + res.stderr
-    named = re.search(r"tcr.*missing required distro features? 'seccomp systemd'", text)
+    named = re.search(r"tcr.*missing required distro features 'seccomp systemd usrmerge'", text)
     if res.returncode == 0 or not named:
-        raise Failed("bitbake -g tcr without the systemd and seccomp distro features did not name them:\n"
+        raise Failed("bitbake -g tcr without the seccomp/systemd/usrmerge distro features did not name them:\n"
                      + "\n".join(text.splitlines()[-20:]))
     return (f"Yocto {RELEASES}: bitbake -p clean; -g tcr resolves ({', '.join(results)}); "
             "without the systemd/seccomp distro features tcr is refused by name")

@@ -307,7 +307,8 @@ def test_distro_features_crun_needs_are_checked_at_parse_time():
     # bitbake said only "Nothing RPROVIDES 'crun'"
     text = read(recipe_path())
     assert re.search(r"^inherit .*\bfeatures_check\b", text, re.M)
-    assert set(bb_vars(recipe_path())["REQUIRED_DISTRO_FEATURES"].split()) == {"seccomp", "systemd"}
+    # (and oe-core's systemd recipe needs usrmerge)
+    assert set(bb_vars(recipe_path())["REQUIRED_DISTRO_FEATURES"].split()) == {"seccomp", "systemd", "usrmerge"}
 
 
 # ---- the standard library tcrd needs on the board (docs/board-integration.md) ------------------

@@ -22,11 +22,12 @@ SRC_URI = "${TCR_SRC_URI}"
 SRCREV ?= "${AUTOREV}"
 S = "${WORKDIR}/git"
 
-# meta-virtualization's crun needs the systemd (libsystemd) and seccomp distro features. Say so
-# at parse time, by name, instead of "Nothing RPROVIDES 'crun'". With SysV init, keep
-# INIT_MANAGER = "sysvinit" and add DISTRO_FEATURES:append = " systemd": tcrd then runs from its
-# init script, crun just links libsystemd (docs/board-integration.md).
-REQUIRED_DISTRO_FEATURES = "seccomp systemd"
+# meta-virtualization's crun needs the systemd (libsystemd) and seccomp distro features, and
+# oe-core's systemd needs usrmerge. Say so at parse time, by name, instead of "Nothing RPROVIDES
+# 'crun'". With SysV init, keep INIT_MANAGER = "sysvinit" and add
+# DISTRO_FEATURES:append = " systemd usrmerge": tcrd then runs from its init script, crun just
+# links libsystemd (docs/board-integration.md).
+REQUIRED_DISTRO_FEATURES = "seccomp systemd usrmerge"
 
 inherit features_check python3native python3-dir systemd update-rc.d
 
