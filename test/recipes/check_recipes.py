@@ -413,7 +413,7 @@ def check_yocto(layers: str, cache: str) -> str:
     text = res.stdout + res.stderr
     named = re.search(r"tcr.*missing required distro features 'seccomp systemd usrmerge'", text)
     if res.returncode == 0 or not named:
-        raise Failed("bitbake -g tcr without the seccomp/systemd/usrmerge distro features did not name them:\n"
+        raise Failed("bitbake -g tcr without seccomp/systemd/usrmerge distro features did not name them:\n"
                      + "\n".join(text.splitlines()[-20:]))
     return (f"Yocto {RELEASES}: bitbake -p clean; -g tcr resolves ({', '.join(results)}); "
             "without the systemd/seccomp distro features tcr is refused by name")
