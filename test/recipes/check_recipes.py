@@ -411,8 +411,8 @@ def check_yocto(layers: str, cache: str) -> str:
     sh(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", build])
     res = bitbake(build, layers, user, "-g", "tcr", check=False)
     text = res.stdout + res.stderr
-    named = re.search(r"tcr.*missing required distro features 'seccomp systemd usrmerge'", text)
-    if res.returncode == 0 or not named:
+    named = re.search(r"tcr was skipped: missing required distro features '([^']+)'", text)
+    if res.returncode == 0 or not named or set(named.group(1).split()) != {"seccomp", "systemd", "usrmerge"}:
         raise Failed("bitbake -g tcr without seccomp/systemd/usrmerge distro features did not name them:\n"
                      + "\n".join(text.splitlines()[-20:]))
     return (f"Yocto {RELEASES}: bitbake -p clean; -g tcr resolves ({', '.join(results)}); "
