@@ -416,7 +416,7 @@ def check_yocto(layers: str, cache: str) -> str:
         raise Failed("bitbake -g tcr without seccomp/systemd/usrmerge distro features did not name them:\n"
                      + "\n".join(text.splitlines()[-20:]))
     return (f"Yocto {RELEASES}: bitbake -p clean; -g tcr resolves ({', '.join(results)}); "
-            "without the systemd/seccomp distro features tcr is refused by name")
+            "without the seccomp/systemd/usrmerge distro features tcr is refused by name")
 
 
 # ---- oelint-adv, shellcheck, systemd-analyze ------------------------------------------------------
@@ -433,7 +433,7 @@ def check_oelint() -> str:
     if res.returncode != 0 or lines:
         raise Failed("oelint-adv:\n" + "\n".join(lines))
     ver = sh([exe, "--version"], check=False).stdout.strip()
-    return f"oelint-adv {ver} --release {RELEASES}: {len(files)} files clean"
+    return f"{ver} --release {RELEASES}: {len(files)} files clean"
 
 
 def check_shell() -> str:
