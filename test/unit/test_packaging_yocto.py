@@ -82,7 +82,8 @@ _OTHER = {
 YOCTO_STDLIB_PACKAGE: Dict[str, str] = {m: "core" for m in _CORE.split()}
 YOCTO_STDLIB_PACKAGE.update(_OTHER)
 # third-party module -> recipe (None: optional, the code falls back without it)
-YOCTO_THIRD_PARTY = {"dnslib": "python3-dnslib", "PySquashfsImage": "python3-pysquashfsimage", "ujson": None}
+YOCTO_THIRD_PARTY = {"dnslib": "python3-dnslib", "PySquashfsImage": "python3-pysquashfsimage", "ujson": None,
+                     "yaml": None}
 
 
 def recipe_path() -> str:
@@ -308,7 +309,8 @@ def test_distro_features_crun_needs_are_checked_at_parse_time():
     text = read(recipe_path())
     assert re.search(r"^inherit .*\bfeatures_check\b", text, re.M)
     # (and oe-core's systemd recipe needs usrmerge)
-    assert set(bb_vars(recipe_path())["REQUIRED_DISTRO_FEATURES"].split()) == {"seccomp", "systemd", "usrmerge"}
+    features = set(bb_vars(recipe_path())["REQUIRED_DISTRO_FEATURES"].split())
+    assert features == {"seccomp", "systemd", "usrmerge"}
 
 
 # ---- the standard library tcrd needs on the board (docs/board-integration.md) ------------------
