@@ -94,5 +94,16 @@ def make_dispatch(daemon: Any) -> DispatchFn:
             return handler(ctx)
         except HelpRequested as h:
             return Output(0, h.text)
+        except OSError as exc:
+            # A full disk, the fd limit, an I/O error: one clear line for the client, one (rate-
+            # limited) line in the log, never "internal error: OSError" and a traceback.
+            import logging
+
+            from tcr.common import oserrors
+
+            err = oserrors.to_error(exc)
+            oserrors.warn(logging.getLogger("tcr.rpc"), f"rpc.{method}.{exc.errno}", "%s: %s", method[:64],
+                          err.message)
+            raise err from None
 
     return dispatch

@@ -87,3 +87,9 @@ class CommandError(TcrError):
         what = f"exit code {returncode}" if returncode >= 0 else f"killed by signal {-returncode}"
         msg = f"{self.argv[0]} failed ({what})" + (f": {last}" if last else "")
         super().__init__(msg, hint)
+
+
+class HostError(TcrError):
+    """The host failed us: disk full, out of file descriptors, I/O error (tcr.common.oserrors)."""
+
+    code = INTERNAL

@@ -11,17 +11,25 @@ On disk: container.log, container.log.1 ... container.log.<files-1>, each line
 "<RFC 3339 UTC timestamp> <text>\\n". Every file stays <= max_size bytes and there are never more
 than max_files files, so the total is capped at max_size * max_files exactly. Lines longer than
 LINE_MAX are split; a line that cannot fit even an empty file is cut.
+
+A full (or failing) log filesystem stops the log from growing, never the container: LogPump keeps
+draining the FIFO, drops the records it cannot write (a half-written one is cut off again with
+ftruncate, which needs no space), warns once a minute with the count, and writes again as soon
+as a write succeeds.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Callable, List, Optional
+
+log = logging.getLogger("tcr.containers")
 
 LINE_MAX = 16 * 1024
 READ_CHUNK = 64 * 1024
@@ -76,9 +84,17 @@ class RotatingLog:
             self._rotate()
         assert self._fd is not None
         view = memoryview(rec)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError:
+            if len(view) != len(rec):  # cut the partial record off: whole lines only
+                try:
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    pass
+            raise
         self._size += len(rec)
 
     def close(self) -> None:
@@ -172,6 +188,7 @@ class LogPump:
         self.framer = LineFramer()
         self.fd: Optional[int] = None
         self.followers: List[Callable[[Optional[bytes]], None]] = []  # None = end of stream
+        self.dropped = 0  # records lost to a full or failing log filesystem (since the last warning)
 
     def open(self) -> None:
         """Open the read side (never blocks: O_NONBLOCK) and start reading."""
@@ -199,12 +216,25 @@ class LogPump:
                 return
 
     def _write(self, records: List[bytes]) -> None:
-        for rec in records:
-            self.log.write_record(rec)
+        for i, rec in enumerate(records):
+            try:
+                self.log.write_record(rec)
+            except OSError as exc:
+                self._dropped(len(records) - i, exc)
+                break
         if records and self.followers:
             blob = b"".join(records)
             for f in list(self.followers):
                 f(blob)
+
+    def _dropped(self, n: int, exc: OSError) -> None:
+        from tcr.common import oserrors
+
+        self.dropped += n
+        self.log.close()  # reopened (and its size re-read) by the next write
+        if oserrors.warn(log, f"log.{self.log.path}", "%s: %d log lines dropped: %s", self.log.path,
+                         self.dropped, oserrors.describe(exc, self.log.path)):
+            self.dropped = 0
 
     def drain(self) -> None:
         """Read whatever is buffered now (e.g. right after the container exited)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 
+from tcr.common import oserrors
 from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
@@ -37,6 +38,9 @@ log = get_logger("tcr.containers")
 
 KIND = "containers"
 DEFAULT_STOP_TIMEOUT = 10
+# Records that could not be written (full disk, I/O error) are retried after these delays.
+FLUSH_FIRST = 1.0
+FLUSH_MAX = 30.0
 
 
 class StartFailed(TcrError):
@@ -89,6 +93,9 @@ class ContainerManager(AdjustOps):
         self.shutting_down = False
         self._host: Any = None
         self._volumes: Any = None
+        self._unsaved: Set[str] = set()  # ids whose record on disk is older than memory
+        self._flush_timer: Any = None
+        self._flush_delay = FLUSH_FIRST
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
         os.makedirs(self.crun_root, mode=0o700, exist_ok=True)
 
@@ -156,10 +163,55 @@ class ContainerManager(AdjustOps):
                 except TcrError as exc:
                     log.warning("anonymous volume %s not removed: %s", v.src[:12], exc)
 
-    def _save(self, c: Container, **changes: Any) -> None:
+    def _save(self, c: Container, **changes: Any) -> bool:
+        """Change the record in memory, then write it. A write that fails (full disk, I/O error)
+        never fails the caller: stop, kill, exits, restarts and shutdown must go on. The record
+        stays newer in memory and is written again later (_flush); False says it is not on disk."""
         if changes:
             c.rec = replace(c.rec, **changes)
-        self.store.save(KIND, c.rec.id, c.rec.to_dict())
+        try:
+            self.store.save(KIND, c.rec.id, c.rec.to_dict())
+        except OSError as exc:
+            self._unsaved.add(c.rec.id)
+            oserrors.warn(log, "containers.save", "container state not saved, kept in memory and retried: %s",
+                          oserrors.describe(exc))
+            self._schedule_flush()
+            return False
+        self._unsaved.discard(c.rec.id)
+        return True
+
+    def unsaved(self) -> int:
+        """How many records are newer in memory than on disk (after one more try to write them)."""
+        if self._unsaved:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+            self._flush()
+        return len(self._unsaved)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = self.loop.call_later(self._flush_delay, self._flush)
+            self._flush_delay = min(FLUSH_MAX, self._flush_delay * 2)
+
+    def _flush(self) -> None:
+        """Write the records a full disk kept in memory only (a timer, only while some are unsaved)."""
+        self._flush_timer = None
+        for cid in list(self._unsaved):
+            c = self.containers.get(cid)
+            if c is None:
+                self._unsaved.discard(cid)
+                continue
+            try:
+                self.store.save(KIND, cid, c.rec.to_dict())
+            except OSError:
+                break
+            self._unsaved.discard(cid)
+        if self._unsaved:
+            self._schedule_flush()
+        else:
+            self._flush_delay = FLUSH_FIRST
+            log.info("container records written again")
 
     # ---- create ------------------------------------------------------------------------------
 
@@ -210,7 +262,7 @@ class ContainerManager(AdjustOps):
         self.containers[cid] = c
         try:
             if persist:
-                self._save(c)
+                self.store.save(KIND, c.rec.id, c.rec.to_dict())  # a create that cannot be saved fails
                 fault("container.create.after_state_write")
         except BaseException:
             del self.containers[cid]
@@ -450,19 +502,19 @@ class ContainerManager(AdjustOps):
         if os.path.isdir(os.path.join(self.crun_root, cid)):
             try:
                 crun.delete(self.crun_root, cid)
-            except TcrError as exc:
-                log.warning("container %s: crun delete failed: %s", cid[:12], exc)
+            except (TcrError, OSError) as exc:
+                log.warning("container %s: crun delete failed: %s", cid[:12], oserrors.describe(exc))
         try:
             umount_overlay(c.paths)
         except OSError as exc:
-            log.warning("container %s: cannot unmount its root: %s", cid[:12], exc)
+            log.warning("container %s: cannot unmount its root: %s", cid[:12], oserrors.describe(exc))
         # No net summary means a crash came between attach and the record write: detach anyway
         # (idempotent), or the lease, ports and veth would stay until the next daemon restart.
         if self.daemon.networks is not None and (c.rec.net is None or c.rec.net.mode == "nat"):
             try:
                 self.daemon.networks.detach(cid)
-            except TcrError as exc:
-                log.warning("container %s: network detach failed: %s", cid[:12], exc)
+            except (TcrError, OSError) as exc:
+                log.warning("container %s: network detach failed: %s", cid[:12], oserrors.describe(exc))
 
     # ---- start: detached ---------------------------------------------------------------------
 
@@ -590,15 +642,22 @@ class ContainerManager(AdjustOps):
         self._save(c, restart_count=c.rec.restart_count + 1)
         try:
             self.start(c)
-        except TcrError as exc:
-            log.warning("container %s: restart failed: %s", c.rec.id[:12], exc)
+        except Exception as exc:  # a full disk or the fd limit too: the policy retries with backoff
+            oserrors.warn(log, f"restart.{c.rec.id}", "container %s: restart failed: %s", c.rec.id[:12],
+                          oserrors.describe(exc))
             c.rec = replace(c.rec, started_at=time.time())
             self._exited(c, getattr(exc, "exit_code", crun.TCR_ERROR))
 
     def mark_failed(self, c: Container, code: Optional[int]) -> None:
         """A start that never ran: the container stays, exited with docker's 125/126/127."""
         if self.containers.get(c.rec.id) is c and c.rec.state != "running":
-            self._save(c, state="exited", exit_code=code, finished_at=time.time())
+            c.rec = replace(c.rec, state="exited", exit_code=code, finished_at=time.time())
+            try:
+                self.store.save(KIND, c.rec.id, c.rec.to_dict())
+            except OSError:
+                # Kept only in memory it would hold its name until the next start rolls it back:
+                # a run that failed on a full disk leaves nothing instead.
+                self._remove_now(c)
 
     def _cancel_timers(self, c: Container) -> None:
         for attr in ("restart_timer", "kill_timer"):
@@ -669,6 +728,8 @@ class ContainerManager(AdjustOps):
         """rm [-f] [-v]: volumes also removes the container's anonymous volumes."""
         if not force:
             self.check_removable(c)
+        # Best effort (a full disk must not stop an rm): it only keeps a policy from restarting
+        # the container at boot if tcrd crashes before the record is deleted.
         self._save(c, stopped_by_user=True)
         self._remove_now(c, volumes)
 
@@ -688,7 +749,13 @@ class ContainerManager(AdjustOps):
         if is_mounted(c.paths.merged):
             raise InUse(f"container {c.rec.name}: its root is still mounted at {c.paths.merged}")
         _rmtree(c.paths.dir)
-        self.store.delete(KIND, cid, last=c.rec.to_dict())
+        try:
+            self.store.delete(KIND, cid, last=c.rec.to_dict())
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # EIO on the directory fsync: the unlink itself is done
+            log.warning("container %s: record removal not durable: %s", cid[:12], oserrors.describe(exc))
+        self._unsaved.discard(cid)
         fault("container.rm.after_state_delete")
         self.containers.pop(cid, None)
         self._prune_network(c.opts.network)

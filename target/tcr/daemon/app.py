@@ -1,8 +1,13 @@
 """The Daemon object: owns the loop, the state store and the managers, and wires them together.
 
-Start-up order: flock the state root -> become a child subreaper -> recover images -> recover
-networks -> recover containers -> listen. SIGTERM/SIGINT: stop accepting, let the managers stop
-(containers policy-aware), leave images mounted, exit 0.
+Start-up order: flock the state root -> remove a stale pidfile -> signal handlers -> become a
+child subreaper -> recover images -> recover networks -> recover containers -> listen -> write the
+pidfile (so it appears only once the socket accepts). SIGTERM/SIGINT: stop accepting, let the
+managers stop (containers policy-aware), leave images mounted, exit 0.
+
+Signals (docs/daemon.md): TERM/INT shut down; HUP reopens the log (reconnects to syslog; with
+stderr logging there is nothing to reopen); USR1, USR2 and ALRM are logged and ignored. They are
+handled through the loop (not SIG_IGN, which crun and the containers would inherit).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import signal
 
 from tcr.commands.argv import Namespace
+from tcr.common import oserrors
 from tcr.common.atomic import remove_durable, write_atomic
 from tcr.common.log import get_logger
 from tcr.daemon.loop import EventLoop
@@ -22,7 +28,7 @@ from tcr.rpc.protocol import ABSTRACT_NAME
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, List, Optional
+    from typing import Any, Callable, List, Optional
 
 log = get_logger("tcrd")
 
@@ -30,6 +36,10 @@ DEFAULT_ROOT = "/var/lib/tcr"
 DEFAULT_RUN_DIR = "/run/tcr"
 DEFAULT_SOCKET = "/run/tcr/tcrd.sock"
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
+IGNORED_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGALRM")
+# Containers get their own stop timeouts at shutdown; past the longest one plus this margin tcrd
+# exits anyway (a container that cannot even be SIGKILLed must not keep the daemon alive).
+SHUTDOWN_MARGIN = 15.0
 
 
 def default_options(**kw: Any) -> Namespace:
@@ -63,6 +73,8 @@ class Daemon:
         self._lock = FileLock(os.path.join(self.root, ".lock"), what=f"state root {self.root}")
         self._shutting_down = False
         self._pidfile: Optional[str] = None
+        self.loop_stopped = False
+        self.reopen_log: Optional[Callable[[], None]] = None  # set by tcr.daemon.main (SIGHUP)
 
     # ---- start -------------------------------------------------------------------------------
 
@@ -74,7 +86,9 @@ class Daemon:
     def start(self) -> None:
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         os.makedirs(self.run_dir, mode=0o711, exist_ok=True)
+        oserrors.default_path = self.root
         self._lock.acquire()  # raises "state root X is in use by tcrd (pid N)"
+        self._remove_stale_pidfile()
         try:
             pidfd.set_child_subreaper()
         except OSError as exc:
@@ -83,6 +97,10 @@ class Daemon:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.shutdown)
+        self.loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        for name in IGNORED_SIGNALS:
+            signum = getattr(signal, name)
+            self.loop.add_signal_handler(signum, lambda name=name: log.info("%s ignored", name))
 
         self.problems += self.images.recover()
 
@@ -118,6 +136,33 @@ class Daemon:
         log.info("listening on %s%s (root %s, pid %d)", self.socket_path,
                  "" if abstract is None else f" and @{abstract}", self.root, os.getpid())
 
+    def _remove_stale_pidfile(self) -> None:
+        """We hold the root's lock, so a pidfile naming another pid is left by a crash (or names a
+        recycled pid): remove it now, before the slow recovery, so nobody acts on it; the new
+        one is written once the socket accepts."""
+        if not self.options.pidfile:
+            return
+        path = os.path.abspath(self.options.pidfile)
+        try:
+            with open(path, "rb") as f:
+                old = f.read(64).decode(errors="replace").strip()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            old = f"unreadable: {exc.strerror}"
+        try:
+            remove_durable(path)
+            log.info("removed stale pidfile %s (%s)", path, old[:20] or "empty")
+        except OSError as exc:
+            log.warning("cannot remove stale pidfile %s: %s", path, oserrors.describe(exc))
+
+    def _on_sighup(self) -> None:
+        if self.reopen_log is not None:
+            self.reopen_log()
+            log.info("SIGHUP: log reopened")
+        else:
+            log.info("SIGHUP: logging to stderr, nothing to reopen")
+
     # ---- stop --------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -130,17 +175,36 @@ class Daemon:
             self.server.close()
             self.server = None
         # Containers stop gracefully and may take a while (stop timeouts): they call back when done.
+        # Nothing here may keep tcrd alive: a failure is logged and the shutdown goes on, and past
+        # the longest stop timeout the loop ends anyway.
         if self.containers is not None:
-            self.containers.shutdown(self._after_containers)
+            longest = max([float(c.opts.stop_timeout) for c in self.containers.containers.values()] or [0.0])
+            self.loop.call_later(longest + SHUTDOWN_MARGIN, self._shutdown_overdue)
+            try:
+                self.containers.shutdown(self._after_containers)
+            except Exception as exc:
+                log.error("stopping containers failed: %s", oserrors.describe(exc))
+                self._after_containers()
         else:
             self._after_containers()
 
+    def _shutdown_overdue(self) -> None:
+        log.warning("containers did not stop in time; exiting anyway")
+        self._after_containers()
+
     def _after_containers(self) -> None:
+        if self.loop_stopped:
+            return
+        self.loop_stopped = True
+        unsaved = getattr(self.containers, "unsaved", lambda: 0)()
+        if unsaved:
+            log.warning("%d container record(s) could not be written (disk full or failing); the next "
+                        "start rebuilds them from the kernel and crun", unsaved)
         if self.networks is not None:
             try:
                 self.networks.shutdown()
-            except Exception:
-                log.exception("network shutdown failed")
+            except Exception as exc:
+                log.error("network shutdown failed: %s", oserrors.describe(exc))
         self.loop.stop()
 
     def close(self) -> None:

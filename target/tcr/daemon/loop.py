@@ -247,8 +247,17 @@ class EventLoop:
     def _run_callback(self, cb: Callable[[], None]) -> None:
         try:
             cb()
-        except Exception:
-            log.exception("error in event loop callback %r", cb)
+        except Exception as exc:
+            # The same failure repeating (a full disk under a chatty callback) is logged once a
+            # minute, so the daemon's own log stays bounded.
+            from tcr.common import oserrors
+
+            where = getattr(cb, "__qualname__", type(cb).__name__)
+            key = f"loop.{where}.{type(exc).__name__}.{getattr(exc, 'errno', '')}"
+            if oserrors.is_host_error(exc):
+                oserrors.warn(log, key, "event loop callback %s: %s", where, oserrors.describe(exc))
+            elif oserrors.WARNINGS.allow(key)[0]:
+                log.exception("error in event loop callback %r", cb)
 
     def run_once(self, timeout: Optional[float] = None) -> None:
         """One iteration: ready callbacks, then wait for fds/timers (at most timeout seconds)."""

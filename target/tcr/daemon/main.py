@@ -18,7 +18,7 @@ from tcr.rpc.protocol import ABSTRACT_NAME
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import List, Optional
+    from typing import Callable, List, Optional
 
 log = get_logger("tcrd")
 
@@ -54,10 +54,18 @@ def parse_args(argv: Optional[List[str]] = None) -> Namespace:
     return p.parse_args(argv)
 
 
-def _setup_logging(opts: Namespace) -> None:
+def _setup_logging(opts: Namespace) -> Optional[Callable[[], None]]:
+    """Set up logging; returns what SIGHUP calls to reopen the log (None: stderr, nothing to reopen)."""
     from tcr.common import log as tlog
 
     tlog.setup(debug=opts.debug, prog="tcrd", syslog=opts.syslog)
+    if not opts.syslog:
+        return None
+
+    def reopen() -> None:  # a fresh /dev/log connection (e.g. after syslogd restarted)
+        tlog.setup(debug=opts.debug, prog="tcrd", syslog=True)
+
+    return reopen
 
 
 def _forget_module(name: str) -> None:
@@ -85,7 +93,7 @@ def _crun_is_secure(opts: Namespace, check: ModuleType) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> int:
     opts = parse_args(argv)
-    _setup_logging(opts)
+    reopen_log = _setup_logging(opts)
     from tcr.common.run import cloexec_inherited
 
     cloexec_inherited()  # fds our parent left open must not reach crun, nft or containers
@@ -110,6 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tcr.daemon.app import Daemon
 
     daemon = Daemon(opts)
+    daemon.reopen_log = reopen_log
     try:
         try:
             daemon.start()

@@ -358,7 +358,9 @@ class RpcServer:
             def send(final: Any) -> None:
                 conn.pending.pop(token, None)
                 if isinstance(final, BaseException):
-                    err = final if isinstance(final, TcrError) else TcrError(f"internal error: {final}")
+                    from tcr.common import oserrors
+
+                    err = oserrors.to_error(final)
                     conn.send(ErrorReply.from_exception(rid, err))
                 else:
                     self._reply(conn, rid, final)
