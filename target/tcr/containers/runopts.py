@@ -789,8 +789,11 @@ def parse_run_config(data: Any, config_dir: str) -> Dict[str, Any]:
 
 
 def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+    """--env-file and --config files: read by the daemon for the client, so never blocking (a FIFO),
+    regular files only (/dev/zero), capped (tcr.common.fileread: 1 MiB for both)."""
+    from tcr.common import fileread
+
+    return fileread.read_text(path, max(fileread.ENV_FILE_CAP, fileread.RUN_CONFIG_CAP))
 
 
 _PARSERS: Dict[str, Any] = {}
@@ -946,6 +949,8 @@ def parse_run_args(
             text = read_file(path)
         except OSError as e:
             raise InvalidArgument(f"cannot read run config {path}: {e.strerror or e}")
+        except InvalidArgument as e:
+            raise InvalidArgument(f"cannot read run config {e.message}")
         from tcr.common import jsonc
 
         try:
@@ -969,6 +974,8 @@ def parse_run_args(
             text = read_file(path)
         except OSError as e:
             raise InvalidArgument(f"cannot read env file {path}: {e.strerror or e}")
+        except InvalidArgument as e:
+            raise InvalidArgument(f"cannot read env file {e.message}")
         env += parse_env_file(text, path)
         env_files.append(path)
     for item in ns.env:
