@@ -16,6 +16,7 @@ Callback exceptions are logged and swallowed: the daemon never dies of one bad c
 
 from __future__ import annotations
 
+import errno
 import heapq
 import os
 import selectors
@@ -91,6 +92,7 @@ class EventLoop:
         self._old_wakeup_fd = -1
         self._reap_orphans = False
         self._sigchld_installed = False
+        self._orphan_retry = False
 
     # ---- fds ---------------------------------------------------------------------------------
 
@@ -233,7 +235,15 @@ class EventLoop:
             for w in list(watches):
                 w._fire(code)
         if self._reap_orphans:
-            for pid in _zombie_children():
+            try:
+                zombies = _zombie_children()
+            except OSError:
+                # Out of fds (reading /proc needs one): try again shortly, never lose a zombie.
+                if not self._orphan_retry:
+                    self._orphan_retry = True
+                    self.call_later(0.5, self._retry_orphans)
+                return
+            for pid in zombies:
                 if pid in self._watches:
                     continue
                 try:
@@ -241,6 +251,10 @@ class EventLoop:
                     log.debug("reaped orphan process %d", pid)
                 except ChildProcessError:
                     pass
+
+    def _retry_orphans(self) -> None:
+        self._orphan_retry = False
+        self._on_sigchld()
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -350,7 +364,9 @@ def _zombie_children() -> List[int]:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat = f.read()
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise  # the caller retries: skipping would leave a zombie behind
             continue
         tail = stat[stat.rfind(b")") + 2:].split()
         if len(tail) >= 2 and tail[0] == b"Z" and int(tail[1]) == me:

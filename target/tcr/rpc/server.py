@@ -4,6 +4,13 @@ Thin on purpose: it receives one message at a time (non-blocking), checks the pe
 decodes with tcr.rpc.protocol, calls dispatch() and sends the reply with the request's id.
 Everything that can go wrong with input becomes an error reply; the daemon never dies of it and
 one client can never block another (sends never block: a client that does not read is dropped).
+
+File descriptors: clients may take all but FD_RESERVE of the daemon's fds; the rest stay free for
+the work that must always succeed (reaping and tearing down exited containers, restarts, state
+writes). When a new client would eat into the reserve, or accept() fails with EMFILE/ENFILE, that
+client is told to try again and listening pauses: no accept() spin, one warning a minute. It
+resumes when a client disconnects, or after RESUME_AFTER seconds (a timer that exists only while
+paused), whichever comes first.
 """
 
 from __future__ import annotations
@@ -33,6 +40,26 @@ if TYPE_CHECKING:
 _SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 _SNDBUF = 4 * protocol.MAX_MESSAGE  # room for a max-size reply plus stream messages
 _BATCH = 32  # messages handled per wake-up per client, so a busy client cannot starve others
+FD_RESERVE = 16  # fds never given to clients (a crun call needs about 8)
+RESUME_AFTER = 1.0
+_FD_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def fd_limit() -> int:
+    try:
+        import resource
+
+        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except (ImportError, OSError, ValueError):
+        return 1024
+
+
+def open_fds() -> int:
+    """How many fds this process has open (an upper bound if /proc cannot be read)."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # minus listdir's own
+    except OSError:
+        return fd_limit()
 
 
 def peer_groups(pid: int) -> List[int]:
@@ -155,6 +182,8 @@ class RpcServer:
         self._buf = mmap.mmap(-1, protocol.MAX_MESSAGE + 1)
         self._token = 0
         self._inode: Optional[int] = None
+        self._paused = False
+        self._resume_timer: Any = None
 
     # ---- listening ---------------------------------------------------------------------------
 
@@ -169,8 +198,40 @@ class RpcServer:
             except OSError as exc:
                 # Another daemon (maybe the C one) owns the name; the filesystem socket still works.
                 log.warning("rpc: abstract socket @%s unavailable: %s", self.abstract_name, exc.strerror)
+        self._listen()
+
+    def _listen(self) -> None:
         for s in self._listeners:
             self.loop.add_reader(s.fileno(), lambda s=s: self._on_accept(s))
+
+    def _pause(self, why: str) -> None:
+        """Stop accepting until a client leaves or RESUME_AFTER passes (see the module doc)."""
+        from tcr.common import oserrors
+
+        oserrors.warn(log, "rpc.accept.pause", "rpc: %s (%d clients): not accepting new clients "
+                      "until one leaves", why, len(self._conns))
+        if not self._paused:
+            self._paused = True
+            for s in self._listeners:
+                self.loop.remove_reader(s.fileno())
+        if self._resume_timer is None:
+            self._resume_timer = self.loop.call_later(RESUME_AFTER, self._resume)
+
+    def _resume(self) -> None:
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        if self._paused and self._listeners:
+            self._paused = False
+            self._listen()
+
+    def _fds_short(self, fd: int) -> bool:
+        """Would keeping this client leave fewer than FD_RESERVE fds free? fds are allocated
+        lowest first, so a low number proves there is room; only high ones are counted."""
+        limit = fd_limit()
+        if fd < limit // 2:
+            return False
+        return limit - open_fds() < FD_RESERVE
 
     def _bind(self, address: str) -> socket.socket:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -209,6 +270,9 @@ class RpcServer:
         return s
 
     def close(self) -> None:
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
         for s in self._listeners:
             self.loop.remove_reader(s.fileno())
             s.close()
@@ -242,8 +306,17 @@ class RpcServer:
                 sock, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE etc.: keep serving the others
-                log.warning("rpc: accept failed: %s", exc)
+            except OSError as exc:
+                if exc.errno in _FD_ERRNOS:  # keep serving the others; no accept() spin
+                    self._pause(f"accept failed: {exc.strerror}")
+                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
+                    from tcr.common import oserrors
+
+                    oserrors.warn(log, "rpc.accept", "rpc: accept failed: %s", exc.strerror)
+                return
+            if self._fds_short(sock.fileno()):
+                self._busy(sock)
+                self._pause(f"at the file descriptor limit ({fd_limit()})")
                 return
             sock.setblocking(False)
             try:
@@ -286,9 +359,28 @@ class RpcServer:
         conn.closed = True
         conn.sock.close()
 
+    def _busy(self, sock: socket.socket) -> None:
+        """Tell a client we cannot take it now and close it (what it sent is drained first: closing
+        with unread data would reset the connection before it reads our reply)."""
+        sock.setblocking(False)
+        for _ in range(_BATCH):
+            try:
+                sock.recvmsg_into([self._buf])
+            except OSError:
+                break
+        msg = ErrorReply(0, INTERNAL, f"tcrd is at its file descriptor limit ({fd_limit()})",
+                         "try again later, close idle clients or raise tcrd's LimitNOFILE")
+        try:
+            sock.send(protocol.encode(msg), socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0))
+        except OSError:
+            pass
+        sock.close()
+
     def _forget(self, conn: Connection) -> None:
         if self._conns.get(conn.fd) is conn:
             del self._conns[conn.fd]
+        if self._paused:
+            self._resume()  # a client left: its fd is free again
 
     def _on_readable(self, conn: Connection) -> None:
         for _ in range(_BATCH):

@@ -1,0 +1,118 @@
+"""Limits and signals (issue 11 section 4): the fd limit, stray signals, the pidfile, failed runs,
+names matched whole, loop devices running out.
+"""
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from test.fixtures.process import wait_for
+from test.root.test_containers_image import build
+
+pytestmark = pytest.mark.root
+
+
+def ok(d, *args, timeout=60):
+    r = d.cli(*args, timeout=timeout)
+    assert r.returncode == 0, f"tcr {args}: rc={r.returncode}\n{r.stdout}\n{r.stderr}\n{d.log()}"
+    return r.stdout
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture
+def d(tcrd, tmp_path):
+    r = tcrd.cli("image", "load", build(str(tmp_path)))
+    assert r.returncode == 0, r.stderr
+    return tcrd
+
+
+# ---- the fd limit ---------------------------------------------------------------------------------
+
+
+def test_fd_limit_pauses_listening_and_exits_are_still_handled(d):
+    ok(d, "run", "-d", "--name", "short", "--restart", "on-failure:1", "--network", "none", "busybox",
+       "sh", "-c", "sleep 1; exit 3")
+    # Soft limit 64; the hard limit stays, so crun can still give a restarted container its own.
+    subprocess.run(["prlimit", "--pid", str(d.pid), "--nofile=64:"], check=True)
+    clients = []
+    try:
+        for _ in range(100):  # idle clients: connected, never sending
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.setblocking(False)
+            try:
+                s.connect(d.socket)
+            except (BlockingIOError, OSError) as exc:
+                if getattr(exc, "errno", None) not in (errno.EAGAIN, errno.EINPROGRESS, None):
+                    s.close()
+                    raise
+            clients.append(s)
+        log0 = os.path.getsize(d.logfile)
+        cpu0 = cpu_seconds(d.pid)
+        time.sleep(6)  # "short" exits twice in this window: once restarted, then for good
+        cpu = cpu_seconds(d.pid) - cpu0
+        grown = os.path.getsize(d.logfile) - log0
+        flood_end = time.time()
+    finally:
+        for s in clients:
+            s.close()
+    assert cpu < 0.6, f"tcrd used {cpu:.2f} s of CPU in 6 s at the fd limit (accept spin?)"
+    assert grown < 64 * 1024, f"tcrd's log grew {grown} bytes in 6 s at the fd limit"
+    # Listening resumed: answers again, and the exits that happened meanwhile were acted on.
+    info = json.loads(ok(d, "inspect", "short", timeout=30))[0]
+    assert info["state"] == "exited" and info["exitCode"] == 3 and info["restartCount"] == 1, info
+    assert info["finishedAt"] < flood_end
+    assert "Traceback" not in d.log()
+
+
+# ---- signals and the pidfile ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM])
+def test_stray_signals_do_not_kill_tcrd(tcrd, sig):
+    os.kill(tcrd.pid, sig)
+    time.sleep(0.5)  # give a default disposition the chance to kill it
+    assert tcrd.running(), f"tcrd died of {sig.name}:\n{tcrd.log()}"
+    assert tcrd.cli("ps").returncode == 0
+    assert os.path.exists(tcrd.socket) and os.path.exists(tcrd.pidfile)
+    wait_for(lambda: sig.name in tcrd.log(), timeout=10, what=f"a log line about {sig.name}")
+
+
+def test_signals_are_not_ignored_in_containers(d):
+    # tcrd's handlers must not become SIG_IGN inherited by crun and the container's processes.
+    out = ok(d, "run", "--rm", "--network", "none", "busybox", "grep", "SigIgn", "/proc/self/status")
+    mask = int(out.split()[1], 16)
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGPIPE):
+        assert not mask & (1 << (sig - 1)), f"{sig.name} is ignored in the container: {out}"
+
+
+def test_stale_pidfile_is_removed_even_when_start_fails(tcrd):
+    tcrd.stop()
+    with open(tcrd.pidfile, "w") as f:
+        f.write("999999\n")  # a crash left it behind
+    good_socket = tcrd.socket
+    blocker = os.path.join(tcrd.base, "not-a-dir")
+    with open(blocker, "w") as f:
+        f.write("x")
+    tcrd.socket = os.path.join(blocker, "tcrd.sock")  # listening fails after recovery
+    try:
+        with pytest.raises(RuntimeError):
+            tcrd.start()
+    finally:
+        tcrd.socket = good_socket
+    assert not os.path.exists(tcrd.pidfile), "a stale pidfile naming a dead pid survived the start"
+    with open(tcrd.pidfile, "w") as f:
+        f.write("999999\n")
+    tcrd.start()
+    with open(tcrd.pidfile) as f:
+        assert f.read().strip() == str(tcrd.pid)
