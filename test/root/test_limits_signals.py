@@ -116,3 +116,45 @@ def test_stale_pidfile_is_removed_even_when_start_fails(tcrd):
     tcrd.start()
     with open(tcrd.pidfile) as f:
         assert f.read().strip() == str(tcrd.pid)
+
+
+# ---- failed runs leave no phantom -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rm", [False, True])
+def test_failed_run_crun_error_leaves_no_phantom_created(d, rm):
+    args = ["run", "-d", *(["--rm"] if rm else []), "--name", "broken", "--network", "none",
+            "-w", "/etc/passwd", "busybox", "true"]  # crun: chdir into a file fails
+    r = d.cli(*args)
+    assert r.returncode != 0
+    ps = json.loads(ok(d, "ps", "-a", "--format", "json"))
+    mine = [c for c in ps if c["Names"] == "broken"]
+    if rm:
+        assert mine == []
+    else:  # docker keeps a container that failed to start, as exited with its error, never "Created"
+        assert len(mine) == 1 and mine[0]["State"] == "exited", mine
+        ok(d, "rm", "broken")
+    ok(d, "run", "-d", "--rm", "--name", "broken", "--network", "none", "busybox", "true")
+
+
+# ---- loop devices ---------------------------------------------------------------------------------
+
+
+def test_no_free_loop_device_is_said_plainly(tmp_path, monkeypatch):
+    from tcr.common.errors import TcrError
+    from tcr.kernel import loopdev
+
+    backing = tmp_path / "img"
+    backing.write_bytes(b"\0" * 4096)
+    real = loopdev.fcntl.ioctl
+
+    def ioctl(fd, req, *args):
+        if req == loopdev.LOOP_CTL_GET_FREE:  # what the kernel says at max_loop
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, req, *args)
+
+    monkeypatch.setattr(loopdev.fcntl, "ioctl", ioctl)
+    with pytest.raises(TcrError) as e:
+        loopdev.attach(str(backing))
+    assert e.value.render() == "no free loop device; load fewer images or raise max_loop"
+    assert loopdev.find_by_backing(str(backing)) == []

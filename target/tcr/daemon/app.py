@@ -99,8 +99,7 @@ class Daemon:
             self.loop.add_signal_handler(sig, self.shutdown)
         self.loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         for name in IGNORED_SIGNALS:
-            signum = getattr(signal, name)
-            self.loop.add_signal_handler(signum, lambda name=name: log.info("%s ignored", name))
+            self.loop.add_signal_handler(getattr(signal, name), _ignored(name))
 
         self.problems += self.images.recover()
 
@@ -236,3 +235,10 @@ def _compat_dispatch(daemon: Any, own: Any) -> Any:
         return made[0](method, args, pwd, pid, uid, gid, stream, channel)
 
     return dispatch
+
+
+def _ignored(name: str) -> Callable[[], None]:
+    def handler() -> None:
+        log.info("%s ignored", name)
+
+    return handler

@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (d
 if TYPE_CHECKING:
     from typing import Dict, List, Optional
 
+from tcr.common.errors import HostError
+
 LOOP_SET_FD = 0x4C00
 LOOP_CLR_FD = 0x4C01
 LOOP_SET_STATUS64 = 0x4C04
@@ -44,6 +46,14 @@ _CONFIG = "=II" + _INFO64 + "8Q"
 CONFIG_SIZE = struct.calcsize(_CONFIG)  # 304
 
 MAX_ATTEMPTS = 32  # LOOP_CTL_GET_FREE races with other processes grabbing the same device
+NO_FREE_LOOP = "no free loop device; load fewer images or raise max_loop"
+# What LOOP_CTL_GET_FREE says when every device is taken and no new one may be made (max_loop,
+# or the minor numbers are exhausted): reported as NO_FREE_LOOP, not "No space left on device".
+_EXHAUSTED = (errno.ENOSPC, errno.ENODEV, errno.ENXIO, errno.EMLINK)
+
+
+class NoFreeLoopDevice(HostError):
+    pass
 
 
 @dataclass
@@ -116,14 +126,17 @@ def attach(backing: str, read_only: bool = True, autoclear: bool = True) -> Loop
     try:
         ctl = os.open(CONTROL, os.O_RDWR | os.O_CLOEXEC)
         try:
-            last: Optional[OSError] = None
             for _ in range(MAX_ATTEMPTS):
-                n = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
+                try:
+                    n = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
+                except OSError as exc:
+                    if exc.errno in _EXHAUSTED:
+                        raise NoFreeLoopDevice(NO_FREE_LOOP)
+                    raise
                 try:
                     dev_fd = _open_device(n)
                 except OSError as exc:
                     if exc.errno in (errno.EBUSY, errno.ENXIO, errno.ENOENT):
-                        last = exc
                         continue
                     raise
                 try:
@@ -131,11 +144,10 @@ def attach(backing: str, read_only: bool = True, autoclear: bool = True) -> Loop
                 except OSError as exc:
                     os.close(dev_fd)
                     if exc.errno == errno.EBUSY:  # someone else took it between GET_FREE and us
-                        last = exc
                         continue
                     raise
                 return LoopDevice(n, dev_fd)
-            raise OSError(last.errno if last else errno.EBUSY, "no free loop device after retries")
+            raise NoFreeLoopDevice(NO_FREE_LOOP)  # every free one was taken by others first
         finally:
             os.close(ctl)
     finally:
