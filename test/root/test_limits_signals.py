@@ -158,3 +158,66 @@ def test_no_free_loop_device_is_said_plainly(tmp_path, monkeypatch):
         loopdev.attach(str(backing))
     assert e.value.render() == "no free loop device; load fewer images or raise max_loop"
     assert loopdev.find_by_backing(str(backing)) == []
+
+
+# ---- names are matched whole; bad input is echoed short -------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "-d", "--name", "web\n", "--network", "none", "busybox", "true"),
+    ("create", "--name", "web\n", "--network", "none", "busybox", "true"),
+    ("run", "-d", "--hostname", "host\n", "--network", "none", "busybox", "true"),
+    ("run", "-d", "--network", "net\n", "busybox", "true"),
+    ("network", "create", "net\n"),
+])
+def test_names_ending_in_a_newline_are_refused(d, args):
+    r = d.cli(*args)
+    assert r.returncode != 0, f"accepted {args!r}: {r.stdout}"
+    assert "invalid" in r.stderr, r.stderr
+    assert ok(d, "ps", "-aq") == ""
+    assert [n for n in ok(d, "network", "ls", "-q").split() if n.startswith("net")] == []
+
+
+def test_state_keys_are_matched_whole(tmp_path):
+    from tcr.common.errors import InvalidArgument
+    from tcr.daemon.state import StateStore
+
+    st = StateStore(str(tmp_path))
+    with pytest.raises(InvalidArgument):
+        st.path("containers", "abc\n")
+    with pytest.raises(InvalidArgument):
+        st.path("containers\n", "abc")
+    os.makedirs(tmp_path / "containers")
+    with open(tmp_path / "containers" / "abc\n.json", "w") as f:
+        f.write('{"version": 1, "kind": "containers", "data": {}}')
+    records, errors = st.load_all("containers")
+    assert records == {} and len(errors) == 1
+
+
+LONG = "A" * 5000 + "!"
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "-d", "--name", LONG, "busybox", "true"),
+    ("run", "-d", "--hostname", LONG, "busybox", "true"),
+    ("run", "-d", "--network", LONG, "busybox", "true"),
+    ("network", "create", LONG),
+    ("network", "rm", LONG),
+    ("rm", LONG),
+    ("stop", LONG),
+    ("inspect", LONG),
+    ("logs", LONG),
+    ("run", "--restart", LONG, "busybox", "true"),
+    ("run", "-e", "=" + LONG, "busybox", "true"),
+    ("run", "--user", LONG, "busybox", "true"),
+    ("image", "rm", LONG),
+    ("container", LONG),
+    (LONG,),
+])
+def test_invalid_input_is_echoed_at_most_64_characters(d, args):
+    r = d.cli(*args)
+    assert r.returncode != 0
+    assert r.stderr.strip(), r
+    what = [a[:20] for a in args]
+    assert "A" * 65 not in r.stderr, f"{what} echoed too much: {r.stderr[:300]!r}"
+    assert len(r.stderr) < 400, (what, r.stderr[:400])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tcr.commands import base
 from tcr.commands.base import Ctx, HelpRequested, Output, Pending
-from tcr.common.errors import UsageError
+from tcr.common.errors import TcrError, UsageError, echo, shorten_echoes
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def make_dispatch(daemon: Any) -> DispatchFn:
     ) -> Union[Output, Pending]:
         handler = base.COMMANDS.get(method)
         if handler is None:
-            raise UsageError(f"unknown command: {method[:64]!r}", hint="see 'tcr help'")
+            raise UsageError(f"unknown command: {echo(method)}", hint="see 'tcr help'")
         ctx = Ctx(
             daemon=daemon,
             method=method,
@@ -94,6 +94,12 @@ def make_dispatch(daemon: Any) -> DispatchFn:
             return handler(ctx)
         except HelpRequested as h:
             return Output(0, h.text)
+        except TcrError as exc:
+            # Invalid input is echoed back at most ECHO_MAX characters, whichever message has it.
+            exc.message = shorten_echoes(exc.message, ctx.args)
+            if exc.hint:
+                exc.hint = shorten_echoes(exc.hint, ctx.args)
+            raise
         except OSError as exc:
             # A full disk, the fd limit, an I/O error: one clear line for the client, one (rate-
             # limited) line in the log, never "internal error: OSError" and a traceback.
@@ -102,6 +108,7 @@ def make_dispatch(daemon: Any) -> DispatchFn:
             from tcr.common import oserrors
 
             err = oserrors.to_error(exc)
+            err.message = shorten_echoes(err.message, ctx.args)
             oserrors.warn(logging.getLogger("tcr.rpc"), f"rpc.{method}.{exc.errno}", "%s: %s", method[:64],
                           err.message)
             raise err from None

@@ -93,3 +93,29 @@ class HostError(TcrError):
     """The host failed us: disk full, out of file descriptors, I/O error (tcr.common.oserrors)."""
 
     code = INTERNAL
+
+
+ECHO_MAX = 64  # characters of bad input an error message may repeat
+
+
+def echo(value: object, limit: int = ECHO_MAX) -> str:
+    """Bad input quoted for an error message: repr() of at most `limit` characters of it."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def shorten_echoes(message: str, inputs) -> str:
+    """Cut every long input (as is, or as it appears inside a repr()) that a message repeats to
+    ECHO_MAX characters: the one safety net under all error messages built from request args."""
+    for text in sorted({t for t in inputs if isinstance(t, str) and len(t) > ECHO_MAX}, key=len,
+                       reverse=True):
+        for form in (repr(text)[1:-1], text):
+            head = form[: ECHO_MAX + 1]  # a repeat of more than ECHO_MAX characters of it (or all)
+            i = message.find(head)
+            while i != -1:
+                n = len(head)
+                while n < len(form) and i + n < len(message) and message[i + n] == form[n]:
+                    n += 1
+                message = message[: i + ECHO_MAX] + "..." + message[i + n:]
+                i = message.find(head, i + ECHO_MAX + 3)
+    return message

@@ -227,7 +227,7 @@ class ContainerManager(AdjustOps):
         self.daemon.images.check_usable(image)  # its file changed since load: never run it
         name = opts.name
         if name:
-            if not NAME_RE.match(name):
+            if not NAME_RE.fullmatch(name):
                 raise InvalidArgument(f"invalid container name {name!r}",
                                       hint="use letters, digits, '_', '.', '-' (up to 63 characters)")
             if any(c.rec.name == name for c in self.containers.values()):

@@ -83,9 +83,9 @@ class ContainerRecord:
     interrupted: bool = False  # stopped by a tcrd shutdown (not by the user): comes back at start-up
 
     def __post_init__(self) -> None:
-        if not ID_RE.match(self.id):
+        if not ID_RE.fullmatch(self.id):
             raise ValueError(f"bad container id {self.id!r}")
-        if not NAME_RE.match(self.name):
+        if not NAME_RE.fullmatch(self.name):
             raise ValueError(f"bad container name {self.name!r}")
         if self.state not in STATES:
             raise ValueError(f"bad container state {self.state!r}")

@@ -608,7 +608,7 @@ def parse_user(text: str) -> str:
     if not user or (sep and not group):
         raise InvalidArgument(f"invalid --user {text!r}", hint="use UID[:GID] or NAME[:GROUP]")
     for part in (user, group) if sep else (user,):
-        if not (part.isdigit() or USER_PART_RE.match(part)):
+        if not (part.isdigit() or USER_PART_RE.fullmatch(part)):
             raise InvalidArgument(f"invalid --user {text!r}: {part!r} is not a uid or a user/group name")
     return text
 
@@ -617,7 +617,7 @@ def parse_env_line(text: str) -> Optional[str]:
     """-e K=V -> 'K=V'. -e K (docker copies K from the client's environment; the daemon's is not
     the user's, so, like an unset client variable, it is skipped) -> None."""
     key, eq, _ = text.partition("=")
-    if not key or not ENV_KEY_RE.match(key) or key != key.strip():
+    if not key or not ENV_KEY_RE.fullmatch(key) or key != key.strip():
         raise InvalidArgument(f"invalid environment variable {text!r}")
     return text if eq else None
 
@@ -641,7 +641,7 @@ def parse_env_file(text: str, path: str) -> List[str]:
 def parse_network(text: str) -> str:
     if text in ("bridge", "default"):  # docker's name for the default NAT network
         return DEFAULT_NETWORK
-    if not NAME_RE.match(text):
+    if not NAME_RE.fullmatch(text):
         raise InvalidArgument(f"invalid network name: {text!r}")
     return text
 
@@ -1051,7 +1051,7 @@ def parse_run_args(
     if ns.entrypoint is not None:
         fields["entrypoint"] = (ns.entrypoint,) if ns.entrypoint else ()
     if ns.hostname is not None:
-        if not HOSTNAME_RE.match(ns.hostname):
+        if not HOSTNAME_RE.fullmatch(ns.hostname):
             raise InvalidArgument(f"invalid hostname: {ns.hostname!r}")
         fields["hostname"] = ns.hostname
     for lo in ns.log_opt:
@@ -1112,7 +1112,7 @@ def validate(opts: RunOptions, created: bool = False) -> None:
     container is started later by the daemon, so a restart policy needs no -d."""
     if not opts.image or opts.image.startswith("-"):
         raise InvalidArgument(f"invalid image reference: {opts.image!r}")
-    if opts.name is not None and not NAME_RE.match(opts.name):
+    if opts.name is not None and not NAME_RE.fullmatch(opts.name):
         raise InvalidArgument(
             f"invalid container name {opts.name!r}",
             hint="letters, digits, '_', '.', '-'; must start with a letter or digit",

@@ -25,9 +25,9 @@ MAX_RECORD = 4 * 1024 * 1024
 
 
 def _check(kind: str, key: str) -> None:
-    if not _KEY_RE.match(kind):
+    if not _KEY_RE.fullmatch(kind):
         raise InvalidArgument(f"invalid state kind {kind!r}")
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise InvalidArgument(f"invalid state key {key!r}")
 
 
@@ -91,7 +91,7 @@ class StateStore:
             key = name[: -len(".json")]
             problem = None
             try:
-                if not _KEY_RE.match(key):
+                if not _KEY_RE.fullmatch(key):
                     raise ValueError("file name is not a valid key")
                 with open(p, "rb") as f:
                     raw = f.read(MAX_RECORD + 1)

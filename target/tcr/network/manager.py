@@ -356,7 +356,7 @@ class NetworkManager:
                create: bool = False, aliases: Sequence[str] = ()) -> Attachment:
         """Give container cid a lease on `network`. The default network is made on first use; any
         other must exist, unless create=True (it is then made, marked auto: see prune_auto)."""
-        if not isinstance(cid, str) or not _CID_RE.match(cid):
+        if not isinstance(cid, str) or not _CID_RE.fullmatch(cid):
             raise InvalidArgument(f"invalid container id {cid!r}")
         if network in NOT_ATTACHED:
             raise InvalidArgument(f"--network {network} needs no network attachment")
@@ -573,7 +573,7 @@ class NetworkManager:
             except TcrError as exc:
                 log.warning("nft update after detaching %s failed: %s", cid[:12], exc)
             self._dns_sync(new)
-        if _CID_RE.match(cid or ""):
+        if _CID_RE.fullmatch(cid or ""):
             self._unplumb(cid)
 
     def rename(self, cid: str, name: str) -> None:

@@ -26,7 +26,7 @@ IPv4Net = ipaddr.IPv4Network
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidArgument(f"invalid network name {name!r}",
                               hint="use 1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
     if name in RESERVED:
