@@ -56,13 +56,19 @@ def cmd_run(ctx: Ctx) -> Output:
 
 
 def _settle_failed(mgr: Any, c: Any, remove: bool, code: Optional[int]) -> None:
+    """Never leave a half-made container behind (a phantom "Created" one holding the name)."""
     try:
         if remove:
             mgr.remove(c, force=True)
         else:
             mgr.mark_failed(c, code)
-    except TcrError:
-        pass
+    except Exception as exc:  # the run's own error is what the client sees
+        import logging
+
+        from tcr.common import oserrors
+
+        logging.getLogger("tcr.containers").warning("container %s: cleaning up a failed run: %s",
+                                                    c.rec.id[:12], oserrors.describe(exc))
 
 
 @base.command("create", "Create a new container (start it with 'tcr start')")

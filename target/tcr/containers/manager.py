@@ -529,8 +529,12 @@ class ContainerManager(AdjustOps):
         self._prepare(c)
         fault("container.start.after_prepare")
         paths = c.paths
-        clogs.make_fifo(paths.log_fifo)
-        w = clogs.open_writer(paths.log_fifo)
+        try:  # a full disk (no inode for the FIFO) or the fd limit: undo the prepare
+            clogs.make_fifo(paths.log_fifo)
+            w = clogs.open_writer(paths.log_fifo)
+        except BaseException:
+            self._teardown(c)
+            raise
         try:
             if c.pump is not None:
                 c.pump.close()
@@ -619,21 +623,23 @@ class ContainerManager(AdjustOps):
                                       uptime, self.shutting_down)
         log.info("container %s (%s) exited with %s", rec.id[:12], rec.name, "?" if code is None else code)
         waiters, c.exit_waiters = c.exit_waiters, []
-        if decision.restart:
-            c.streak = decision.streak
-            self._save(c, state="restarting", pid=0, exit_code=code, finished_at=now)
-            c.restart_timer = self.loop.call_later(decision.delay, lambda c=c: self._restart(c))
-            log.info("container %s: restarting in %.1fs", rec.id[:12], decision.delay)
-        elif c.opts.rm:
-            c.rec = replace(c.rec, state="exited", pid=0, exit_code=code, finished_at=now)
-            self._remove_now(c)
-        else:
-            self._save(c, state="exited", pid=0, exit_code=code, finished_at=now)
-        for w in waiters:
-            try:
-                w(code)
-            except Exception:
-                log.exception("exit waiter failed")
+        try:
+            if decision.restart:
+                c.streak = decision.streak
+                self._save(c, state="restarting", pid=0, exit_code=code, finished_at=now)
+                c.restart_timer = self.loop.call_later(decision.delay, lambda c=c: self._restart(c))
+                log.info("container %s: restarting in %.1fs", rec.id[:12], decision.delay)
+            elif c.opts.rm:
+                c.rec = replace(c.rec, state="exited", pid=0, exit_code=code, finished_at=now)
+                self._remove_now(c)
+            else:
+                self._save(c, state="exited", pid=0, exit_code=code, finished_at=now)
+        finally:  # whatever failed above, `stop`, `wait` and `restart` get their answer
+            for w in waiters:
+                try:
+                    w(code)
+                except Exception:
+                    log.exception("exit waiter failed")
 
     def _restart(self, c: Container) -> None:
         c.restart_timer = None
