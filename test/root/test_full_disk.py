@@ -203,3 +203,17 @@ def test_failed_run_on_full_disk_leaves_no_phantom(small, rm):
     cli(d, "rm", "-f", "filler", timeout=30)
     # The name is free again.
     cli(d, "run", "-d", "--name", "ghost", "--network", "none", "busybox", "true")
+
+
+def test_rm_f_of_a_nat_container_on_full_disk_releases_its_network(small):
+    d = small
+    cli(d, "run", "-d", "--name", "natty", "busybox", "sh", "-c", "while true; do sleep 1; done")
+    fill(d, "rootfs")
+    cli(d, "rm", "-f", "natty", "filler", timeout=30)
+    assert cli(d, "ps", "-aq").stdout.strip() == ""
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    from tcr.network import netplan
+
+    prefix = netplan.if_prefix(netplan.instance_tag(d.root))
+    assert [ln for ln in links.splitlines() if prefix + "v" in ln] == [], links
+    assert os.listdir(os.path.join(d.run_dir, "netns")) == []

@@ -566,7 +566,15 @@ class NetworkManager:
         if rec is not None:
             new = rec.without(cid)
             self._nets[rec.name] = new
-            self._save(new)
+            try:
+                self._save(new)
+            except OSError as exc:
+                # A full disk must not keep the veth, netns, ports and DNS name alive: the next
+                # write of this network saves the release, and recovery drops stale leases anyway.
+                from tcr.common import oserrors
+
+                oserrors.warn(log, "network.save", "network %s: lease release not saved yet: %s", rec.name,
+                              oserrors.describe(exc))
             fault("network.detach.after_state_write")
             try:
                 self._apply_nft()
