@@ -217,3 +217,22 @@ def test_rm_f_of_a_nat_container_on_full_disk_releases_its_network(small):
     prefix = netplan.if_prefix(netplan.instance_tag(d.root))
     assert [ln for ln in links.splitlines() if prefix + "v" in ln] == [], links
     assert os.listdir(os.path.join(d.run_dir, "netns")) == []
+
+
+def test_other_commands_on_full_disk_give_one_clear_line(small):
+    d = small
+    fill(d, "rootfs")
+    img = build(d.base, name="second.sqfs", tag="second")
+    for args in (("image", "load", img), ("network", "create", "fullnet"),
+                 ("create", "--name", "c1", "busybox")):
+        r = cli(d, *args, ok=False, timeout=60)
+        assert r.returncode != 0, (args, r.stdout)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) <= 2 and "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert "no space left" in lines[0].lower(), r.stderr
+    assert cli(d, "image", "ls", "-q").stdout.split() != []  # the first image is still there
+    assert "fullnet" not in cli(d, "network", "ls", "-q").stdout
+    assert "c1" not in cli(d, "ps", "-a", "--format", "json").stdout
+    cli(d, "rm", "-f", "filler", timeout=30)
+    cli(d, "network", "create", "fullnet")
+    cli(d, "network", "rm", "fullnet")
