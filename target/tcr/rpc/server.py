@@ -5,7 +5,8 @@ decodes with tcr.rpc.protocol, calls dispatch() and sends the reply with the req
 Everything that can go wrong with input becomes an error reply; the daemon never dies of it and
 one client can never block another (sends never block: a client that does not read is dropped).
 
-File descriptors: clients may take all but FD_RESERVE of the daemon's fds; the rest stay free for
+File descriptors: clients may take all but FD_RESERVE of the daemon's fds (the first MIN_CLIENTS
+are always served, so a daemon whose containers use most fds stays manageable); the rest stay free for
 the work that must always succeed (reaping and tearing down exited containers, restarts, state
 writes). When a new client would eat into the reserve, or accept() fails with EMFILE/ENFILE, that
 client is told to try again and listening pauses: no accept() spin, one warning a minute. It
@@ -41,6 +42,7 @@ _SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 _SNDBUF = 4 * protocol.MAX_MESSAGE  # room for a max-size reply plus stream messages
 _BATCH = 32  # messages handled per wake-up per client, so a busy client cannot starve others
 FD_RESERVE = 16  # fds never given to clients (a crun call needs about 8)
+MIN_CLIENTS = 4  # ... except to the first few: a daemon near its limit must stay manageable
 RESUME_AFTER = 1.0
 _FD_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -229,7 +231,7 @@ class RpcServer:
         """Would keeping this client leave fewer than FD_RESERVE fds free? fds are allocated
         lowest first, so a low number proves there is room; only high ones are counted."""
         limit = fd_limit()
-        if fd < limit // 2:
+        if fd < limit // 2 or len(self._conns) < MIN_CLIENTS:
             return False
         return limit - open_fds() < FD_RESERVE
 
