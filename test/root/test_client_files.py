@@ -50,7 +50,7 @@ def test_fifo_is_refused_and_others_keep_answers(tcrd, tmp_path, flag):
         p.communicate()
         pytest.fail(f"{flag} naming a FIFO stalled tcrd")
     assert p.returncode != 0
-    assert "not a regular file" in err and fifo in err, err
+    assert "not a regular file" in err and "cannot read" in err, err
     assert len(err.strip().splitlines()) <= 2
 
 
