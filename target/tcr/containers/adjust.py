@@ -25,7 +25,7 @@ class AdjustOps:
     crun_root: str
     daemon: Any
 
-    def _save(self, c: Any, **changes: Any) -> None:  # provided by ContainerManager
+    def _save(self, c: Any, **changes: Any) -> bool:  # provided by ContainerManager
         raise NotImplementedError
 
     # ---- pause / unpause ---------------------------------------------------------------------

@@ -346,7 +346,7 @@ def parse_volume(spec: str, pwd: str) -> Volume:
     if dst == "/":
         raise InvalidArgument(f"invalid volume {spec!r}: cannot mount over /")
     if not (src.startswith("/") or src.startswith(".") or "/" in src):
-        if not VOLUME_NAME_RE.match(src):
+        if not VOLUME_NAME_RE.fullmatch(src):
             raise InvalidArgument(f"invalid volume name {src!r}",
                                   hint="letters, digits, '_', '.', '-'; must start with a letter or digit")
         return Volume(src, dst, mode == "ro", "volume")
@@ -398,7 +398,7 @@ def parse_mount(spec: str, pwd: str) -> Any:
             vol = Volume(_host_path(src, pwd), dst, ro, "bind", create=False)
         elif not src:
             vol = Volume("", dst, ro, "volume", anonymous=True)
-        elif not VOLUME_NAME_RE.match(src):
+        elif not VOLUME_NAME_RE.fullmatch(src):
             raise InvalidArgument(f"invalid volume name {src!r} in --mount")
         else:
             vol = Volume(src, dst, ro, "volume")
@@ -437,7 +437,7 @@ _CGROUP_RULE_RE = re.compile(r"^([abc]) (\*|\d+):(\*|\d+) ([rwm]{1,3})$")
 def parse_cgroup_rule(text: str) -> str:
     """--device-cgroup-rule 'c 189:* rwm' (type a|b|c, major and minor a number or *)."""
     norm = " ".join(text.split())
-    m = _CGROUP_RULE_RE.match(norm)
+    m = _CGROUP_RULE_RE.fullmatch(norm)
     if not m or len(set(m.group(4))) != len(m.group(4)):
         raise InvalidArgument(f"invalid --device-cgroup-rule {text!r}", hint="e.g. 'c 189:* rwm'")
     # the kernel's dev_t: 12-bit majors, 20-bit minors
@@ -447,7 +447,7 @@ def parse_cgroup_rule(text: str) -> str:
 
 
 def parse_group(text: str) -> str:
-    if not (text.isdigit() or USER_PART_RE.match(text)) or text.endswith("$"):
+    if not (text.isdigit() or USER_PART_RE.fullmatch(text)) or text.endswith("$"):
         raise InvalidArgument(f"invalid --group-add {text!r}: use a gid or a group name of the image")
     if text.isdigit() and int(text) > 0xFFFFFFFE:
         raise InvalidArgument(f"invalid --group-add {text!r}: gid out of range")
@@ -469,7 +469,7 @@ def parse_add_host(text: str) -> str:
     sep = "=" if "=" in text else ":"
     name, _, ip = text.partition(sep)
     ip = ip.strip("[]")
-    if not name or not HOSTNAME_RE.match(name) or not _is_ip(ip):
+    if not name or not HOSTNAME_RE.fullmatch(name) or not _is_ip(ip):
         raise InvalidArgument(f"invalid --add-host {text!r}", hint="use NAME:IP, e.g. db:10.0.0.5")
     return f"{name}:{ip}"
 
@@ -484,7 +484,7 @@ _DNS_WORD_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
 
 
 def parse_dns_word(text: str, flag: str) -> str:
-    if not _DNS_WORD_RE.match(text):
+    if not _DNS_WORD_RE.fullmatch(text):
         raise InvalidArgument(f"invalid {flag} {text!r}")
     return text
 
@@ -536,7 +536,7 @@ _SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$")
 def parse_sysctl(text: str) -> str:
     key, eq, val = text.partition("=")
     key = key.replace("/", ".")
-    if not eq or not _SYSCTL_KEY_RE.match(key) or "\n" in val or not val:
+    if not eq or not _SYSCTL_KEY_RE.fullmatch(key) or "\n" in val or not val:
         raise InvalidArgument(f"invalid --sysctl {text!r}", hint="use KEY=VALUE, e.g. net.ipv4.ip_forward=1")
     if not (key.startswith(_SYSCTL_PREFIXES) or key in _SYSCTL_IPC or key.startswith("fs.mqueue.")):
         raise InvalidArgument(f"--sysctl {key} is not namespaced: it would change the host",

@@ -78,7 +78,7 @@ class VolumeManager:
 
         name = name or self.new_anonymous_name()
         # a record lives beside the directory as NAME.json: a volume named "x.json" would collide
-        if not VOLUME_NAME_RE.match(name) or name.endswith((".json", ".corrupt")):
+        if not VOLUME_NAME_RE.fullmatch(name) or name.endswith((".json", ".corrupt")):
             raise InvalidArgument(f"invalid volume name {name!r}",
                                   hint="letters, digits, '_', '.', '-'; must start with a letter or digit")
         if name in self.vols:
