@@ -107,8 +107,13 @@ def echo(value: object, limit: int = ECHO_MAX) -> str:
 def shorten_echoes(message: str, inputs) -> str:
     """Cut every long input (as is, or as it appears inside a repr()) that a message repeats to
     ECHO_MAX characters: the one safety net under all error messages built from request args."""
-    for text in sorted({t for t in inputs if isinstance(t, str) and len(t) > ECHO_MAX}, key=len,
-                       reverse=True):
+    texts = set()
+    for t in inputs:
+        if isinstance(t, str) and len(t) > ECHO_MAX:
+            texts.add(t)
+            for sep in ("=", ":"):  # the value part of --flag=VALUE, HOST:CONTAINER ...
+                texts.update(part for part in t.split(sep) if len(part) > ECHO_MAX)
+    for text in sorted(texts, key=len, reverse=True):
         for form in (repr(text)[1:-1], text):
             head = form[: ECHO_MAX + 1]  # a repeat of more than ECHO_MAX characters of it (or all)
             i = message.find(head)
