@@ -7,6 +7,7 @@ and its free space, the daemon log stays bounded, restart policies retry once sp
 failed `run` leaves no phantom container.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -80,8 +81,6 @@ def cli(d, *args, ok=True, timeout=60):
 
 
 def state(d, ref):
-    import json
-
     return json.loads(cli(d, "inspect", ref).stdout)[0]
 
 
@@ -236,3 +235,18 @@ def test_other_commands_on_full_disk_give_one_clear_line(small):
     cli(d, "rm", "-f", "filler", timeout=30)
     cli(d, "network", "create", "fullnet")
     cli(d, "network", "rm", "fullnet")
+
+
+@pytest.mark.parametrize("rm", [False, True])
+def test_foreground_run_on_full_disk_fails_cleanly(small, rm):
+    d = small
+    fill(d, "rootfs")
+    args = ["run", *(["--rm"] if rm else []), "--name", "fg", "--network", "none", "busybox", "echo", "hi"]
+    r = cli(d, *args, ok=False, timeout=60)
+    assert r.returncode != 0, r.stdout
+    assert "no space left" in r.stderr.lower() and "internal error" not in r.stderr, r.stderr
+    names = [c["Names"] for c in json.loads(cli(d, "ps", "-a", "--format", "json").stdout)]
+    assert "fg" not in names
+    cli(d, "rm", "-f", "filler", timeout=30)
+    r = cli(d, "run", "--rm", "--name", "fg", "--network", "none", "busybox", "echo", "hi")
+    assert r.stdout.strip() == "hi"
