@@ -435,8 +435,15 @@ class RpcServer:
         except TcrError as exc:
             conn.send(ErrorReply.from_exception(req.id, exc))
             return
+        except OSError as exc:  # a dispatcher that let a host failure through (disk full, fd limit)
+            from tcr.common import oserrors
+
+            err = oserrors.to_error(exc)
+            oserrors.warn(log, f"rpc.{exc.errno}", "rpc: %s: %s", req.method[:64], err.message)
+            conn.send(ErrorReply.from_exception(req.id, err))
+            return
         except Exception as exc:
-            log.exception("rpc: %s %s failed", req.method, req.args)
+            log.exception("rpc: %s %s failed", req.method[:64], [str(a)[:64] for a in req.args[:16]])
             conn.send(ErrorReply(req.id, INTERNAL, f"internal error: {type(exc).__name__}: {exc}"[:500]))
             return
         self._reply(conn, req.id, out)
