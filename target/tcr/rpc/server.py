@@ -22,7 +22,7 @@ import os
 import socket
 import struct
 
-from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError
+from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError, shorten_echoes
 from tcr.common.log import get_logger
 from tcr.rpc import protocol
 from tcr.rpc.protocol import ErrorReply, ExecResult, ProtocolError, Result, StreamChunk
@@ -433,6 +433,10 @@ class RpcServer:
         try:
             out = conn.dispatch(req.method, req.args, req.pwd or "/", req.pid, conn.uid, conn.gid, stream)
         except TcrError as exc:
+            # Bad input is echoed back at most ECHO_MAX characters, whichever dialect built the error.
+            exc.message = shorten_echoes(exc.message, req.args)
+            if exc.hint:
+                exc.hint = shorten_echoes(exc.hint, req.args)
             conn.send(ErrorReply.from_exception(req.id, exc))
             return
         except OSError as exc:  # a dispatcher that let a host failure through (disk full, fd limit)
