@@ -107,3 +107,18 @@ def test_xxh64_matches_reference_package():
         data = os.urandom(n)
         assert xxh64(data) == xxhash.xxh64_intdigest(data)
     assert image_id(DIGEST) == xxhash.xxh64_hexdigest(DIGEST.encode())
+
+
+@pytest.mark.parametrize("field", ["registry", "repository", "tag", "arch", "digest"])
+def test_fields_ending_in_a_newline_are_refused(field):
+    """Matched whole (re.fullmatch): '$' in re.match also accepts a trailing newline."""
+    d = copy.deepcopy(GOOD)
+    d["image"][field] += "\n"
+    if field == "digest":
+        del d["image"]["id"]
+    with pytest.raises(InvalidArgument):
+        ImageInfo.from_dict(d)
+    d = copy.deepcopy(GOOD)
+    d["bundlePath"] = "bundle\n"
+    with pytest.raises(InvalidArgument):
+        ImageInfo.from_dict(d)

@@ -89,26 +89,26 @@ class ImageInfo:
             if len(v) > 512:
                 raise _bad(f"'image.{key}' is too long")
             fields[key] = v
-        if not _DIGEST_RE.match(fields["digest"]):
+        if not _DIGEST_RE.fullmatch(fields["digest"]):
             raise _bad(f"'image.digest' is not a digest: {fields['digest'][:80]!r}")
         repo = fields["repository"]
-        if not repo or not _NAME_RE.match(repo) or ".." in repo:
+        if not repo or not _NAME_RE.fullmatch(repo) or ".." in repo:
             raise _bad("'image.repository' is empty or has invalid characters")
-        if not _NAME_RE.match(fields["registry"]) or ".." in fields["registry"]:
+        if not _NAME_RE.fullmatch(fields["registry"]) or ".." in fields["registry"]:
             raise _bad("'image.registry' has invalid characters")
-        if fields["tag"] and not _TAG_RE.match(fields["tag"]):
+        if fields["tag"] and not _TAG_RE.fullmatch(fields["tag"]):
             raise _bad(f"'image.tag' is not a valid tag: {fields['tag'][:80]!r}")
-        if not _ARCH_RE.match(fields["arch"]):
+        if not _ARCH_RE.fullmatch(fields["arch"]):
             raise _bad(f"'image.arch' is not an architecture: {fields['arch'][:80]!r}")
         iid = img.get("id")
         if iid is None:
             iid = image_id(fields["digest"])
-        elif not isinstance(iid, str) or not _ID_RE.match(iid):
+        elif not isinstance(iid, str) or not _ID_RE.fullmatch(iid):
             raise _bad("'image.id' must be 16 lowercase hex digits")
         bundle = d.get("bundlePath")
         if not isinstance(bundle, str):
             raise _bad("'bundlePath' must be a string")
-        if not _BUNDLE_RE.match(bundle) or any(p in (".", "..") for p in bundle.split("/")):
+        if not _BUNDLE_RE.fullmatch(bundle) or any(p in (".", "..") for p in bundle.split("/")):
             raise _bad(f"'bundlePath' must be a relative path inside the image: {bundle[:80]!r}")
         created = d.get("created")
         if type(created) is not int or not 0 <= created < 2**63:
