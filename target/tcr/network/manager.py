@@ -33,6 +33,10 @@ NOT_ATTACHED = ("host", "none")
 
 
 def _oserr(what: str, exc: OSError) -> TcrError:
+    from tcr.common import oserrors
+
+    if oserrors.is_host_error(exc):  # a full disk names its filesystem and free space
+        return InternalError(f"{what}: {oserrors.describe(exc)}")
     return InternalError(f"{what}: {exc.strerror or exc}")
 
 
