@@ -316,3 +316,29 @@ def test_group_id_reads_etc_group(tmp_path):
     assert group_id("nope", str(f)) is None
     assert group_id("tcr", str(tmp_path / "missing")) is None
     assert group_id(None, str(f)) is None
+
+
+def test_at_the_fd_limit_listening_pauses_and_resumes_when_a_client_leaves(env, monkeypatch):
+    from tcr.rpc import server as srvmod
+
+    # A limit of 8 makes every fd number "high" (counted); free fds = limit - open_fds().
+    free = {"n": 100}
+    monkeypatch.setattr(srvmod, "fd_limit", lambda: 8)
+    monkeypatch.setattr(srvmod, "open_fds", lambda: 8 - free["n"])
+    first = [env.connect() for _ in range(srvmod.MIN_CLIENTS)]
+    free["n"] = srvmod.FD_RESERVE - 1  # one short of the reserve
+    busy = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    busy.connect(env.path)
+    env.pump()
+    reply = protocol.decode_reply(env.recv(busy))  # told to try again, then closed
+    assert isinstance(reply, protocol.ErrorReply) and "file descriptor limit" in reply.message
+    busy.close()
+    assert env.srv._paused and not any(s.fileno() in env.loop._readers for s in env.srv._listeners)
+    for s in first:  # the served clients still get answers
+        assert env.ask(s, req("echo", "hi")).stdout == "hi\n"
+    free["n"] = 100
+    first[0].close()
+    env.pump()  # the client left: its fd is free, listening resumes
+    assert not env.srv._paused and all(s.fileno() in env.loop._readers for s in env.srv._listeners)
+    again = env.connect()
+    assert env.ask(again, req("echo", "back")).stdout == "back\n"
