@@ -117,8 +117,10 @@ def cmd_restart(ctx: Ctx) -> Pending:
         for c in cs:
             try:
                 mgr.user_start(c)
-            except TcrError as exc:
-                errors.append(f"tcr: {exc.render()}\n")
+            except Exception as exc:  # a full disk too: the client always gets its answer
+                from tcr.common import oserrors
+
+                errors.append(f"tcr: {oserrors.to_error(exc).render()}\n")
         pending.resolve(Output(1 if errors else 0, "".join(r + "\n" for r in ns.containers), "".join(errors)))
 
     _stop_all(mgr, cs, ns.time, after_stop)
