@@ -383,7 +383,7 @@ def _service(name: str, raw: Any, project_dir: str, top_nets: Dict[str, Any], to
              services: Dict[str, Any], env: Mapping[str, str],
              env_reader: Callable[[str], Dict[str, str]]) -> Dict[str, Any]:
     p = f"services.{name}"
-    if not _SERVICE_RE.match(name):
+    if not _SERVICE_RE.fullmatch(name):
         raise _fail(p, "invalid service name (letters, digits, _ . -)")
     d = _keys(raw, SERVICE_KEYS, p)
     if "image" not in d:
@@ -552,7 +552,7 @@ def _labels(d: Dict[str, Any], p: str) -> Dict[str, str]:
 def project_name_from(text: str) -> str:
     """docker compose's rule: lower case, only [a-z0-9_-], starting with a letter or digit."""
     name = re.sub(r"[^a-z0-9_-]", "", text.lower()).lstrip("_-")
-    if not name or not _PROJECT_RE.match(name):
+    if not name or not _PROJECT_RE.fullmatch(name):
         raise ComposeError(f"invalid project name {text!r}", hint="use -p NAME (a-z, 0-9, _ and -)")
     return name
 

@@ -1075,7 +1075,7 @@ def parse_run_args(
 
         fields["health"] = healthcfg.from_flags(*health, disabled=bool(ns.no_healthcheck))
     for alias in ns.network_alias:
-        if not HOSTNAME_RE.match(alias):
+        if not HOSTNAME_RE.fullmatch(alias):
             raise InvalidArgument(f"invalid --network-alias: {alias[:64]!r}",
                                   hint="letters, digits, '.', '-'")
     if ns.network_alias:
