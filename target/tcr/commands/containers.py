@@ -63,11 +63,10 @@ def _settle_failed(mgr: Any, c: Any, remove: bool, code: Optional[int]) -> None:
         else:
             mgr.mark_failed(c, code)
     except Exception as exc:  # the run's own error is what the client sees
-        import logging
-
         from tcr.common import oserrors
+        from tcr.common.log import get_logger
 
-        logging.getLogger("tcr.containers").warning("container %s: cleaning up a failed run: %s",
+        get_logger("tcr.containers").warning("container %s: cleaning up a failed run: %s",
                                                     c.rec.id[:12], oserrors.describe(exc))
 
 

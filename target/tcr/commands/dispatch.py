@@ -103,13 +103,12 @@ def make_dispatch(daemon: Any) -> DispatchFn:
         except OSError as exc:
             # A full disk, the fd limit, an I/O error: one clear line for the client, one (rate-
             # limited) line in the log, never "internal error: OSError" and a traceback.
-            import logging
-
             from tcr.common import oserrors
+            from tcr.common.log import get_logger
 
             err = oserrors.to_error(exc)
             err.message = shorten_echoes(err.message, ctx.args)
-            oserrors.warn(logging.getLogger("tcr.rpc"), f"rpc.{method}.{exc.errno}", "%s: %s", method[:64],
+            oserrors.warn(get_logger("tcr.rpc"), f"rpc.{method}.{exc.errno}", "%s: %s", method[:64],
                           err.message)
             raise err from None
 

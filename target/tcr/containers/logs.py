@@ -21,15 +21,16 @@ as a write succeeds.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import time
+
+from tcr.common.log import get_logger
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Callable, List, Optional
 
-log = logging.getLogger("tcr.containers")
+log = get_logger("tcr.containers")
 
 LINE_MAX = 16 * 1024
 READ_CHUNK = 64 * 1024

@@ -14,13 +14,12 @@ import os
 import stat
 import struct
 
+from tcr.common.errors import HostError
 from tcr.common.record import dataclass
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Dict, List, Optional
-
-from tcr.common.errors import HostError
 
 LOOP_SET_FD = 0x4C00
 LOOP_CLR_FD = 0x4C01
