@@ -28,7 +28,7 @@ RUN_LIKE_BAD = [
     ["run", "--workdir", "relative", IMG], ["run", "--env-file", "/nonexistent-cbf", IMG],
     ["run", "--config", "/nonexistent-cbf"], ["run", "--read-only=maybe", IMG],
     ["run", "--hostname", "bad host!", IMG], ["run", "--user", "", IMG],
-    ["run", "-it", "--restart", "always", IMG],
+    ["run", "-it", "--restart", "always", "--rm", IMG],  # (--restart alone needs no -d: issue 13)
     ["run", "no-such-image-cbf"],
     ["create", "--bogus", IMG], ["create", "--restart", "sometimes", IMG], ["create"],
     ["start"], ["start", "--bogus", "x"], ["start", "no-such-container-cbf"],

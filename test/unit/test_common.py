@@ -151,3 +151,21 @@ def test_builtin_sha256_matches_hashlib():
         h.update(data)
         assert h.hexdigest() == hashlib.sha256(data).hexdigest()
         assert sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_spawn_returns_a_pid_to_watch_with_the_given_fds(tmp_path):
+    import os
+
+    from tcr.common.run import run, spawn
+
+    r, w = os.pipe()
+    pid = spawn(["/bin/sh", "-c", "echo out; exit 3"], stdout=w)
+    os.close(w)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 3
+    assert os.read(r, 100) == b"out\n"
+    os.close(r)
+    # run() of a command that writes nowhere waits on its pidfd and still gets its exit code
+    with open(tmp_path / "o", "wb") as f:
+        res = run(["/bin/sh", "-c", "echo hi; exit 4"], check=False, stdout=f.fileno(), stderr=f.fileno())
+    assert res.returncode == 4 and (tmp_path / "o").read_bytes() == b"hi\n"

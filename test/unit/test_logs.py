@@ -43,11 +43,22 @@ def test_framer_partial_and_flush():
     f = L.LineFramer()
     assert f.feed(b"abc", now=0) == []
     recs = f.feed(b"def\nghi", now=0)
-    assert recs == [b"1970-01-01T00:00:00.000000Z abcdef\n"]
-    assert f.flush(now=0) == [b"1970-01-01T00:00:00.000000Z ghi\n"]
+    assert recs == [b"1970-01-01T00:00:00.000000Z stdout F abcdef\n"]
+    assert f.flush(now=0) == [b"1970-01-01T00:00:00.000000Z stdout P ghi\n"]
     assert f.flush() == []
     long = f.feed(b"z" * (L.LINE_MAX * 2 + 5), now=0)
-    assert len(long) == 2 and f.flush(now=0)[0].endswith(b" zzzzz\n")
+    assert len(long) == 2 and f.flush(now=0)[0].endswith(b" P zzzzz\n")
+
+
+def test_records_restore_the_bytes_exactly():
+    data = b"a\n" + b"x" * (L.LINE_MAX + 3) + b"\n\nno newline"
+    f = L.LineFramer("stderr")
+    recs = f.feed(data[:7], now=0) + f.feed(data[7:], now=0) + f.flush(now=0)
+    parsed = [L.parse_record(r.rstrip(b"\n")) for r in recs]
+    assert {p[1] for p in parsed} == {"stderr"}
+    assert b"".join(p[2] for p in parsed) == data
+    assert L.parse_record(b"1970-01-01T00:00:00.000000Z old style") == (
+        b"1970-01-01T00:00:00.000000Z", "stdout", b"old style\n")
 
 
 def test_tail_and_format(tmp_path):

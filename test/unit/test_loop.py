@@ -167,3 +167,25 @@ def test_reap_orphans_leaves_watched_children_to_their_watch(plain_loop):
     plain_loop.reap_orphans(True)
     assert _watch(plain_loop, p.pid) == [7]
     p.returncode = 7
+
+
+def test_writer_fires_when_writable_alongside_a_reader(plain_loop):
+    """add_writer (non-blocking sends of the attach channel) shares the fd with a reader."""
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        got = []
+        plain_loop.add_reader(a.fileno(), lambda: got.append(("r", a.recv(10))))
+        plain_loop.add_writer(a.fileno(), lambda: got.append("w"))
+        plain_loop.run_once(0.5)
+        assert got == ["w"]
+        plain_loop.remove_writer(a.fileno())
+        b.send(b"x")
+        plain_loop.run_once(0.5)
+        assert got == ["w", ("r", b"x")]
+        plain_loop.remove_reader(a.fileno())
+        plain_loop.remove_reader(a.fileno())  # idempotent
+        plain_loop.remove_writer(a.fileno())
+    finally:
+        a.close()
+        b.close()

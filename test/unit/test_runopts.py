@@ -236,7 +236,6 @@ def test_caps_normalized():
         (["--restart", "sometimes", "-d", "busybox"], InvalidArgument),
         (["--restart", "always:3", "-d", "busybox"], InvalidArgument),
         (["--restart", "on-failure:x", "-d", "busybox"], InvalidArgument),
-        (["--restart", "always", "busybox"], InvalidArgument),  # needs -d: the daemon supervises
         (["--rm", "-d", "--restart", "always", "busybox"], InvalidArgument),
         (["--stop-timeout", "-1", "busybox"], InvalidArgument),
         (["--stop-timeout", "soon", "busybox"], InvalidArgument),
@@ -424,13 +423,17 @@ def test_config_relative_to_pwd():
         ('{"image": "b", "network": "n", "noNetwork": true}', "mutually exclusive"),
         ('{"image": "b", "restartPolicy": "on-failure"}', "restartPolicy"),
         ('{"image": "b", "stopTimeout": true}', "must be an integer"),
-        ('{"image": "b", "restartPolicy": "always"}', "detached"),
     ],
 )
 def test_bad_run_configs(text, match):
     with pytest.raises(InvalidArgument, match=match) as e:
         parse("--config", "/c.json", read_file=files({"/c.json": text}))
     assert "\n" not in e.value.message
+
+
+def test_run_allows_restart_without_detach():
+    """tcrd supervises foreground runs too (issue 13): --restart needs no -d."""
+    assert parse("--restart", "always", "busybox").restart == RestartPolicy("always")
 
 
 def test_create_allows_restart_without_detach():

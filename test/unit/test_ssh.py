@@ -119,3 +119,10 @@ def test_safe_name_and_image_load_detection():
 def test_remote_tcr_socket():
     assert ssh.remote_tcr(None) == ["tcr"]
     assert ssh.remote_tcr("/run/x.sock") == ["tcr", "--socket", "/run/x.sock"]
+
+
+def test_attach_takes_the_terminal():
+    from tcr.cli import ssh
+
+    assert ssh.is_interactive("attach", ["web"])
+    assert not ssh.is_interactive("attach", ["--no-stdin", "web"])

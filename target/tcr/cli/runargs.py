@@ -23,10 +23,10 @@ RUN_VALUE_SHORT = frozenset("evpmuwhl")
 RUN_VALUE_LONG = frozenset((
     "name", "env", "env-file", "volume", "tmpfs", "publish", "network", "net", "restart", "stop-timeout",
     "stop-signal", "memory", "cpus", "pids-limit", "cap-add", "cap-drop", "user", "workdir", "entrypoint",
-    "hostname", "log-size", "log-files", "log-opt", "config", "mount", "device", "device-cgroup-rule",
-    "group-add", "add-host", "dns", "dns-search", "dns-option", "dns-opt", "ulimit", "label", "label-file",
-    "sysctl", "shm-size", "health-cmd", "health-interval", "health-timeout", "health-retries",
-    "health-start-period", "network-alias"))
+    "hostname", "log-size", "log-files", "log-opt", "log-driver", "config", "mount", "device",
+    "device-cgroup-rule", "group-add", "add-host", "dns", "dns-search", "dns-option", "dns-opt", "ulimit",
+    "label", "label-file", "sysctl", "shm-size", "health-cmd", "health-interval", "health-timeout",
+    "health-retries", "health-start-period", "network-alias"))
 EXEC_VALUE_SHORT = frozenset("euw")
 EXEC_VALUE_LONG = frozenset(("env", "user", "workdir"))
 

@@ -67,6 +67,8 @@ def is_interactive(method: str, args: Sequence[str]) -> bool:
     """Does this command want the user's terminal (-i/-t/-it/--interactive/--tty)?"""
     if method not in INTERACTIVE_COMMANDS:
         return False
+    if method == "attach":  # attach takes the terminal unless told not to (tcr.cli.attach)
+        return "--no-stdin" not in args
     for a in args:
         if a == "--":
             break

@@ -75,6 +75,8 @@ class Ctx:
     # Streaming extension (logs -f): set by the transport when the client asked for it;
     # stream("stdout"|"stderr", text) sends a partial message.
     stream: Optional[Callable[[str, str], None]] = None
+    # Attach extension: a tcr.rpc.channel.Channel when the client can take a data channel.
+    channel: Any = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def path(self, p: str) -> str:

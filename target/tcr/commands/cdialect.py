@@ -261,7 +261,7 @@ def run_options(args: List[str], pwd: str, read_file: Optional[Callable[[str], s
         fields.update({k: tuple(v) for k, v in lists.items()})
         opts = RunOptions(image=image, **fields)
     try:
-        validate(opts)
+        validate(opts, client_runs_crun=True)  # a foreground run of the C client is its crun's
     except TcrError as exc:
         raise c_error(exc)
     return opts

@@ -33,18 +33,19 @@ def _fail_output(exc: TcrError, code: int) -> Output:
 
 
 @base.command("run", "Run a command in a new container")
-def cmd_run(ctx: Ctx) -> Output:
+def cmd_run(ctx: Ctx) -> Any:
     from tcr.containers.manager import StartFailed
     from tcr.containers.runopts import parse_run_args
 
     opts = parse_run_args(ctx.args, ctx.pwd)
     mgr = _mgr(ctx)
-    c = mgr.create(opts, interactive=not opts.detach, persist=False)
+    # A client without the attach channel (the C client, the compat socket) still gets execArgs.
+    compat = not opts.detach and ctx.channel is None
+    c = mgr.create(opts, interactive=compat, persist=False)
     try:
-        if opts.detach:
-            mgr.start(c)
-            return Output(0, c.rec.id + "\n")
-        return Output(exec_args=mgr.run_interactive(c, ctx.pid))
+        if compat:
+            return Output(exec_args=mgr.run_interactive(c, ctx.pid))
+        mgr.start(c, winsize=None if ctx.channel is None else ctx.channel.winsize, attached=not opts.detach)
     except StartFailed as exc:
         # docker keeps a container that failed to start (ps -a shows why), unless --rm.
         _settle_failed(mgr, c, opts.rm, exc.exit_code)
@@ -53,6 +54,29 @@ def cmd_run(ctx: Ctx) -> Output:
         # Bad input found late (unknown network, port in use ...): leave nothing behind.
         _settle_failed(mgr, c, True, None)
         raise
+    if opts.detach:
+        return Output(0, c.rec.id + "\n")
+    return _attach(mgr, c, ctx.channel, stdin=opts.interactive, stdin_once=True)
+
+
+def _attach(mgr: Any, c: Any, channel: Any, stdin: bool, stdin_once: bool,
+            detach_keys: Optional[bytes] = None, sig_proxy: bool = True) -> Pending:
+    """Connect the client's data channel to c; the reply is c's exit code (docker's)."""
+    from tcr.containers import attach
+
+    keys = attach.parse_detach_keys(attach.DEFAULT_DETACH_KEYS) if detach_keys is None else detach_keys
+    pending = Pending()
+
+    def done(code: Optional[int]) -> None:
+        err = c.rec.error  # a start error crun reported at its exit (manager._on_crun_exit)
+        pending.resolve(Output(-1 if code is None else code, "", f"tcr: {err}\n" if err else ""))
+
+    s = attach.Session(mgr, c, channel, stdin, stdin_once, keys, sig_proxy, done)
+    pending.on_cancel = s.cancel
+    s.start()
+    if c.rec.state != "running":  # it exited while we were setting up
+        s.end(c.rec.exit_code)
+    return pending
 
 
 def _settle_failed(mgr: Any, c: Any, remove: bool, code: Optional[int]) -> None:
@@ -79,26 +103,66 @@ def cmd_create(ctx: Ctx) -> Output:
     return Output(0, c.rec.id + "\n")
 
 
-@base.command("start", "Start stopped containers (detached)")
-def cmd_start(ctx: Ctx) -> Output:
+@base.command("start", "Start stopped containers (-a: attach to one)")
+def cmd_start(ctx: Ctx) -> Any:
     from tcr.containers.manager import StartFailed
 
-    p = Parser("start", description="Start one or more stopped containers, detached.")
+    p = Parser("start", description="Start one or more stopped containers.")
+    p.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr, exit with its code")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    p.add_argument("--detach-keys", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     ns = p.parse(ctx.args)
     mgr = _mgr(ctx)
     cs = [mgr.find(r) for r in ns.containers]
+    attach = ns.attach or ns.interactive
+    if attach and len(cs) > 1:
+        raise UsageError("tcr start: you cannot start and attach multiple containers at once")
+    if attach and ctx.channel is None:
+        raise UsageError("tcr start -a: this client cannot attach", hint="use tcr's own client")
     out = []
     for ref, c in zip(ns.containers, cs):
-        if c.rec.state == "running":
+        if c.rec.state == "running" and not attach:
             out.append(ref)
             continue
         try:
-            mgr.user_start(c)
+            if c.rec.state != "running":
+                mgr.user_start(c, winsize=ctx.channel.winsize if attach else None, attached=attach)
         except StartFailed as exc:
             return Output(exc.exit_code, "".join(o + "\n" for o in out), f"tcr: {exc.render()}\n")
         out.append(ref)
+    if attach:
+        from tcr.containers.attach import parse_detach_keys
+
+        keys = None if ns.detach_keys is None else parse_detach_keys(ns.detach_keys)
+        c = cs[0]
+        return _attach(mgr, c, ctx.channel, stdin=ns.interactive and c.opts.interactive,
+                       stdin_once=not c.opts.detach, detach_keys=keys)
     return Output(0, "".join(o + "\n" for o in out))
+
+
+@base.command("attach", "Attach to a running container's output (and stdin with -i)")
+def cmd_attach(ctx: Ctx) -> Any:
+    from tcr.containers.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    p = Parser("attach", description="Attach the terminal to a running container; the detach keys "
+                                     "(default ctrl-p,ctrl-q) leave it running.")
+    p.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
+    p.add_argument("--sig-proxy", default="true", choices=["true", "false"],
+                   help="forward the signals tcr gets to the container (not with -t)")
+    p.add_argument("--detach-keys", metavar="KEYS", default=DEFAULT_DETACH_KEYS)
+    p.add_argument("container", metavar="CONTAINER")
+    ns = p.parse(ctx.args)
+    mgr = _mgr(ctx)
+    c = mgr.find(ns.container)
+    if c.rec.state != "running":
+        raise UsageError(f"tcr attach: container {c.rec.name} is not running",
+                         hint="start it with 'tcr start -a'")
+    if ctx.channel is None:
+        raise UsageError("tcr attach: this client cannot attach", hint="use tcr's own client")
+    return _attach(mgr, c, ctx.channel, stdin=not ns.no_stdin and c.opts.interactive,
+                   stdin_once=not c.opts.detach, detach_keys=parse_detach_keys(ns.detach_keys),
+                   sig_proxy=ns.sig_proxy == "true")
 
 
 @base.command("restart", "Stop then start containers")
@@ -537,12 +601,14 @@ def cmd_wait(ctx: Ctx) -> Pending:
 
 @base.command("logs", "Show a container's output")
 def cmd_logs(ctx: Ctx) -> Any:
-    from tcr.containers import logs as clogs
+    from tcr.containers import logstream
 
-    p = Parser("logs", description="Show the output of a detached container.")
+    p = Parser("logs", description="Show a container's output (stdout and stderr apart).")
     p.add_argument("-f", "--follow", action="store_true", help="keep streaming until the container stops")
     p.add_argument("-n", "--tail", default="all", metavar="N", help="only the last N lines")
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    p.add_argument("--since", metavar="TIME", help="only after TIME (RFC 3339, Unix time or 10m)")
+    p.add_argument("--until", metavar="TIME", help="only before TIME (RFC 3339, Unix time or 10m)")
     p.add_argument("container", metavar="CONTAINER")
     ns = p.parse(ctx.args)
     tail: Optional[int] = None
@@ -550,24 +616,47 @@ def cmd_logs(ctx: Ctx) -> Any:
         if not ns.tail.isdigit():
             raise UsageError(f"tcr logs: invalid --tail {ns.tail!r}: use a number or 'all'")
         tail = int(ns.tail)
+    since = None if ns.since is None else logstream.parse_time(ns.since, "--since")
+    until = None if ns.until is None else logstream.parse_time(ns.until, "--until")
     c = _mgr(ctx).find(ns.container)
-    if c.pump is not None:
-        c.pump.drain()  # what the container wrote just now is part of the answer
-    records = clogs.read_lines(c.paths.log, c.opts.log_max_files, tail)
-    text = clogs.format_lines(records, ns.timestamps)
-    pump = c.pump
-    if not ns.follow or ctx.stream is None or pump is None or c.rec.state != "running":
-        return Output(0, text)
-    stream = ctx.stream
-    stream("stdout", text)
+    if c.opts.log_driver != "file":
+        hint = "see the board's syslog" if c.opts.log_driver == "syslog" else None
+        raise UsageError(f"tcr logs: container {c.rec.name} logs to {c.opts.log_driver}, which tcr cannot "
+                         "read back", hint=hint)
+    if c.pump is not None and not c.pump.paused:
+        c.pump.drain()  # what the container wrote just now is part of the answer (bounded)
+    reader = logstream.LogReader(c.paths.log, c.opts.log_max_files, tail)
+    fmt = logstream.Formatter(ns.timestamps, since, until)
+    follow = ns.follow and c.pump is not None and c.rec.state == "running" and until is None
+    if ctx.channel is None:  # a client without the data channel: one bounded reply
+        kept, cut = logstream.collect(reader, fmt, 384 * 1024)
+        note = "tcr: only the end of the log fits in one reply; tcr's own client streams all of it\n"
+        out = b"".join(kept["stdout"]).decode("utf-8", "replace")
+        err = b"".join(kept["stderr"]).decode("utf-8", "replace") + (note if cut else "")
+        if not follow or ctx.stream is None:
+            return Output(0, out, err)
+        return _follow_text(ctx.stream, c.pump, fmt, out, err)  # the older `stream` extension
+    pending = Pending()
+    s = logstream.Streamer(ctx.daemon.loop, ctx.channel, reader, fmt, c.pump if follow else None,
+                           lambda code: pending.resolve(Output(code)))
+    pending.on_cancel = s.cancel
+    s.start()
+    return pending
+
+
+def _follow_text(stream: Any, pump: Any, fmt: Any, out: str, err: str) -> Pending:
+    """logs -f for a client of the `stream` extension without the attach channel (compose's
+    follower, older clients): text stream messages per stream, until the container stops."""
+    stream("stdout", out)
+    stream("stderr", err)
     pending = Pending()
 
     def follower(blob: Optional[bytes]) -> None:
         if blob is None:
             pending.resolve(Output(0))
             return
-        recs = blob.decode("utf-8", errors="replace").splitlines()
-        stream("stdout", clogs.format_lines(recs, ns.timestamps))
+        for kind, data in fmt.format(blob):
+            stream(kind, data.decode("utf-8", "replace"))
 
     pump.followers.append(follower)
 
@@ -598,5 +687,5 @@ def cmd_container(ctx: Ctx) -> Any:
     if verb is None or verb not in base.COMMANDS:
         raise UsageError(f"tcr container: unknown subcommand {ctx.args[0][:40]!r}")
     sub = Ctx(daemon=ctx.daemon, method=verb, args=ctx.args[1:], pwd=ctx.pwd, pid=ctx.pid, uid=ctx.uid,
-              gid=ctx.gid, stream=ctx.stream, extra=ctx.extra)
+              gid=ctx.gid, stream=ctx.stream, channel=ctx.channel, extra=ctx.extra)
     return base.COMMANDS[verb](sub)

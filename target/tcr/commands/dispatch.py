@@ -76,6 +76,7 @@ def make_dispatch(daemon: Any) -> DispatchFn:
         uid: int = 0,
         gid: int = 0,
         stream: Optional[Callable[[str, str], None]] = None,
+        channel: Any = None,
     ) -> Union[Output, Pending]:
         handler = base.COMMANDS.get(method)
         if handler is None:
@@ -89,6 +90,7 @@ def make_dispatch(daemon: Any) -> DispatchFn:
             uid=uid,
             gid=gid,
             stream=stream,
+            channel=channel,
         )
         try:
             return handler(ctx)

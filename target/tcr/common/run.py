@@ -49,6 +49,7 @@ def run(
     capture: bool = True,
     stdout: Any = None,
     stderr: Any = None,
+    stdin: Optional[int] = None,
 ) -> Result:
     """Run argv to completion. Raises CommandError if check and it fails.
 
@@ -72,7 +73,9 @@ def run(
     parent_ends: Dict[int, int] = {}  # child fd -> our end of its pipe
     child_ends: List[int] = []
     try:
-        if input is None:
+        if input is None and stdin is not None:  # a container's stdin pipe (tcr.containers.stdio)
+            actions.append((os.POSIX_SPAWN_DUP2, stdin, 0))
+        elif input is None:
             actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
         else:
             r, w = os.pipe()
@@ -121,6 +124,33 @@ def run(
     if check and code != 0:
         raise CommandError(argv, code, err)
     return Result(argv, code, out, err)
+
+
+def spawn(argv: Sequence[str], *, stdin: Optional[int] = None, stdout: Optional[int] = None,
+          stderr: Optional[int] = None) -> int:
+    """Start argv and return its pid without waiting: for a process the daemon's loop watches (a
+    foreground `crun run` that lives as long as its container). The caller must watch the pid
+    before returning to the loop (tcr.daemon.loop reaps it). Its own session, so a ^C at tcrd's
+    terminal does not reach it; fds are given as fds (tcrd's own are all close-on-exec)."""
+    argv = [os.fspath(a) for a in argv]
+    if log.isEnabledFor(DEBUG):
+        log.debug("spawn: %s", " ".join(argv))
+    path = which(argv[0]) if os.sep not in argv[0] else argv[0]
+    if path is None:
+        raise TcrError(f"{argv[0]}: command not found", hint=_package_hint(argv[0]))
+    actions: List[Any] = []
+    for fd, given in ((0, stdin), (1, stdout), (2, stderr)):
+        if given is None:
+            actions.append((os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0))
+        else:
+            actions.append((os.POSIX_SPAWN_DUP2, given, fd))
+    try:
+        return os.posix_spawn(path, argv, os.environ, file_actions=actions, setsid=True,
+                              setsigdef=_DEFAULT_SIGNALS)
+    except FileNotFoundError:
+        raise TcrError(f"{argv[0]}: command not found", hint=_package_hint(argv[0]))
+    except OSError as exc:
+        raise CommandError(argv, -1, f"cannot start: {exc.strerror or exc}")
 
 
 def cloexec_inherited() -> int:

@@ -73,6 +73,14 @@ class ContainerPaths:
         return os.path.join(self.dir, "log.fifo")
 
     @property
+    def err_fifo(self) -> str:
+        return os.path.join(self.dir, "err.fifo")
+
+    @property
+    def console_sock(self) -> str:
+        return os.path.join(self.dir, "console.sock")
+
+    @property
     def log(self) -> str:
         return os.path.join(self.dir, "container.log")
 

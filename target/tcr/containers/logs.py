@@ -7,10 +7,13 @@ the pipe buffers (64 KiB) and then blocks the writer until tcrd opens the FIFO a
 tcrd reads it O_RDONLY|O_NONBLOCK from the event loop; EOF means every writer (the container and
 anything it spawned) is gone.
 
-On disk: container.log, container.log.1 ... container.log.<files-1>, each line
-"<RFC 3339 UTC timestamp> <text>\\n". Every file stays <= max_size bytes and there are never more
+On disk: container.log, container.log.1 ... container.log.<files-1>, each line a record in the
+CRI log format "<RFC 3339 UTC timestamp> <stdout|stderr> <F|P> <bytes>\\n" (F: the bytes were
+followed by a newline, P: a partial line; format version 2, docs/formats.md).
+stdout and stderr have a FIFO each (log.fifo, err.fifo); a --tty container has one pty master.
+Every file stays <= max_size bytes and there are never more
 than max_files files, so the total is capped at max_size * max_files exactly. Lines longer than
-LINE_MAX are split; a line that cannot fit even an empty file is cut.
+LINE_MAX are split (P records); a record that cannot fit even an empty file is cut.
 
 A full (or failing) log filesystem stops the log from growing, never the container: LogPump keeps
 draining the FIFO, drops the records it cannot write (a half-written one is cut off again with
@@ -28,7 +31,9 @@ from tcr.common.log import get_logger
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Callable, List, Optional
+    from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+    Subscriber = Callable[[str, Optional[bytes]], None]  # (stream, data); data None = end of output
 
 log = get_logger("tcr.containers")
 
@@ -116,21 +121,26 @@ def log_files(path: str, max_files: int = 64) -> List[str]:
 
 
 class LineFramer:
-    """Bytes from the FIFO -> timestamped line records; keeps a partial last line."""
+    """Bytes of one stream -> timestamped log records (CRI format, see the module doc).
 
-    def __init__(self) -> None:
+    A line longer than LINE_MAX is cut into P(artial) records and its last piece is F(ull); a
+    last line without a newline is flushed as P, so reading back restores the bytes exactly.
+    """
+
+    def __init__(self, stream: str = "stdout") -> None:
+        self.tag = b" " + stream.encode() + b" "
         self._partial = b""
 
     def feed(self, data: bytes, now: Optional[float] = None) -> List[bytes]:
-        buf = self._partial + data
+        buf = self._partial + data if self._partial else data
         lines = buf.split(b"\n")
         self._partial = lines.pop()
-        out = []
+        out: List[bytes] = []
         ts = timestamp(now).encode()
         for line in lines:
-            out.extend(_records(ts, line))
+            out.extend(self._records(ts, line, True))
         while len(self._partial) >= LINE_MAX:
-            out.extend(_records(ts, self._partial[:LINE_MAX]))
+            out.extend(self._records(ts, self._partial[:LINE_MAX], False))
             self._partial = self._partial[LINE_MAX:]
         return out
 
@@ -138,21 +148,39 @@ class LineFramer:
         if not self._partial:
             return []
         rest, self._partial = self._partial, b""
-        return _records(timestamp(now).encode(), rest)
+        return self._records(timestamp(now).encode(), rest, False)
+
+    def _records(self, ts: bytes, line: bytes, full: bool) -> List[bytes]:
+        head = ts + self.tag
+        if len(line) <= LINE_MAX:
+            return [head + (b"F " if full else b"P ") + line + b"\n"]
+        pieces = [line[i:i + LINE_MAX] for i in range(0, len(line), LINE_MAX)]
+        return [head + (b"F " if full and i == len(pieces) - 1 else b"P ") + piece + b"\n"
+                for i, piece in enumerate(pieces)]
 
 
-def _records(ts: bytes, line: bytes) -> List[bytes]:
-    return [ts + b" " + line[i:i + LINE_MAX] + b"\n" for i in range(0, max(1, len(line)), LINE_MAX)]
+def parse_record(rec: bytes) -> Tuple[bytes, str, bytes]:
+    """One stored record without its newline -> (timestamp, "stdout"|"stderr", bytes as written).
+
+    Records of tcr <= 0.x ("<ts> <text>", no stream) read as stdout full lines.
+    """
+    ts, _, rest = rec.partition(b" ")
+    if rest[:9] == b"stdout F " or rest[:9] == b"stderr F ":
+        return ts, rest[:6].decode(), rest[9:] + b"\n"
+    if rest[:9] == b"stdout P " or rest[:9] == b"stderr P ":
+        return ts, rest[:6].decode(), rest[9:]
+    return ts, "stdout", rest + b"\n"
 
 
 def split_record(rec: str):
-    """'<ts> <text>' -> (ts, text)."""
-    ts, _sep, text = rec.partition(" ")
-    return ts, text
+    """'<ts> <text>' -> (ts, text) (text without the stream tag)."""
+    ts, stream, data = parse_record(rec.encode("utf-8", "surrogateescape"))
+    return ts.decode(), data.rstrip(b"\n").decode("utf-8", "replace")
 
 
 def read_lines(path: str, max_files: int, tail: Optional[int] = None) -> List[str]:
-    """Stored records (without their newline), oldest first; only the last `tail` if given."""
+    """Stored records (without their newline), oldest first; only the last `tail` if given.
+    Small logs only (tests, tools): `tcr logs` streams with tcr.containers.logstream."""
     lines: List[str] = []
     for p in reversed(log_files(path, max_files)):  # newest file first, stop once we have enough
         try:
@@ -169,52 +197,103 @@ def read_lines(path: str, max_files: int, tail: Optional[int] = None) -> List[st
 
 
 def format_lines(records: List[str], timestamps: bool) -> str:
-    if not records:
-        return ""
-    if timestamps:
-        return "\n".join(records) + "\n"
-    return "\n".join(split_record(r)[1] for r in records) + "\n"
+    out = []
+    for r in records:
+        ts, text = split_record(r)
+        out.append(f"{ts} {text}\n" if timestamps else text + "\n")
+    return "".join(out)
 
 
 class LogPump:
-    """Drains a container's log FIFO into its RotatingLog from the event loop.
+    """Drains a container's output (stdout/stderr FIFOs, or a pty master) from the event loop into
+    its log sink, and hands the raw bytes to subscribers (attached clients, logs -f).
 
-    Followers (logs -f) get every record as it is written; on_eof runs when every writer is gone.
+    pause()/resume() stop reading (the container then blocks on a full pipe): that is how a slow
+    attached client or follower pushes back with bounded memory in tcrd.
     """
 
-    def __init__(self, loop, fifo_path: str, log: RotatingLog):
+    def __init__(self, loop, fifo_path: str, log: Any, err_fifo: Optional[str] = None,
+                 fds: Optional[List[Tuple[int, str]]] = None):
         self.loop = loop
         self.fifo_path = fifo_path
-        self.log = log
-        self.framer = LineFramer()
-        self.fd: Optional[int] = None
-        self.followers: List[Callable[[Optional[bytes]], None]] = []  # None = end of stream
+        self.err_fifo = err_fifo
+        self.log = log  # RotatingLog, SyslogSink or NullSink: write_record(bytes), close()
+        self.framers = {"stdout": LineFramer("stdout"), "stderr": LineFramer("stderr")}
+        self.sources: Dict[int, str] = {}  # fd -> stream
+        self._given = list(fds or [])
+        self.subscribers: List[Subscriber] = []
+        self.followers: List[Callable[[Optional[bytes]], None]] = []  # records (None = end)
+        self._paused: Set[Any] = set()
         self.dropped = 0  # records lost to a full or failing log filesystem (since the last warning)
+        self._started = False
+
+    @property
+    def fd(self) -> Optional[int]:
+        return next(iter(self.sources), None)
 
     def open(self) -> None:
-        """Open the read side (never blocks: O_NONBLOCK) and start reading."""
-        if self.fd is not None:
+        """Open the read sides (never blocks: O_NONBLOCK) and start reading."""
+        if self._started:
             return
-        self.fd = os.open(self.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        self.loop.add_reader(self.fd, self._on_readable)
+        self._started = True
+        for fd, stream in self._given:
+            os.set_blocking(fd, False)
+            self.sources[fd] = stream
+        if not self._given:
+            for path, stream in ((self.fifo_path, "stdout"), (self.err_fifo, "stderr")):
+                if path and os.path.exists(path):
+                    self.sources[os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)] = stream
+        for fd in self.sources:
+            self.loop.add_reader(fd, lambda fd=fd: self._on_readable(fd))
 
-    def _on_readable(self) -> None:
-        if self.fd is None:
-            return
+    @property
+    def paused(self) -> bool:
+        return bool(self._paused)
+
+    def pause(self, who: Any) -> None:
+        if not self._paused:
+            for fd in self.sources:
+                self.loop.remove_reader(fd)
+        self._paused.add(who)
+
+    def resume(self, who: Any) -> None:
+        if who in self._paused:
+            self._paused.discard(who)
+            if not self._paused:
+                for fd in self.sources:
+                    self.loop.add_reader(fd, lambda fd=fd: self._on_readable(fd))
+
+    def _read(self, fd: int) -> Optional[bytes]:
+        try:
+            return os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return None
+        except InterruptedError:
+            return None
+        except OSError as exc:  # EIO: the pty's other side is closed
+            if exc.errno in (errno.EAGAIN, errno.EINTR):
+                return None
+            return b""
+
+    def _on_readable(self, fd: int) -> None:
         # A bounded number of chunks per wake-up, so a chatty container cannot starve the loop.
         for _ in range(4):
-            try:
-                data = os.read(self.fd, READ_CHUNK)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EINTR):
-                    return
-                data = b""
-            if not data:
-                self._finish()
+            if fd not in self.sources or self._paused:
                 return
-            self._write(self.framer.feed(data))
+            data = self._read(fd)
+            if data is None:
+                return
+            if not data:
+                self._eof(fd)
+                return
+            self._got(self.sources[fd], data)
             if len(data) < READ_CHUNK:
                 return
+
+    def _got(self, stream: str, data: bytes) -> None:
+        self._write(self.framers[stream].feed(data))
+        for s in list(self.subscribers):
+            s(stream, data)
 
     def _write(self, records: List[bytes]) -> None:
         for i, rec in enumerate(records):
@@ -237,31 +316,82 @@ class LogPump:
                          self.dropped, oserrors.describe(exc, self.log.path)):
             self.dropped = 0
 
-    def drain(self) -> None:
-        """Read whatever is buffered now (e.g. right after the container exited)."""
-        while self.fd is not None:
-            try:
-                data = os.read(self.fd, READ_CHUNK)
-            except OSError:
-                return
-            if not data:
-                self._finish()
-                return
-            self._write(self.framer.feed(data))
+    def drain(self, max_chunks: int = 16) -> None:
+        """Read what is buffered now (e.g. right after the container exited), at most max_chunks
+        reads per stream: a container that keeps writing must not hold the loop here."""
+        for fd in list(self.sources):
+            for _ in range(max_chunks):
+                if fd not in self.sources:
+                    break
+                data = self._read(fd)
+                if data is None:
+                    break
+                if not data:
+                    self._eof(fd)
+                    break
+                self._got(self.sources[fd], data)
 
-    def _finish(self) -> None:
-        self._write(self.framer.flush())
-        self.close()
+    def _eof(self, fd: int) -> None:
+        stream = self.sources.pop(fd)
+        self.loop.remove_reader(fd)
+        os.close(fd)
+        self._write(self.framers[stream].flush())
+        if not self.sources:
+            self.close()
 
     def close(self) -> None:
-        if self.fd is not None:
-            self.loop.remove_reader(self.fd)
-            os.close(self.fd)
-            self.fd = None
+        for fd in list(self.sources):
+            self.loop.remove_reader(fd)
+            os.close(fd)
+        self.sources = {}
+        for fr in self.framers.values():
+            self._write(fr.flush())
         self.log.close()
         followers, self.followers = self.followers, []
         for f in followers:
             f(None)
+        subs, self.subscribers = self.subscribers, []
+        for s in subs:
+            s("stdout", None)
+
+
+class NullSink:
+    """--log-driver none: nothing is kept."""
+
+    def write_record(self, rec: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class SyslogSink:
+    """--log-driver syslog: one datagram per record to the board's syslog (/dev/log: BusyBox
+    syslogd or journald), tag `tcr/NAME`, facility daemon, stdout as info and stderr as err.
+    Never blocks: a full or missing syslog loses lines, as syslog does."""
+
+    def __init__(self, name: str, path: Optional[str] = None):
+        import socket
+
+        self.tag = f"tcr/{name}".encode()
+        # TCR_SYSLOG_SOCKET: another syslog socket for tcrd (tests, a syslogd in a chroot)
+        self.path = path or os.environ.get("TCR_SYSLOG_SOCKET") or "/dev/log"
+        self.sock: Any = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.sock.setblocking(False)
+
+    def write_record(self, rec: bytes) -> None:
+        ts, stream, data = parse_record(rec.rstrip(b"\n"))
+        pri = 3 * 8 + (3 if stream == "stderr" else 6)
+        msg = b"<%d>%s: %s" % (pri, self.tag, data.rstrip(b"\n"))
+        try:
+            self.sock.sendto(msg, self.path)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 def make_fifo(path: str) -> None:

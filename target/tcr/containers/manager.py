@@ -3,9 +3,13 @@
 Life cycle (see docs/containers.md):
   create  -> dir + record ("created"); nothing mounted, no network yet
   start   -> prepare (overlay mount, network attach, /etc files, config.json, command check)
-             detached: `crun run --detach --pid-file` with stdout/stderr = the log FIFO, then a
-             pidfd watch on the container's init (a child of tcrd, the subreaper)
-             interactive: the client execs `crun run` itself; tcrd watches the client's pid
+             every container is tcrd's (issue 13): stdio from stdio.py (log FIFOs, a stdin pipe
+             with -i, a pty with -t), then `crun run --detach --pid-file` and a pidfd watch on
+             the container's init (a child of tcrd, the subreaper); an attached start without a
+             tty spawns `crun run` in the foreground and watches crun; clients attach through
+             attach.py (output, stdin, signals, window size)
+             compat (a client without the attach channel, the C client): the client execs
+             `crun run` itself; tcrd watches the client's pid
   exit    -> `crun delete -f`, overlay unmounted, network detached, record "exited"; then the
              restart policy (supervisor.py) may schedule a start again after a backoff
   rm      -> all of the above plus the directory and the record
@@ -69,6 +73,10 @@ class Container:
         self.restart_timer: Any = None
         self.kill_timer: Any = None
         self.exit_waiters: List[Callable[[Optional[int]], None]] = []
+        # Attached clients (tcr.containers.attach): told the exit code first, before the teardown.
+        self.attached: List[Callable[[Optional[int]], None]] = []
+        self.stdin: Any = None  # attach.StdinWriter: the container's stdin (-i) or pty master (-it)
+        self.tty_fd: Optional[int] = None  # the pty master, for window sizes (-t)
         self.streak = 0  # consecutive quick crashes (backoff)
         self.stop_signal = self.opts.stop_signal or "SIGTERM"
         self.paused = False  # frozen by `tcr pause` (crun's state says so after a tcrd restart)
@@ -518,7 +526,18 @@ class ContainerManager(AdjustOps):
 
     # ---- start: detached ---------------------------------------------------------------------
 
-    def start(self, c: Container) -> None:
+    def start(self, c: Container, winsize: Optional[Tuple[int, int]] = None, attached: bool = False) -> None:
+        """Start c under tcrd's supervision, foreground runs included (docs/containers.md).
+
+        stdio: tcr.containers.stdio (FIFOs to the log pump, a stdin pipe with -i, a pty with -t);
+        winsize: the attaching client's terminal, set before the process starts (-t).
+        attached: a client waits for the exit (foreground run, start -a): without a tty, crun then
+        runs in the foreground as tcrd's child (no --detach double fork; the loop is not blocked
+        while it starts, and the record write overlaps the start); its exit status is the
+        container's, and a start error is reported at its exit (_on_crun_exit).
+        """
+        from tcr.containers import stdio as cstdio
+
         rec = c.rec
         if rec.state == "running":
             raise InUse(f"container {rec.name} is already running")
@@ -529,16 +548,13 @@ class ContainerManager(AdjustOps):
         self._prepare(c)
         fault("container.start.after_prepare")
         paths = c.paths
-        try:  # a full disk (no inode for the FIFO) or the fd limit: undo the prepare
-            clogs.make_fifo(paths.log_fifo)
-            w = clogs.open_writer(paths.log_fifo)
+        self._close_stdio(c)
+        try:  # a full disk (no inode for a FIFO) or the fd limit: undo the prepare
+            io = cstdio.open_stdio(paths, c.opts.interactive, c.opts.tty)
         except BaseException:
             self._teardown(c)
             raise
         try:
-            if c.pump is not None:
-                c.pump.close()
-            c.pump = self._new_pump(c)
             try:
                 os.unlink(paths.pid_file)
             except FileNotFoundError:
@@ -546,30 +562,121 @@ class ContainerManager(AdjustOps):
             crun_log = os.path.join(paths.dir, "crun.log")
             from tcr.common.run import run
 
-            r = run([crun.crun_path(), "--root", self.crun_root, f"--log=file:{crun_log}"]
-                    + crun.run_detached_argv(self.crun_root, paths.bundle, rec.id, paths.pid_file)[3:],
-                    check=False, timeout=60, stdout=w, stderr=w)
-            if r.returncode != 0:
-                msg = _last_line(crun_log) or f"crun exited with {r.returncode}"
-                raise StartFailed(f"cannot start container {rec.name}: {msg}", crun.classify_start_error(msg))
+            head = [crun.crun_path(), "--root", self.crun_root, f"--log=file:{crun_log}"]
+            if attached and not c.opts.tty:
+                from tcr.common.run import spawn
+
+                mark = _size(crun_log)
+                pid = spawn(head + ["run", "--pid-file", paths.pid_file, "--bundle", paths.bundle, rec.id],
+                            stdin=io.stdin, stdout=io.stdout, stderr=io.stderr)
+                c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_crun_exit(c, code, mark))
+                self.loop.call_later(0.05, lambda c=c, w=c.watch: self._learn_pid(c, w, 0.05))
+                self._adopt_stdio(c, io)
+                io.close_crun_side()
+            elif c.opts.tty:
+                argv = head + ["create", "--console-socket", paths.console_sock, "--pid-file", paths.pid_file,
+                               "--bundle", paths.bundle, rec.id]
+            else:
+                argv = head + crun.run_detached_argv(self.crun_root, paths.bundle, rec.id, paths.pid_file)[3:]
+            if not (attached and not c.opts.tty):
+                r = run(argv, check=False, timeout=60, stdout=io.stdout, stderr=io.stderr, stdin=io.stdin)
+                if r.returncode != 0:
+                    msg = _last_line(crun_log) or f"crun exited with {r.returncode}"
+                    raise StartFailed(f"cannot start container {rec.name}: {msg}",
+                                      crun.classify_start_error(msg))
+            if c.opts.tty:
+                master = cstdio.receive_master(io)
+                if winsize and winsize[0] and winsize[1]:
+                    cstdio.set_winsize(master, *winsize)
+                r = run(head + ["start", rec.id], check=False, timeout=60)
+                if r.returncode != 0:
+                    msg = _last_line(crun_log) or f"crun start exited with {r.returncode}"
+                    raise StartFailed(f"cannot start container {rec.name}: {msg}",
+                                      crun.classify_start_error(msg))
             fault("container.start.after_crun_start")
-            with open(paths.pid_file) as f:
-                pid = int(f.read().strip())
-            # Watch before returning to the loop, or the orphan reaper could take its exit status.
-            c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
+            if c.watch is None:
+                with open(paths.pid_file) as f:
+                    pid = int(f.read().strip())
+                # Watch before returning to the loop, or the orphan reaper could take its exit status.
+                c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
+                self._adopt_stdio(c, io)  # the pump's read ends open before ours close: a FIFO that
+                io.close_crun_side()  # nobody holds loses what a quick container wrote
         except BaseException as exc:
-            if c.pump is not None:
-                c.pump.close()
-                c.pump = None
+            io.close_all()
+            self._close_stdio(c)
             self._teardown(c)
             self._save(c, state="exited", pid=0, error=str(exc), finished_at=time.time())
             raise
-        finally:
-            os.close(w)
         self._save(c, state="running", pid=pid, exit_code=None, started_at=time.time(), finished_at=0.0,
                    stopped_by_user=False, interrupted=False)
         log.info("container %s (%s) started, pid %d", rec.id[:12], rec.name, pid)
         self._health_begin(c)
+
+    def _learn_pid(self, c: Container, watch: Any, delay: float) -> None:
+        """The init's pid of a foreground-spawned container (rec.pid is crun's until then; stats
+        and top need the container's): from crun's pid file once crun wrote it. A few timers
+        with a growing delay, not a poll loop; gives up after ~3 s (the record keeps crun's pid)."""
+        if c.watch is not watch or c.rec.state != "running":
+            return
+        try:
+            with open(c.paths.pid_file) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid > 0:
+            c.rec = replace(c.rec, pid=pid)  # in memory; saved with the next state change
+        elif delay < 2.0:
+            self.loop.call_later(delay * 2, lambda: self._learn_pid(c, watch, delay * 2))
+
+    def _on_crun_exit(self, c: Container, code: Optional[int], mark: int) -> None:
+        """A foreground crun ended: the container's exit, or crun's own start error (its log grew)."""
+        if code:
+            msg = _last_line(os.path.join(c.paths.dir, "crun.log"), since=mark)
+            if msg:
+                c.rec = replace(c.rec, error=f"cannot start container {c.rec.name}: {msg}")
+                code = crun.classify_start_error(msg)
+        self._on_exit(c, code)
+
+    def _adopt_stdio(self, c: Container, io: Any) -> None:
+        """Take over tcrd's ends of a started container's stdio: the pump, stdin, the pty."""
+        from tcr.containers.attach import StdinWriter
+
+        if io.master is not None:
+            master, io.master = io.master, None
+            c.tty_fd = master
+            if c.opts.interactive:
+                c.stdin = StdinWriter(self.loop, os.dup(master))
+            c.pump = self._new_pump(c, fds=[(os.dup(master), "stdout")])
+        else:
+            c.pump = self._new_pump(c)
+            if io.stdin_writer_fd is not None:
+                c.stdin = StdinWriter(self.loop, io.stdin_writer_fd)
+                io.stdin_writer_fd = None
+
+    def _close_stdio(self, c: Container) -> None:
+        if c.pump is not None:
+            c.pump.close()
+            c.pump = None
+        if c.stdin is not None:
+            c.stdin.close()
+            c.stdin = None
+        if c.tty_fd is not None:
+            os.close(c.tty_fd)
+            c.tty_fd = None
+
+    def resize(self, c: Container, rows: int, cols: int) -> None:
+        from tcr.containers.stdio import set_winsize
+
+        if c.tty_fd is not None and rows and cols:
+            try:
+                set_winsize(c.tty_fd, rows, cols)
+            except OSError as exc:
+                log.debug("container %s: resize failed: %s", c.rec.id[:12], exc)
+
+    def signal(self, c: Container, sig: str) -> None:
+        """sig-proxy: a signal the attached client got, for the container (no stop flag set)."""
+        if c.rec.state == "running":
+            crun.kill(self.crun_root, c.rec.id, sig)
 
     # ---- start: interactive (the client execs crun) ------------------------------------------
 
@@ -595,9 +702,15 @@ class ContainerManager(AdjustOps):
 
     # ---- exits and restarts ------------------------------------------------------------------
 
-    def _new_pump(self, c: Container) -> clogs.LogPump:
-        pump = clogs.LogPump(self.loop, c.paths.log_fifo,
-                             clogs.RotatingLog(c.paths.log, c.opts.log_max_size, c.opts.log_max_files))
+    def _new_pump(self, c: Container, fds: Optional[List[Tuple[int, str]]] = None) -> clogs.LogPump:
+        sink: Any
+        if c.opts.log_driver == "none":
+            sink = clogs.NullSink()
+        elif c.opts.log_driver == "syslog":
+            sink = clogs.SyslogSink(c.rec.name)
+        else:
+            sink = clogs.RotatingLog(c.paths.log, c.opts.log_max_size, c.opts.log_max_files)
+        pump = clogs.LogPump(self.loop, c.paths.log_fifo, sink, err_fifo=c.paths.err_fifo, fds=fds)
         pump.open()
         return pump
 
@@ -609,6 +722,18 @@ class ContainerManager(AdjustOps):
             c.pump.drain()
             if c.pump.fd is None:
                 c.pump = None
+        # Attached clients get the code now: the teardown (crun delete, umount) is not theirs to wait.
+        attached, c.attached = c.attached, []
+        for cb in attached:
+            try:
+                cb(code)
+            except Exception:
+                log.exception("attach exit callback failed")
+        if c.opts.tty or c.stdin is not None:
+            if c.pump is not None:
+                c.pump.close()
+                c.pump = None
+            self._close_stdio(c)
         self._teardown(c)
         self._exited(c, code)
 
@@ -672,14 +797,16 @@ class ContainerManager(AdjustOps):
                 t.cancel()
                 setattr(c, attr, None)
 
-    def user_start(self, c: Container) -> None:
-        """`tcr start`: a fresh start clears the user-stop flag and the restart counters."""
+    def user_start(self, c: Container, winsize: Optional[Tuple[int, int]] = None,
+                   attached: bool = False) -> None:
+        """`tcr start`: a fresh start clears the user-stop flag and the restart counters. A container
+        of an old interactive run (the client ran crun) becomes an ordinary one: tcrd runs it."""
         if c.rec.state == "restarting":
             self._cancel_timers(c)
             self._save(c, state="exited")
         c.streak = 0
-        self._save(c, restart_count=0, stopped_by_user=False)
-        self.start(c)
+        self._save(c, restart_count=0, stopped_by_user=False, interactive=False)
+        self.start(c, winsize, attached)
 
     # ---- stop / kill -------------------------------------------------------------------------
 
@@ -750,8 +877,10 @@ class ContainerManager(AdjustOps):
         fault("container.rm.after_teardown")
         if c.pump is not None:
             c.pump.drain()
-            c.pump.close()
-            c.pump = None
+        self._close_stdio(c)
+        attached, c.attached = c.attached, []
+        for cb in attached:
+            cb(c.rec.exit_code)
         if is_mounted(c.paths.merged):
             raise InUse(f"container {c.rec.name}: its root is still mounted at {c.paths.merged}")
         _rmtree(c.paths.dir)
@@ -785,18 +914,32 @@ class ContainerManager(AdjustOps):
 
     # ---- exec --------------------------------------------------------------------------------
 
+    def _exec_argv(self, c: Container, cmd: List[str], tty: bool, env: List[str], user: Optional[str],
+                   cwd: Optional[str], detach: bool = False) -> List[str]:
+        """crun exec argv with docker's semantics (tcr.containers.execplan); StartFailed(127/126)
+        for a command that cannot run."""
+        from tcr.containers import execplan
+
+        self._require_running(c)
+        p = execplan.plan(execplan.load_config(c.paths.config), env, user, cwd)
+        if p.rootfs:
+            code = check_command(p.rootfs, cmd, p.env, p.cwd)
+            if code is not None:
+                what = "not found" if code == crun.NOT_FOUND else "not executable"
+                raise StartFailed(f"cannot exec {cmd[0]!r} in container {c.rec.name}: {what}", code)
+        return crun.exec_argv(self.crun_root, c.rec.id, cmd, tty=tty, detach=detach, env=p.env, user=p.user,
+                              cwd=p.cwd)
+
     def exec_args(self, c: Container, cmd: List[str], tty: bool, env: List[str], user: Optional[str],
                   cwd: Optional[str]) -> List[str]:
-        self._require_running(c)
-        return crun.exec_argv(self.crun_root, c.rec.id, cmd, tty=tty, env=env, user=user, cwd=cwd)
+        return self._exec_argv(c, cmd, tty, env, user, cwd)
 
     def exec_detached(self, c: Container, cmd: List[str], env: List[str], user: Optional[str],
                       cwd: Optional[str]) -> None:
         """`exec -d`: started by tcrd, output into the container's log."""
         from tcr.common.run import PIPE, run
 
-        self._require_running(c)
-        argv = crun.exec_argv(self.crun_root, c.rec.id, cmd, detach=True, env=env, user=user, cwd=cwd)
+        argv = self._exec_argv(c, cmd, False, env, user, cwd, detach=True)
         fifo = c.paths.log_fifo
         w = clogs.open_writer(fifo) if os.path.exists(fifo) else os.open(os.devnull, os.O_WRONLY)
         try:
@@ -932,7 +1075,7 @@ class ContainerManager(AdjustOps):
             pid = int(st["pid"])
             # Not our child any more (tcrd restarted): the exit code will be unknown.
             c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
-            if os.path.exists(c.paths.log_fifo):
+            if os.path.exists(c.paths.log_fifo) and not c.opts.tty:
                 c.pump = self._new_pump(c)
             self._save(c, state="running", pid=pid)
             log.info("container %s (%s) re-adopted, pid %d", rec.id[:12], rec.name, pid)
@@ -1030,9 +1173,18 @@ def _targets_exist(rootfs: str, config: Dict[str, Any]) -> bool:
     return True
 
 
-def _last_line(path: str) -> str:
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _last_line(path: str, since: int = 0) -> str:
     try:
         with open(path, errors="replace") as f:
+            if since:
+                f.seek(since)
             lines = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
     except OSError:
         return ""

@@ -177,6 +177,7 @@ class RunOptions:
     hostname: Optional[str] = None
     log_max_size: int = DEFAULT_LOG_SIZE
     log_max_files: int = DEFAULT_LOG_FILES
+    log_driver: str = "file"  # file | syslog | none
     config_file: Optional[str] = None  # the --config file it came from, for inspect
     devices: Tuple[Device, ...] = ()
     device_cgroup_rules: Tuple[str, ...] = ()  # normalized "c 189:* rwm"
@@ -226,6 +227,7 @@ class RunOptions:
             "hostname": self.hostname,
             "logMaxSize": self.log_max_size,
             "logMaxFiles": self.log_max_files,
+            "logDriver": self.log_driver,
             "configFile": self.config_file,
             "devices": [x.to_dict() for x in self.devices],
             "deviceCgroupRules": list(self.device_cgroup_rules),
@@ -282,6 +284,7 @@ class RunOptions:
             hostname=d.get("hostname"),
             log_max_size=int(d.get("logMaxSize", DEFAULT_LOG_SIZE)),
             log_max_files=int(d.get("logMaxFiles", DEFAULT_LOG_FILES)),
+            log_driver=str(d.get("logDriver") or "file"),
             config_file=d.get("configFile"),
             devices=tuple(Device.from_dict(x) for x in d.get("devices") or ()),
             device_cgroup_rules=tuple(str(x) for x in d.get("deviceCgroupRules") or ()),
@@ -603,6 +606,19 @@ def parse_signal(text: str) -> str:
         raise InvalidArgument(f"invalid signal: {text!r}")
 
 
+LOG_DRIVERS = {"file": "file", "json-file": "file", "local": "file", "k8s-file": "file", "syslog": "syslog",
+               "journald": "syslog", "none": "none"}
+
+
+def parse_log_driver(text: str) -> str:
+    """--log-driver: docker's file-backed names all mean tcr's rotating file; journald reads
+    /dev/log like syslog does."""
+    d = LOG_DRIVERS.get(text.strip().lower())
+    if d is None:
+        raise InvalidArgument(f"unsupported --log-driver {text!r}", hint="use file, syslog or none")
+    return d
+
+
 def parse_user(text: str) -> str:
     user, sep, group = text.partition(":")
     if not user or (sep and not group):
@@ -848,6 +864,7 @@ def _parser(prog: str):
     a("-h", "--hostname", metavar="NAME", help="container hostname")
     a("--log-size", metavar="BYTES", help="size of one log file for detached runs (default 1m)")
     a("--log-files", metavar="N", help=f"number of rotated log files kept (default {DEFAULT_LOG_FILES})")
+    a("--log-driver", metavar="DRIVER", help="file (default; json-file, local), syslog or none")
     a(
         "--log-opt",
         action="append",
@@ -1062,6 +1079,8 @@ def parse_run_args(
             ns.log_files = v
         else:
             raise InvalidArgument(f"unsupported --log-opt {lo!r}", hint="max-size=SIZE or max-file=N")
+    if ns.log_driver is not None:
+        fields["log_driver"] = parse_log_driver(ns.log_driver)
     if ns.log_size is not None:
         fields["log_max_size"] = resources.parse_size(ns.log_size, "--log-size")
         if fields["log_max_size"] < MIN_LOG_SIZE:
@@ -1107,9 +1126,10 @@ def parse_run_args(
     return opts
 
 
-def validate(opts: RunOptions, created: bool = False) -> None:
-    """Cross-flag checks (also applied to records built elsewhere). created: `tcr create`, whose
-    container is started later by the daemon, so a restart policy needs no -d."""
+def validate(opts: RunOptions, created: bool = False, client_runs_crun: bool = False) -> None:
+    """Cross-flag checks (also applied to records built elsewhere). tcrd supervises every container
+    it starts, foreground runs included, so a restart policy needs no -d; client_runs_crun: the C
+    client's foreground run (execArgs: crun runs in the client, nothing to restart)."""
     if not opts.image or opts.image.startswith("-"):
         raise InvalidArgument(f"invalid image reference: {opts.image!r}")
     if opts.name is not None and not NAME_RE.fullmatch(opts.name):
@@ -1119,7 +1139,7 @@ def validate(opts: RunOptions, created: bool = False) -> None:
         )
     if opts.rm and opts.restart.name != "no":
         raise InvalidArgument("conflicting options: --restart and --rm")
-    if opts.restart.name != "no" and not opts.detach and not created:
+    if client_runs_crun and opts.restart.name != "no" and not opts.detach and not created:
         raise InvalidArgument(f"--restart {opts.restart} needs a detached container (-d)")
     if (opts.publish or opts.publish_all) and opts.network in ("host", "none"):
         raise InvalidArgument(f"cannot publish ports with --network {opts.network}")

@@ -78,6 +78,7 @@ class EventLoop:
     def __init__(self, use_pidfd: Optional[bool] = None):
         self._sel = selectors.DefaultSelector()
         self._readers: Dict[int, Callback] = {}
+        self._writers: Dict[int, Callback] = {}
         self._ready: Deque[Callback] = deque()
         self._timers: List[Tuple[float, int, TimerHandle]] = []
         self._seq = 0
@@ -96,19 +97,40 @@ class EventLoop:
 
     # ---- fds ---------------------------------------------------------------------------------
 
-    def add_reader(self, fd: int, callback: Callback) -> None:
-        if fd in self._readers:
-            self._sel.modify(fd, selectors.EVENT_READ)
+    def _register(self, fd: int) -> None:
+        mask = (selectors.EVENT_READ if fd in self._readers else 0) | (
+            selectors.EVENT_WRITE if fd in self._writers else 0)
+        try:
+            registered = self._sel.get_key(fd) is not None
+        except KeyError:
+            registered = False
+        if not mask:
+            if registered:
+                try:
+                    self._sel.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+        elif registered:
+            self._sel.modify(fd, mask)
         else:
-            self._sel.register(fd, selectors.EVENT_READ)
+            self._sel.register(fd, mask)
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
         self._readers[fd] = callback
+        self._register(fd)
 
     def remove_reader(self, fd: int) -> None:
         if self._readers.pop(fd, None) is not None:
-            try:
-                self._sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
+            self._register(fd)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        """callback() whenever fd is writable (for non-blocking sends that hit a full buffer)."""
+        self._writers[fd] = callback
+        self._register(fd)
+
+    def remove_writer(self, fd: int) -> None:
+        if self._writers.pop(fd, None) is not None:
+            self._register(fd)
 
     # ---- callbacks and timers ----------------------------------------------------------------
 
@@ -289,17 +311,23 @@ class EventLoop:
             if self._timers:
                 until = max(0.0, self._timers[0][0] - time.monotonic())
                 wait = until if wait is None else min(wait, until)
-        if self._readers:
+        if self._readers or self._writers:
             events = self._sel.select(wait)
         else:
             events = []
             if wait is None:
                 raise RuntimeError("event loop would block forever: nothing to wait for")
             time.sleep(wait)  # only timers left: sleeping until the next deadline is not polling
-        for key, _mask in events:
-            cb = self._readers.get(key.fd)  # type: ignore[arg-type]
-            if cb is not None:
-                self._run_callback(cb)
+        for key, mask in events:
+            fd = key.fd
+            if mask & selectors.EVENT_WRITE:
+                wcb = self._writers.get(fd)  # type: ignore[arg-type]
+                if wcb is not None:
+                    self._run_callback(wcb)
+            if mask & selectors.EVENT_READ:
+                cb = self._readers.get(fd)  # type: ignore[arg-type]
+                if cb is not None:
+                    self._run_callback(cb)
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _when, _seq, h = heapq.heappop(self._timers)

@@ -150,7 +150,23 @@ def recv_message(sock: _socket.socket) -> Optional[bytes]:
     return sock.recv(max(n, 1))
 
 
-def build_request(rid: int, method: str, args: List[str], stream: bool = True) -> Dict[str, Any]:
+def terminal_size() -> Optional[List[int]]:
+    """[rows, cols] of the terminal on stdin (or stdout), None without one."""
+    for fd in (0, 1):
+        if os.isatty(fd):
+            import fcntl
+            import termios
+
+            try:
+                b = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+            except OSError:
+                continue
+            return [b[0] | b[1] << 8, b[2] | b[3] << 8]
+    return None
+
+
+def build_request(rid: int, method: str, args: List[str], stream: bool = True,
+                  attach: bool = False) -> Dict[str, Any]:
     params: Dict[str, Any] = {"args": list(args)}
     try:
         params["pwd"] = os.getcwd()
@@ -159,6 +175,11 @@ def build_request(rid: int, method: str, args: List[str], stream: bool = True) -
     params["pid"] = os.getpid()
     if stream:
         params["stream"] = True
+    if attach:  # extension: we take an attach data channel (tcr.cli.attach)
+        params["attach"] = True
+        size = terminal_size()
+        if size is not None:
+            params["winsize"] = size
     return {"id": rid, "method": method, "params": params}
 
 
@@ -184,6 +205,14 @@ def parse_reply(obj: Any) -> Dict[str, Any]:
             "message": msg if isinstance(msg, str) else "unknown error",
             "hint": hint if isinstance(hint, str) and hint else None,
         }
+    att = obj.get("attach")
+    if isinstance(att, dict):
+        keys = att.get("detachKeys")
+        if not isinstance(keys, list):
+            keys = []
+        keys = bytes(k for k in keys if isinstance(k, int) and 0 <= k < 256)
+        return {"kind": "attach", "stdin": att.get("stdin") is True, "tty": att.get("tty") is True,
+                "sig_proxy": att.get("sigProxy") is True, "detach_keys": keys}
     stream = obj.get("stream")
     if isinstance(stream, dict):
         return {"kind": "stream", "stdout": _str(stream.get("stdOut")), "stderr": _str(stream.get("stdErr"))}
@@ -212,13 +241,15 @@ def call(
     on_stream: Optional[Callable[[str, str], None]] = None,
     rid: int = 1,
     where: str = "socket",
+    attach: bool = False,
 ) -> Dict[str, Any]:
-    """Send one request and return its final parsed reply ('result' or 'exec').
+    """Send one request and return its final parsed reply ('result' or 'exec'), or with attach,
+    possibly an 'attach' announcement: the caller then runs the data channel (tcr.cli.attach).
 
     Error replies raise RpcError; a broken connection raises ConnectError. Stream messages go to
     on_stream(stdout, stderr) as they arrive.
     """
-    req = build_request(rid, method, args, stream=on_stream is not None)
+    req = build_request(rid, method, args, stream=on_stream is not None, attach=attach)
     data = dumps(req).encode("utf-8")
     if len(data) > MAX_MESSAGE:
         raise RpcError(6, f"request too large ({len(data)} bytes, max {MAX_MESSAGE})")

@@ -11,6 +11,11 @@ Extensions, all invisible to a client that knows only the above:
 - `params.stream: true` (opt-in): the server may send `{"id":N,"stream":{"stdOut":S}}` (or
   "stdErr") messages before the final reply (used by `logs -f`).
 - `error.hint` (optional string): a second line of advice; the C client ignores unknown keys.
+- `params.attach: true` (opt-in, tcr's own client) and `params.winsize: [rows, cols]`: the client
+  can take an attach data channel (tcr.rpc.channel, docs/formats.md "Attach channel"): tcrd may
+  answer a foreground run, `start -a`, `attach` or `logs` with an `{"id":N,"attach":{...}}`
+  announcement, binary frames (first byte 1 stdout, 2 stderr) and then the final reply; the client
+  sends binary stdin frames (first byte 0; a lone 0 byte is EOF) and `{"id":N,"control":{...}}`.
 
 Decoding never raises anything but ProtocolError, which carries the RPC error code (1 syntax,
 6 invalid argument) and the request id when it could be read (0 otherwise).
@@ -26,7 +31,7 @@ from tcr.common.record import dataclass, field
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Union
+    from typing import Any, Dict, List, Optional, Tuple, Union
 
 MAX_MESSAGE = 1 << 20  # bytes, for requests and replies
 MAX_ARGS = 1024  # arguments in one request
@@ -86,6 +91,8 @@ class Request:
     pwd: Optional[str] = None
     pid: Optional[int] = None
     stream: bool = False  # extension: the client accepts stream messages
+    attach: bool = False  # extension: the client takes an attach data channel
+    winsize: Optional[Tuple[int, int]] = None  # extension: the client's terminal (rows, cols)
 
     def to_dict(self) -> Dict[str, Any]:
         params: Dict[str, Any] = {"args": list(self.args)}
@@ -95,6 +102,10 @@ class Request:
             params["pid"] = self.pid
         if self.stream:
             params["stream"] = True
+        if self.attach:
+            params["attach"] = True
+        if self.winsize is not None:
+            params["winsize"] = list(self.winsize)
         return {"id": self.id, "method": self.method, "params": params}
 
     @classmethod
@@ -125,7 +136,17 @@ class Request:
         stream = params.get("stream", False)
         if not isinstance(stream, bool):
             raise ProtocolError("invalid request: 'params.stream' must be a boolean", INVALID_ARGUMENT, rid)
-        return cls(rid, method, args, pwd, pid, stream)
+        attach = params.get("attach", False)
+        if not isinstance(attach, bool):
+            raise ProtocolError("invalid request: 'params.attach' must be a boolean", INVALID_ARGUMENT, rid)
+        ws = params.get("winsize")
+        winsize: Optional[Tuple[int, int]] = None
+        if ws is not None:
+            if not isinstance(ws, list) or len(ws) != 2 or not all(_is_int(v) and 0 <= v < 65536 for v in ws):
+                raise ProtocolError("invalid request: 'params.winsize' must be [rows, cols]",
+                                    INVALID_ARGUMENT, rid)
+            winsize = (ws[0], ws[1])
+        return cls(rid, method, args, pwd, pid, stream, attach, winsize)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import mmap
 import os
 import socket
 import struct
+from collections import deque
 
 from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError, shorten_echoes
 from tcr.common.log import get_logger
@@ -29,7 +30,7 @@ from tcr.rpc.protocol import ErrorReply, ExecResult, ProtocolError, Result, Stre
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Union
+    from typing import Any, Callable, Deque, Dict, List, Optional, Union
 
 log = get_logger("tcr.rpc")
 
@@ -113,6 +114,12 @@ class Connection:
         self.pid, self.uid, self.gid = pid, uid, gid
         self.pending: Dict[int, Any] = {}  # token -> Pending
         self.closed = False
+        # Attach extension (tcr.rpc.channel): a queue of messages waiting for the socket to be
+        # writable, bounded by its producer pausing at HIGH_WATER; the open data channel, if any.
+        self.outbox: Deque[bytes] = deque()
+        self.outbytes = 0
+        self.channel: Any = None
+        self.reading = True
 
     def send(self, msg: Union[Result, ExecResult, ErrorReply, StreamChunk]) -> bool:
         """Send one message without ever blocking. False (and the connection closed) on failure."""
@@ -125,10 +132,16 @@ class Connection:
                     msg.id, INTERNAL, f"reply too large ({len(data)} bytes, max {protocol.MAX_MESSAGE})"
                 )
             )
+        if self.outbox:  # keep the order behind queued attach frames
+            self.queue(data)
+            return True
         try:
             self.sock.send(data, socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0))
             return True
         except BlockingIOError:
+            if self.channel is not None:  # a flow-controlled client: wait for it
+                self.queue(data)
+                return True
             log.warning("rpc: client pid %s is not reading its replies; dropping it", self.pid)
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE:
@@ -137,12 +150,66 @@ class Connection:
         self.close()
         return False
 
+    def send_raw(self, data: bytes) -> None:
+        """A binary attach frame: sent now if the socket takes it, else queued (never blocks)."""
+        if self.closed:
+            return
+        if not self.outbox:
+            try:
+                self.sock.send(data, socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0))
+                return
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                log.debug("rpc: send to pid %s failed: %s", self.pid, exc)
+                self.close()
+                return
+        self.queue(data)
+
+    def queue(self, data: bytes) -> None:
+        if not self.outbox:
+            self.server.loop.add_writer(self.fd, self._flush)
+        self.outbox.append(data)
+        self.outbytes += len(data)
+
+    def _flush(self) -> None:
+        flags = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
+        while self.outbox and not self.closed:
+            data = self.outbox[0]
+            try:
+                self.sock.send(data, flags)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.debug("rpc: send to pid %s failed: %s", self.pid, exc)
+                self.close()
+                return
+            self.outbox.popleft()
+            self.outbytes -= len(data)
+            if self.channel is not None:
+                self.channel.on_sent()
+        if not self.closed:
+            self.server.loop.remove_writer(self.fd)
+
+    def pause_reading(self) -> None:
+        if self.reading and not self.closed:
+            self.reading = False
+            self.server.loop.remove_reader(self.fd)
+
+    def resume_reading(self) -> None:
+        if not self.reading and not self.closed:
+            self.reading = True
+            self.server.loop.add_reader(self.fd, lambda: self.server._on_readable(self))
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         self.server._forget(self)
         self.server.loop.remove_reader(self.fd)
+        self.server.loop.remove_writer(self.fd)
+        self.outbox.clear()
+        self.outbytes = 0
         try:
             self.sock.close()
         except OSError:
@@ -407,6 +474,9 @@ class RpcServer:
             data = bytes(memoryview(self._buf)[:n])
             if n > _KEEP_RESIDENT:
                 self._release_buffer()
+            if conn.channel is not None:
+                conn.channel.on_message(data)  # stdin frames and controls of an attached client
+                continue
             self._handle(conn, data)
 
     def _release_buffer(self) -> None:
@@ -422,6 +492,11 @@ class RpcServer:
         except ProtocolError as exc:
             conn.send(ErrorReply(exc.id, exc.code, exc.message))
             return
+        channel = None
+        if req.attach:
+            from tcr.rpc.channel import Channel
+
+            channel = Channel(conn, req.id, req.winsize)
         stream = None
         if req.stream:
 
@@ -431,7 +506,9 @@ class RpcServer:
                     conn.send(out)
 
         try:
-            out = conn.dispatch(req.method, req.args, req.pwd or "/", req.pid, conn.uid, conn.gid, stream)
+            extra = {"channel": channel} if channel is not None and _takes_channel(conn.dispatch) else {}
+            out = conn.dispatch(req.method, req.args, req.pwd or "/", req.pid, conn.uid, conn.gid, stream,
+                                **extra)
         except TcrError as exc:
             # Bad input is echoed back at most ECHO_MAX characters, whichever dialect built the error.
             exc.message = shorten_echoes(exc.message, req.args)
@@ -469,6 +546,8 @@ class RpcServer:
                     conn.send(ErrorReply.from_exception(rid, err))
                 else:
                     self._reply(conn, rid, final)
+                if conn.channel is not None and conn.channel.rid == rid:
+                    conn.channel.detach()  # after the final reply is sent or queued behind its frames
 
             out.bind(send)
             return
@@ -478,6 +557,12 @@ class RpcServer:
             conn.send(ExecResult(rid, list(out.exec_args)))
         else:
             conn.send(Result(rid, int(out.exit_code), out.stdout or "", out.stderr or ""))
+
+
+def _takes_channel(dispatch: Any) -> bool:
+    """Does this dispatcher take the attach channel? (dispatchers of tests and tools may not)"""
+    code = getattr(dispatch, "__code__", None)
+    return code is not None and "channel" in code.co_varnames[:code.co_argcount]
 
 
 def _is_live(path: str) -> bool:
