@@ -12,7 +12,7 @@ full socket would wait for each other).
 
 import _signal  # not `signal`, which imports enum (~3 ms of every foreground run)
 import _socket
-import os
+import posix as os  # not `os`: ~1 ms of every foreground run (tcr.common.leanos)
 import select
 
 from tcr.rpc.client import ConnectError, RpcError, loads, parse_reply, recv_message, terminal_size

@@ -11,6 +11,7 @@ dataclasses for the daemon side; test_protocol checks that both agree.
 from __future__ import annotations
 
 import _socket
+import posix as _posix
 
 from tcr.common import leanos as os  # the os subset on posix: `import os` costs ~1 ms
 
@@ -153,7 +154,7 @@ def recv_message(sock: _socket.socket) -> Optional[bytes]:
 def terminal_size() -> Optional[List[int]]:
     """[rows, cols] of the terminal on stdin (or stdout), None without one."""
     for fd in (0, 1):
-        if os.isatty(fd):
+        if _posix.isatty(fd):  # (leanos has no isatty: its fallback would import os)
             import fcntl
             import termios
 
