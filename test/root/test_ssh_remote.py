@@ -90,8 +90,10 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             f"-i {d}/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
             f"-o LogLevel=ERROR -o IdentitiesOnly=yes"
         )
-        yield type("Sshd", (), {"url": f"ssh://root@127.0.0.1:{port}", "opts": opts, "dir": d, "port": port})
+        yield type("Sshd", (), {"url": f"ssh://root@127.0.0.1:{port}", "opts": opts, "dir": d, "port": port,
+                                "log": logpath})
     finally:
+        close_shared_connections(d)
         proc.terminate()
         proc.wait(10)
         if made_run_sshd:
@@ -99,8 +101,18 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         shutil.rmtree(d, ignore_errors=True)
 
 
-def local_tcr(sshd, *args, cwd=None, host=None):
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=sshd.opts)
+def close_shared_connections(d):
+    """Stop the ssh masters the tests' commands started (their sockets are under d/tcr-ssh)."""
+    sockets = os.path.join(d, "tcr-ssh")
+    for name in os.listdir(sockets) if os.path.isdir(sockets) else ():
+        subprocess.run(["ssh", "-o", f"ControlPath={os.path.join(sockets, name)}", "-O", "exit", "x"],
+                       capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+
+
+def local_tcr(sshd, *args, cwd=None, host=None, opts=None):
+    # XDG_RUNTIME_DIR: the shared connections' sockets go under the fixture's directory
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=opts or sshd.opts,
+               XDG_RUNTIME_DIR=sshd.dir)
     env.pop("TCR_SOCKET", None)
     return subprocess.run(
         [sys.executable, "-m", "tcr.cli.main", "-H", host or sshd.url, *args],
@@ -139,6 +151,42 @@ def test_remote_image_load_and_ls(tcrd, sshd):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_image_load_with_the_port_in_tcr_ssh_opts(tcrd, sshd):
+    """TCR_SSH_OPTS="-p PORT" used to reach scp as is, where -p means "preserve times" and PORT
+    became a file to copy: `image load` failed while every other command worked."""
+    work = tempfile.mkdtemp(prefix=f"tcr-ssh-port-{os.getpid()}-")
+    try:
+        img = c_tool_sqfs(work, sidecar=True)
+        opts = f"{sshd.opts} -p {sshd.port}"
+        r = local_tcr(sshd, "image", "load", "-q", img, host="ssh://root@127.0.0.1", opts=opts)
+        assert r.returncode == 0, r.stderr
+        assert tcrd.cli("image", "verify", r.stdout.strip()).returncode == 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_sequence_of_commands_pays_one_handshake(tcrd, sshd):
+    """The first command starts a shared connection (ControlMaster) in a private 0700 directory;
+    the next commands and all three steps of `image load` ride on it."""
+    work = tempfile.mkdtemp(prefix=f"tcr-ssh-mux-{os.getpid()}-")
+    try:
+        img = c_tool_sqfs(work)
+        for args in (["ps"], ["image", "load", "-q", img], ["image", "ls"], ["version"]):
+            r = local_tcr(sshd, *args)
+            assert r.returncode == 0, r.stderr
+        accepted = [line for line in _read(sshd.log).splitlines() if "Accepted publickey" in line]
+        assert len(accepted) == 1, accepted
+        st = os.stat(os.path.join(sshd.dir, "tcr-ssh"))
+        assert st.st_mode & 0o777 == 0o700
+        # the user can still turn it off
+        r = local_tcr(sshd, "ps", opts=sshd.opts + " -o ControlMaster=no -o ControlPath=none")
+        assert r.returncode == 0, r.stderr
+        accepted = [line for line in _read(sshd.log).splitlines() if "Accepted publickey" in line]
+        assert len(accepted) == 2
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_remote_exit_codes_and_quoting(tcrd, sshd):
     # arguments arrive untouched (quoting) and errors keep their exit codes across ssh
     r = local_tcr(sshd, "image", "rm", "no such; image $(id)")
@@ -170,7 +218,8 @@ def test_remote_interactive_run_gets_a_terminal_and_the_exit_code(tcrd, sshd):
         script = "'tty; echo in-container; exit 3'"
         cmd = " ".join([sys.executable, "-m", "tcr.cli.main", "-H", sshd.url, "run", "-it", "--rm",
                         "--network", "none", r.stdout.strip(), "sh", "-c", script])
-        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=sshd.opts)
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "target"), TCR_SSH_OPTS=sshd.opts,
+                   XDG_RUNTIME_DIR=sshd.dir)
         env.pop("TCR_SOCKET", None)
         rr = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=env, capture_output=True, text=True,
                             timeout=120, stdin=subprocess.DEVNULL)

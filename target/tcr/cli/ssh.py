@@ -5,7 +5,15 @@ can do works remotely, interactive `run -it`/`exec -it` included, and the exit c
 through ssh. Paths in arguments (-v, --env-file, --config) are the device's paths; only
 `image load FILE` is special: the local file is first copied into the daemon's incoming dir.
 
-Extra ssh options: env TCR_SSH_OPTS (split like a shell would, e.g. "-i KEY -o Port=2222").
+Extra ssh options: env TCR_SSH_OPTS, written as for ssh and split like a shell would (e.g.
+"-i KEY -o StrictHostKeyChecking=accept-new"). ssh and scp disagree on letters (`-p` is the port
+for ssh but "preserve times" for scp; `-l`, `-S`, `-B` differ too), so the options are translated
+once into the `-o Key=Value` form both tools read the same way (translate_options()).
+
+One connection is reused by default: ssh's ControlMaster/ControlPersist with the control sockets
+in a private 0700 directory, so a sequence of commands (and the three steps of `image load`)
+pays the ssh handshake once. TCR_SSH_OPTS="-o ControlMaster=no" turns it off (the first value
+given for an ssh option wins, and the user's options come before tcr's defaults).
 """
 
 import os
@@ -55,12 +63,132 @@ def parse_host(spec: str) -> Target:
     return Target(m.group("user"), host, port)
 
 
+# ssh's single-letter options -> the ssh_config keyword both ssh and scp take through -o.
+_WITH_VALUE = {
+    "-p": "Port",
+    "-i": "IdentityFile",
+    "-l": "User",
+    "-J": "ProxyJump",
+    "-c": "Ciphers",
+    "-m": "MACs",
+    "-b": "BindAddress",
+    "-B": "BindInterface",
+    "-S": "ControlPath",
+    "-I": "PKCS11Provider",
+    "-F": None,  # same letter and meaning for both tools: kept as it is
+}
+_FLAGS = {
+    "-4": ["-o", "AddressFamily=inet"],
+    "-6": ["-o", "AddressFamily=inet6"],
+    "-A": ["-o", "ForwardAgent=yes"],
+    "-a": ["-o", "ForwardAgent=no"],
+    "-C": ["-o", "Compression=yes"],
+    "-q": ["-o", "LogLevel=QUIET"],
+    "-v": ["-v"],  # both tools
+    "-K": ["-o", "GSSAPIAuthentication=yes", "-o", "GSSAPIDelegateCredentials=yes"],
+    "-k": ["-o", "GSSAPIDelegateCredentials=no"],
+}
+# Session options: tcr decides these itself (-t for interactive commands) or they make no sense
+# for a command that must return (forwardings, -N, -f, -W, control commands).
+_REFUSED = "-tTnNfsGVMgyxXYeEDLRWwOQ"
+
+CONTROL_PERSIST = "60"  # seconds the shared connection outlives the last command
+
+
 def extra_options(env: Optional[str] = None) -> List[str]:
+    """TCR_SSH_OPTS as the user wrote it (ssh syntax), split like a shell would."""
     raw = os.environ.get("TCR_SSH_OPTS", "") if env is None else env
     try:
         return shlex.split(raw)
     except ValueError as exc:
         raise UsageError(f"TCR_SSH_OPTS: {exc}")
+
+
+def translate_options(opts: Sequence[str]) -> List[str]:
+    """ssh-syntax options -> options that mean the same to ssh and to scp (-o Key=Value, -F, -v).
+
+    Grouped flags (-4C), attached values (-p2222, -oPort=1) and `-o Key Value` are understood;
+    an option tcr cannot pass to both tools is a one-line usage error, never silently dropped.
+    """
+    out: List[str] = []
+    i = 0
+    while i < len(opts):
+        a = opts[i]
+        i += 1
+        if not a.startswith("-") or a == "-" or a.startswith("--"):
+            raise UsageError(f"TCR_SSH_OPTS: {a!r} is not an ssh option")
+        j = 1
+        while j < len(a):
+            flag = "-" + a[j]
+            j += 1
+            if flag == "-o" or flag in _WITH_VALUE:
+                if j < len(a):
+                    value, j = a[j:], len(a)
+                elif i < len(opts):
+                    value, i = opts[i], i + 1
+                else:
+                    raise UsageError(f"TCR_SSH_OPTS: {flag} needs a value")
+                if flag == "-o":
+                    out += ["-o", value]
+                elif _WITH_VALUE[flag] is None:
+                    out += [flag, value]
+                else:
+                    out += ["-o", f"{_WITH_VALUE[flag]}={value}"]
+            elif flag in _FLAGS:
+                out += _FLAGS[flag]
+            elif a[j - 1] in _REFUSED:
+                raise UsageError(f"TCR_SSH_OPTS: {flag} is not supported (tcr runs the ssh session itself)")
+            else:
+                raise UsageError(f"TCR_SSH_OPTS: unknown ssh option {flag}")
+    return out
+
+
+def control_dir(base: Optional[str] = None) -> Optional[str]:
+    """The private directory for the shared connections' sockets, or None if it is not safe.
+
+    $XDG_RUNTIME_DIR/tcr-ssh, else /tmp/tcr-ssh-UID. It must be a real directory owned by us with
+    no group/other access: a socket there lets anyone who can reach it run commands on the device
+    as us. If someone else made it (or it is a symlink), tcr connects without sharing.
+    """
+    uid = os.getuid()
+    if base is None:
+        xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+        path = os.path.join(xdg, "tcr-ssh") if xdg.startswith("/") else f"/tmp/tcr-ssh-{uid}"
+    else:
+        path = os.path.join(base, "tcr-ssh")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+        return None
+    return path
+
+
+def control_options(directory: Optional[str]) -> List[str]:
+    """Connection sharing: the first command starts a master, the next ones ride on it."""
+    if directory is None:
+        return []
+    return [
+        "-o", "ControlMaster=auto",
+        "-o", f"ControlPath={directory}/%C",  # %C: hash of host, port, user (short, no quoting)
+        "-o", f"ControlPersist={CONTROL_PERSIST}",
+    ]
+
+
+def connection_options(target: Target, user_opts: Sequence[str], directory: Optional[str]) -> List[str]:
+    """All options for ssh and scp, in the order that makes ssh's "first value wins" do the
+    right thing: the URL's port, then the user's options, then tcr's defaults."""
+    port = ["-o", f"Port={target.port}"] if target.port else []
+    return [*port, *translate_options(user_opts), *control_options(directory)]
 
 
 def is_interactive(method: str, args: Sequence[str]) -> bool:
@@ -88,9 +216,8 @@ def remote_command(argv: Sequence[str]) -> str:
 def ssh_argv(
     target: Target, command: str, *, tty: bool = False, batch: bool = False, options: Sequence[str] = ()
 ) -> List[str]:
+    """options: from connection_options() (the port is in there)."""
     argv = ["ssh", *options]
-    if target.port:
-        argv += ["-p", str(target.port)]
     if tty:
         argv.append("-t")
     if batch:
@@ -102,8 +229,6 @@ def scp_argv(
     target: Target, local: str, remote: str, *, batch: bool, options: Sequence[str] = ()
 ) -> List[str]:
     argv = ["scp", "-q", *options]
-    if target.port:
-        argv += ["-P", str(target.port)]
     if batch:
         argv += ["-o", "BatchMode=yes"]
     # "./" keeps a local name with ':' from being read as host:path
@@ -167,7 +292,7 @@ def run_remote(
     from tcr.cli.main import fork_exec
 
     target = parse_host(host)
-    options = extra_options()
+    options = connection_options(target, extra_options(), control_dir())
     stdin_tty = os.isatty(0)
     args = list(args)
     if method == "image":
