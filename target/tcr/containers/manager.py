@@ -1086,9 +1086,13 @@ class ContainerManager(AdjustOps):
         if rec.state in ("running", "restarting"):
             self._save(c, state="exited", pid=0, exit_code=None if rec.state == "running" else rec.exit_code,
                        finished_at=time.time())
-        if rec.interactive or c.opts.rm:
+        if c.opts.rm:
             if was_running or rec.interactive:
                 self._remove_now(c)
+            return False
+        if rec.interactive:
+            # A foreground run without --rm stays, exited, with its exit code and logs (as with
+            # docker) until `rm`; it is never restarted (its client, which ran it, is gone).
             return False
         return supervisor.restart_at_boot(_policy(c), rec.stopped_by_user, was_running)
 
