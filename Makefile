@@ -22,11 +22,19 @@ RECIPES_APT_PKGS := build-essential bc bison flex rsync cpio unzip file wget bzi
             lz4 zstd git locales systemd util-linux
 # the vendored upstream tarballs (default: ../shared/vendor beside the checkout; CI has a copy there)
 VENDOR_DIR  ?=
+# make board-test: an emulated board built from the Debian mirror (ARCH=arm64|armhf|x86_64),
+# or a real one (BOARD=ssh://root@board). The root file system is cached outside the clone.
+BOARD_APT_PKGS := mmdebstrap qemu-user-static qemu-system-arm qemu-system-x86 e2fsprogs umoci \
+                  openssh-client python3-pip python3-setuptools
+ARCH        ?= arm64
+BOARD       ?=
+BOARD_CACHE ?= /var/cache/tcr-board
+BOARD_ARGS  ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps apt-deps venv test test-unit lint demo bench profile install uninstall clean purge-state \
-        check-recipes
+        check-recipes board-test
 
 all: test
 
@@ -79,6 +87,12 @@ check-recipes: venv
 	@$(VPY) -c 'import oelint_adv' 2>/dev/null || $(VPY) -m pip install -q -e '.[test,host,profile,recipes]'
 	$(SUDO) env BUILDROOT_DIR="$(BUILDROOT_DIR)" YOCTO_LAYERS_DIR="$(YOCTO_LAYERS_DIR)" \
 	  $(VPY) test/recipes/check_recipes.py $(if $(VENDOR_DIR),--vendor "$(VENDOR_DIR)")
+
+# Each stage prints how long it took; docs/board-integration.md has the timings.
+board-test: deps
+	@missing=$$(for p in $(BOARD_APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
+	$(SUDO) $(VPY) test/board/board_test.py --arch $(ARCH) --cache $(BOARD_CACHE) $(if $(BOARD),--board $(BOARD)) $(BOARD_ARGS)
 
 # ---- install / uninstall (offline: no dependency is fetched) ----------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=...] [INIT=both|systemd|sysv|none] [PYTHON=...]
