@@ -21,6 +21,7 @@ import stat
 import time
 
 from tcr.common import fileread
+from tcr.common.atomic import fsync_dir
 from tcr.common.errors import InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
@@ -230,6 +231,7 @@ class ImageManager:
                 self._clean_dir(final)  # leftovers of a crashed load or remove (no record)
             os.rename(staging, final)
             job.staging = staging = final
+            fsync_dir(self.dir)  # the record written below must never name a directory a power cut undoes
             mnt = os.path.join(final, "mnt")
             _mount_new(job.src, loop.path, mnt)
             mounted_at = mnt
