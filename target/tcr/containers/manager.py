@@ -431,6 +431,9 @@ class ContainerManager(AdjustOps):
             image = self.daemon.images.get(rec.image_id)
         except TcrError:
             raise StartFailed(f"the image {rec.image_ref} ({rec.image_id}) of container {rec.name} is gone")
+        # Broken or not mounted (e.g. its file was damaged by a power cut): one clear line, before
+        # anything is mounted (the overlay mount would fail with a bare ENOENT).
+        self.daemon.images.check_usable(image)
         paths = c.paths
         try:
             if view.read_only:
@@ -1022,8 +1025,10 @@ class ContainerManager(AdjustOps):
         for c in to_start:
             try:
                 self.start(c)
-            except TcrError as exc:
+            except (OSError, TcrError) as exc:  # one container's trouble must not stop tcrd
                 problems.append(f"container {c.rec.name}: restart at start-up failed: {exc}")
+                if c.rec.state != "exited" or not c.rec.error:
+                    self._save(c, state="exited", pid=0, error=str(exc), finished_at=time.time())
         # A network made on first use whose last container went in a crash (record deleted, not
         # pruned yet) goes now.
         for name in nets.auto_networks() if nets is not None else ():
