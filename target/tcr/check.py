@@ -9,7 +9,7 @@ import os
 import re
 
 from tcr.common.record import dataclass
-from tcr.kernel import mountinfo
+from tcr.kernel import loopdev, mountinfo
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def run_checks() -> List[Check]:
     ov = "overlay" in k.fs or k.has("CONFIG_OVERLAY_FS", "overlay")
     out.append(_feature("overlay", True if ov else (None if ov is None else False), "overlayfs",
                         "enable CONFIG_OVERLAY_FS or modprobe overlay"))
-    lc = os.path.exists("/dev/loop-control")
+    lc = loopdev.ensure_control()  # made (and the module loaded) where no udev did it
     out.append(Check("loop", lc, "/dev/loop-control" + ("" if lc else " is missing"),
                      "" if lc else "enable CONFIG_BLK_DEV_LOOP or modprobe loop"))
     netns = k.config.get("CONFIG_NET_NS") in ("y",) if k.config else os.path.exists("/proc/self/ns/net")
@@ -279,7 +279,7 @@ def daemon_prerequisites() -> List[Check]:
     euid = os.geteuid()
     out = [Check("root", euid == 0, "running as root" if euid == 0 else f"running as uid {euid}",
                  "" if euid == 0 else "run tcrd as root")]
-    lc = os.path.exists("/dev/loop-control")
+    lc = loopdev.ensure_control()  # under BusyBox init nothing else makes it for a loop module
     out.append(Check("loop", lc, "/dev/loop-control" + ("" if lc else " is missing"),
                      "" if lc else "enable CONFIG_BLK_DEV_LOOP or modprobe loop"))
     fs = parse_filesystems(_read("/proc/filesystems"))

@@ -70,6 +70,38 @@ class LoopDevice:
             self.fd = -1
 
 
+MISC_MAJOR = 10
+LOOP_CTRL_MINOR = 237
+
+
+def ensure_control(control: str = CONTROL) -> bool:
+    """True once `control` (/dev/loop-control) exists, making the node if it is missing.
+
+    Without udev (BusyBox init, boards without mdev) nothing creates it while loop is a module
+    that is not loaded yet (systemd's kmod static-nodes does, under systemd). Opening the misc
+    node 10:237 makes the kernel load the module (alias char-major-10-237); once loaded,
+    devtmpfs adds the /dev/loopN nodes itself. If the open fails (no loop driver), the node made
+    here is removed again and the caller reports loop as missing.
+    """
+    if os.path.exists(control):
+        return True
+    try:
+        os.mknod(control, stat.S_IFCHR | 0o600, os.makedev(MISC_MAJOR, LOOP_CTRL_MINOR))
+    except FileExistsError:
+        return True
+    except OSError:
+        return False
+    try:
+        os.close(os.open(control, os.O_RDWR | os.O_CLOEXEC))
+        return True
+    except OSError:
+        try:
+            os.unlink(control)
+        except OSError:
+            pass
+        return False
+
+
 def _info64(flags: int, name: str) -> tuple:
     return (0, 0, 0, 0, 0, 0, 0, 0, flags, os.fsencode(name)[:63], b"", b"", 0, 0)
 
