@@ -153,6 +153,9 @@ mount -o remount,rw /
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 hostname board
+# no udev: load the NIC's driver by hand (tcr's own modules load on demand, loop via tcrd)
+modprobe -q virtio_net
+modprobe -q virtio_rng
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -614,6 +617,8 @@ def after_power_cut(board: Board, moment: str, always: List[str], maybe: Dict[st
             rm = board.tcr("rm", "-f", name)
             check(f"{tag} container {name} (being made at the cut) is whole", ok and rm.returncode == 0,
                   (s.stderr if s else "") + rm.stderr)
+        elif kind == "container":
+            check(f"{tag} container {name} (being made at the cut) is absent", True)
         elif kind == "network":
             nets = board.tcr("network", "ls").stdout
             if name in nets:
