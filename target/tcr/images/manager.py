@@ -467,8 +467,10 @@ class ImageManager:
         return rec
 
     def _clean_incoming(self) -> List[str]:
-        """Uploads a failed deploy left in <root>/incoming (not touched for a while)."""
+        """Uploads a failed deploy left in <root>/incoming: not touched for a while, or from before
+        this boot (no client of an earlier boot is still copying: a power cut mid-deploy)."""
         d = os.path.join(self.root, INCOMING)
+        booted = _boot_time()
         out: List[str] = []
         try:
             names = os.listdir(d)
@@ -479,9 +481,12 @@ class ImageManager:
             p = os.path.join(d, n)
             try:
                 st = os.lstat(p)
-                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_UPLOAD_SECONDS:
+                stale = now - st.st_mtime > STALE_UPLOAD_SECONDS
+                before_boot = booted is not None and st.st_mtime < booted
+                if stat.S_ISREG(st.st_mode) and (stale or before_boot):
                     os.unlink(p)
-                    out.append(f"removed stale upload {p}")
+                    what = "an upload from before this boot" if before_boot else "stale upload"
+                    out.append(f"removed {what} {p}")
             except OSError:
                 continue
         return out
@@ -574,3 +579,15 @@ def _mounted_loops() -> set:
 
 
 parse_sidecar = store.parse_sidecar  # kept for callers of the old name
+
+
+def _boot_time() -> Optional[float]:
+    """The wall-clock time the kernel booted (btime of /proc/stat), None if unknown."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
