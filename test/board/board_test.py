@@ -818,7 +818,8 @@ def main() -> int:
     ap.add_argument("--cache", default=os.environ.get("TCR_BOARD_CACHE") or "/var/cache/tcr-board")
     ap.add_argument("--docs", action="store_true", help="write the numbers into docs/benchmarks.md")
     ap.add_argument("--reps", type=int, default=5, help="repetitions per timed command on the board")
-    ap.add_argument("--skip", default="", help="comma list of stages to skip: powercut,busybox,bench")
+    ap.add_argument("--skip", default="",
+                    help="comma list of stages to skip: powercut, powercut-systemd, busybox, bench")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     if os.geteuid() != 0 and not a.board:
@@ -859,7 +860,7 @@ def main() -> int:
             with stage("numbers on the board"):
                 nums[board.init] = numbers(board, images, a.reps)
                 say("numbers: " + json.dumps({k: round(v, 3) for k, v in nums[board.init].items()}))
-        if not a.board and "powercut" not in skip:
+        if not a.board and not {"powercut", "powercut-systemd"} & skip:
             with stage("power cuts"):
                 power_cuts(board, images)
         if not a.board and "busybox" not in skip:
