@@ -233,3 +233,39 @@ def test_system_info_df_and_prunes(d, tmp_path):
     cli(d, "rm", "-f", "keep")
     out = cli(d, "system", "prune", "-a", "-f").stdout
     assert "Deleted Images" in out and cli(d, "images", "-q").stdout.strip() == ""
+
+
+def test_image_load_from_stdin_and_with_input_flag(tcrd, tmp_path):
+    from test.fixtures.daemon import _env
+
+    img = build(str(tmp_path), name="stdin.sqfs", variant="-stdin")
+    with open(img, "rb") as f:
+        r = subprocess.run(
+            [sys.executable, "-m", "tcr.cli.main", "--socket", tcrd.socket, "image", "load", "-q"],
+            stdin=f,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=120,
+        )
+    assert r.returncode == 0, r.stderr
+    iid = r.stdout.strip()
+    assert cli(tcrd, "images", "-q").stdout.split() == [iid]
+    incoming = os.path.join(tcrd.root, "incoming")
+    assert not os.path.isdir(incoming) or os.listdir(incoming) == []  # the upload went into the store
+    cli(tcrd, "image", "rm", iid)
+    r = cli(tcrd, "image", "load", "-i", img)
+    assert r.stdout.splitlines()[0] == iid
+    cli(tcrd, "image", "rm", iid)
+    # Empty stdin: one line, nothing loaded, nothing left behind.
+    r = subprocess.run(
+        [sys.executable, "-m", "tcr.cli.main", "--socket", tcrd.socket, "image", "load"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert r.returncode == 125 and "empty" in r.stderr
+    assert cli(tcrd, "images", "-q").stdout.strip() == ""
+    assert not os.path.isdir(incoming) or os.listdir(incoming) == []

@@ -251,6 +251,24 @@ def _local_check(args) -> int:
     return out.exit_code
 
 
+def _incoming_dir(opts) -> str:
+    """The daemon's root-only upload directory (`tcr _incoming`)."""
+    from tcr.rpc import client
+
+    path = client.resolve_socket(opts.socket)
+    sock = client.connect(path)
+    try:
+        reply = client.call(sock, "_incoming", [], where=path)
+    finally:
+        sock.close()
+    out = (reply.get("stdout") or "").strip()
+    if reply.get("exit_code") != 0 or not out.startswith("/"):
+        from tcr.common.errors import InternalError
+
+        raise InternalError(f"tcrd gave no upload directory: {(reply.get('stderr') or out)[:80]!r}")
+    return out
+
+
 def dispatch(opts, method, args) -> int:
     if method in ("run", "create", "exec", "container"):
         from tcr.cli.runargs import expand_command
@@ -265,6 +283,10 @@ def dispatch(opts, method, args) -> int:
         return cmd_version(opts, args)
     if method == "check" and "--local" in args:
         return _local_check(args)
+    if method == "image" and args[:1] == ["load"]:  # -i FILE, or the image piped into stdin
+        from tcr.cli import loadinput
+
+        args = loadinput.rewrite(args, lambda: _incoming_dir(opts))
     if method == "compose":  # client-side: parses the file, plans, then makes the CLI's own RPC calls
         from tcr.compose import cli as compose
 
