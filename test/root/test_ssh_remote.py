@@ -3,29 +3,20 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
+from test.fixtures import sshd as sshd_fixture
 from test.fixtures.images import c_tool_sqfs
 from test.fixtures.process import wait_for
 
 pytestmark = pytest.mark.root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SSHD = "/usr/sbin/sshd"
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+_free_port = sshd_fixture._free_port
 
 
 def _read(path):
@@ -36,69 +27,19 @@ def _read(path):
 @pytest.fixture
 def sshd(tcrd):
     """sshd on 127.0.0.1:PORT whose sessions find a `tcr` wired to the tcrd under test."""
-    if not os.access(SSHD, os.X_OK) or not shutil.which("ssh"):
+    if not sshd_fixture.available():
         pytest.skip("openssh-server/openssh-client not installed")
-    d = tempfile.mkdtemp(prefix=f"tcr-sshd-{os.getpid()}-")
-    made_run_sshd = not os.path.isdir("/run/sshd")
-    if made_run_sshd:
-        os.makedirs("/run/sshd", mode=0o755)
-    for name in ("host_key", "client_key"):
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, name)], check=True
-        )
-    shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
-    bindir = os.path.join(d, "bin")
-    os.makedirs(bindir)
-    with open(os.path.join(bindir, "tcr"), "w") as f:
-        f.write(
-            f"#!/bin/sh\nPYTHONPATH={os.path.join(REPO, 'target')} exec {sys.executable} -m tcr.cli.main "
-            f'--socket {tcrd.socket} "$@"\n'
-        )
-    os.chmod(os.path.join(bindir, "tcr"), 0o755)
-    port = _free_port()
-    cfg = os.path.join(d, "sshd_config")
-    with open(cfg, "w") as f:
-        f.write(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d}/host_key
-PidFile {d}/sshd.pid
-AuthorizedKeysFile {d}/authorized_keys
-PermitRootLogin yes
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-SetEnv PATH={bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-Subsystem sftp /usr/lib/openssh/sftp-server
-""")
-    logpath = os.path.join(d, "sshd.log")
-    with open(logpath, "wb") as log:
-        proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", cfg], stdout=log, stderr=log, stdin=subprocess.DEVNULL
-        )
-    try:
-        deadline = time.monotonic() + 10
-        while True:  # bounded wait for the listener (set-up only, not an assertion on time)
-            assert proc.poll() is None, _read(logpath)
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "sshd did not listen"
-                time.sleep(0.05)
+    with sshd_fixture.managed_sshd(tcrd.socket) as board:
+        d = board.dir
         opts = (
-            f"-i {d}/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            f"-i {board.key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
             f"-o LogLevel=ERROR -o IdentitiesOnly=yes"
         )
-        yield type("Sshd", (), {"url": f"ssh://root@127.0.0.1:{port}", "opts": opts, "dir": d, "port": port,
-                                "log": logpath})
-    finally:
-        close_shared_connections(d)
-        proc.terminate()
-        proc.wait(10)
-        if made_run_sshd:
-            shutil.rmtree("/run/sshd", ignore_errors=True)
-        shutil.rmtree(d, ignore_errors=True)
+        try:
+            yield type("Sshd", (), {"url": f"ssh://root@127.0.0.1:{board.port}", "opts": opts, "dir": d,
+                                    "port": board.port, "log": os.path.join(d, "sshd.log")})
+        finally:
+            close_shared_connections(d)  # before the server goes
 
 
 def close_shared_connections(d):
