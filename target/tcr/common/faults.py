@@ -58,7 +58,19 @@ POINTS = (
 )
 
 
+_daemon = 0  # in a worker (tcr.daemon.worker): tcrd's pid
+
+
+def in_worker_of(daemon: int) -> None:
+    """This process is a worker of tcrd `daemon`: a fault here takes tcrd down too."""
+    global _daemon
+    _daemon = daemon
+
+
 def fault(name: str) -> None:
-    """Kill this process with SIGKILL if the point `name` is armed (see the module doc)."""
+    """Kill this process with SIGKILL if the point `name` is armed (see the module doc). In a
+    worker, tcrd first: a power cut takes both, and the crash tests restart tcrd."""
     if name in ARMED:
+        if _daemon:
+            os.kill(_daemon, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -54,6 +54,11 @@ class StateStore:
         if self.on_change is not None:
             self.on_change(kind, key, data)
 
+    def announce(self, kind: str, key: str, data: dict) -> None:
+        """A record another process (a worker) saved: tell on_change as save() would have."""
+        if self.on_change is not None:
+            self.on_change(kind, key, data)
+
     def delete(self, kind: str, key: str, last: Optional[dict] = None) -> None:
         """Remove a record; `last` is its final state when that was never saved (an --rm exit)."""
         remove_durable(self.path(kind, key))

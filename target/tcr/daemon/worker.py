@@ -181,6 +181,11 @@ def _signame(n: int) -> str:
 
 
 def _error_to_dict(exc: BaseException) -> Dict[str, Any]:
+    if isinstance(exc, OSError):
+        from tcr.common import oserrors
+
+        if oserrors.is_host_error(exc):  # a full disk, EIO ...: one line naming the filesystem
+            exc = oserrors.to_error(exc)
     if isinstance(exc, TcrError):
         return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint, "code": exc.code}
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -230,6 +235,9 @@ def _child_setup(parent: int, wfd: int, keep_fds: Sequence[int]) -> None:
         pass
     if os.getppid() != parent:  # the parent died before PDEATHSIG was armed
         os._exit(1)
+    from tcr.common import faults
+
+    faults.in_worker_of(parent)
     _close_fds_except({0, 1, 2, wfd, *keep_fds})
 
 

@@ -9,8 +9,9 @@ State layout under the daemon's root (docs/image_manager.md, docs/formats.md):
   images/.load-XXXX/        staging directory of a load in progress (cleaned up at recovery)
   incoming/                 uploads of `tcr -H ... image load`: removed on every path of the load
 
-The long steps (copy, hash, fs-verity, PySquashfsImage validation) run in a forked worker
-(tcr.images.store via tcr.daemon.worker); the manager does the short ones on the event loop.
+The long steps (copy, hash, fs-verity, validation) run in a forked worker (tcr.images.store via
+tcr.daemon.worker), and so do attach, mount and the fsync'd record (install(), a second worker):
+on the event loop only what needs the daemon's state (is this id loaded or being installed).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import stat
 import time
 
 from tcr.common import fileread
-from tcr.common.atomic import fsync_dir
+from tcr.common.atomic import fsync_dir, remove_durable
 from tcr.common.errors import InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
@@ -29,7 +30,7 @@ from tcr.common.record import dataclass, replace
 from tcr.common.tree import make_private_dir, remove_tree
 from tcr.daemon.state import StateStore
 from tcr.formats.image_info import ImageInfo
-from tcr.images import reader, refs, store
+from tcr.images import refs, store
 from tcr.images.record import RECORD_VERSION, ImageRecord, StoredFile, check_arch
 from tcr.kernel import loopdev, mountinfo
 from tcr.kernel import mount as kmount
@@ -42,7 +43,7 @@ log = get_logger("tcr.images")
 
 KIND = "images"
 STORED_NAME = store.STORED_NAME
-MOUNT_FLAGS = kmount.MS_RDONLY | kmount.MS_NODEV | kmount.MS_NOSUID
+MOUNT_FLAGS = store.MOUNT_FLAGS
 STAGING_PREFIX = ".load-"
 INCOMING = "incoming"
 STALE_UPLOAD_SECONDS = 600  # at start-up, uploads older than this are leftovers of a failed deploy
@@ -69,6 +70,7 @@ class ImageManager:
         self.records: Dict[str, ImageRecord] = {}
         self.unmounted: Dict[str, str] = {}  # id -> why it is not mounted (recovery)
         self.broken: Dict[str, str] = {}  # id -> why it must not be used (its file changed)
+        self._installing: Dict[str, List[Done]] = {}  # id -> finishers waiting for its install()
 
     # ---- queries -----------------------------------------------------------------------------
 
@@ -146,26 +148,22 @@ class ImageManager:
             raise
         job = LoadJob(src=src, staging=staging, move=move or upload, upload=upload)
 
-        def done(result: Any) -> None:
-            out: Union[ImageRecord, TcrError]
+        def finish(out: Any) -> None:
+            """Every path ends here: the staging dir and an upload go, then the client hears."""
+            self._end_load(job)  # before the reply: the client sees the final state
+            on_done(out)
+
+        def staged(result: Any) -> None:
             try:
                 if isinstance(result, TcrError):
                     raise result
-                out = self._finish_load(job, result)
-            except TcrError as exc:
-                out = exc
-            except OSError as exc:
-                out = InternalError(f"cannot load {path}: {exc.strerror or exc}")
-            except Exception as exc:  # a bug must still answer the client (and roll back)
-                log.exception("image load of %s failed", path)
-                out = InternalError(f"cannot load {path}: internal error: {type(exc).__name__}: {exc}"[:500])
-            finally:
-                self._end_load(job)  # before the reply: the client sees the final state
-            on_done(out)
+                self._install_async(job, result, finish)
+            except BaseException as exc:
+                finish(_load_error(path, exc))
 
         args = (src, staging, job.move, sorted(self.records), self.machine)
         try:
-            self._run(store.stage, args, "image load", done)
+            self._run(store.stage, args, "image load", staged)
         except BaseException:
             self._end_load(job)
             raise
@@ -187,82 +185,87 @@ class ImageManager:
         job.staging = ""
         self._drop_upload(job.src)
 
-    def _finish_load(self, job: LoadJob, result: Dict[str, Any]) -> ImageRecord:
-        """The worker staged and checked the file: validate through a mount if needed, mount, record."""
+    def _install_async(self, job: LoadJob, result: Dict[str, Any], finish: Done) -> None:
+        """The worker staged and checked the file. Here, on the loop, only what needs the daemon's
+        state (is the image loaded already, or being installed by a concurrent load?); the attach,
+        the rename into place, the mount and the fsync'd record run in a second worker (install()):
+        on a disk busy with the copy just made they take tens of ms (docs/benchmarks.md)."""
         if not isinstance(result, dict):
             raise InternalError("image load: bad result from the worker")
         if "already" in result:
             rec = self.records.get(str(result["already"]))
             if rec is None:
                 raise InUse("image load: the same image was removed meanwhile; load it again")
-            return rec
-        info = ImageInfo.from_dict(result["info"]) if result.get("info") is not None else None
+            finish(rec)
+            return
+        info = ImageInfo.from_dict(result.get("info"))
         stored_file = StoredFile.from_dict(result.get("stored"))
-        if info is not None:
-            check_arch(info.arch, self.machine)
-            if info.id in self.records:  # a concurrent load of the same image finished first
-                return self.records[info.id]
-        staging = job.staging
-        stored_tmp = os.path.join(staging, STORED_NAME)
-        changed = store.check_unchanged(stored_tmp, stored_file)
-        if changed:
-            raise InternalError(f"image load: the staged file changed ({changed})")
-        final: Optional[str] = None
-        mounted_at: Optional[str] = None
-        loop: Optional[loopdev.LoopDevice] = None
+        check_arch(info.arch, self.machine)
+        if info.id in self.records:  # a concurrent load of the same image finished first
+            finish(self.records[info.id])
+            return
+        waiting = self._installing.get(info.id)
+        if waiting is not None:  # ... or is being installed: share its outcome
+            waiting.append(finish)
+            return
+        final = os.path.join(self.dir, info.id)
+        rec = ImageRecord(
+            id=info.id, info=info, source=job.src, stored=os.path.join(final, STORED_NAME),
+            mountpoint=os.path.join(final, "mnt"), loop="", loaded_at=int(time.time()),
+            tags=(f"{info.name}:{info.tag}",) if info.tag else (), size=stored_file.size,
+            stored_file=stored_file,
+        )
+        waiting = self._installing[info.id] = [finish]
+
+        def installed(res: Any) -> None:
+            self._installing.pop(info.id, None)
+            out: Union[ImageRecord, TcrError]
+            try:
+                if isinstance(res, TcrError):
+                    raise res
+                if not isinstance(res, dict) or not isinstance(res.get("loop"), str):
+                    raise InternalError("image load: bad result from the worker")
+                out = replace(rec, loop=res["loop"])
+                job.staging = ""  # it is the image's directory now
+                self._took(out, result)
+            except BaseException as exc:
+                self._undo_install(rec)
+                out = _load_error(job.src, exc)
+            for fin in waiting:
+                fin(out)
+
         try:
-            os.mkdir(os.path.join(staging, "mnt"), 0o755)
-            loop = loopdev.attach(stored_tmp)
-            fault("image.after_loop_attach")
-            if info is None:
-                tmp_mnt = os.path.join(staging, "mnt")
-                _mount_new(job.src, loop.path, tmp_mnt)
-                mounted_at = tmp_mnt
-                try:
-                    info = reader.read_dir(job.src, tmp_mnt)
-                finally:
-                    kmount.umount(tmp_mnt)  # the still-open loop fd keeps the device for the remount
-                    mounted_at = None
-                check_arch(info.arch, self.machine)
-                if info.id in self.records:
-                    return self.records[info.id]  # finally: releases the loop; _end_load the dir
-            final = os.path.join(self.dir, info.id)
-            if os.path.lexists(final):
-                self._clean_dir(final)  # leftovers of a crashed load or remove (no record)
-            os.rename(staging, final)
-            job.staging = staging = final
-            fsync_dir(self.dir)  # the record written below must never name a directory a power cut undoes
-            mnt = os.path.join(final, "mnt")
-            _mount_new(job.src, loop.path, mnt)
-            mounted_at = mnt
-            fault("image.after_mount")
-            # Only now may the loop fd go: the mount holds the device, autoclear frees it at umount.
-            loop.close()
-            stored = os.path.join(final, STORED_NAME)
-            rec = ImageRecord(
-                id=info.id, info=info, source=job.src, stored=stored, mountpoint=mnt, loop=loop.path,
-                loaded_at=int(time.time()), tags=(f"{info.name}:{info.tag}",) if info.tag else (),
-                size=stored_file.size, stored_file=stored_file,
-            )
-            self._take_tags(rec)
-            self.store.save(KIND, rec.id, rec.to_dict())
-            fault("image.after_state_write")
-            self.records[rec.id] = rec
-            self.broken.pop(rec.id, None)
-            self.unmounted.pop(rec.id, None)
-            mounted_at = None
-            job.staging = ""
-            log.info("loaded image %s (%s) on %s (%s%s)", rec.id, rec.display_ref, rec.loop,
-                     result.get("method"), "" if stored_file.verity else
-                     f"; no fs-verity: {result.get('verityError') or 'pending'}")
-            if not result.get("sealed", True):
-                self._seal_later(rec)
-            return rec
-        finally:
-            if mounted_at is not None:
-                kmount.umount_quiet(mounted_at, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
-            if loop is not None:
-                loop.close()  # not mounted: autoclear detaches the device right here
+            self._run(install, (job.staging, rec.to_dict(), self.store), "image load", installed)
+        except BaseException:
+            self._installing.pop(info.id, None)
+            raise
+
+    def _took(self, rec: ImageRecord, result: Dict[str, Any]) -> None:
+        """The image is mounted and its record on disk (written by install()): take it in."""
+        self._take_tags(rec)
+        self.records[rec.id] = rec
+        self.broken.pop(rec.id, None)
+        self.unmounted.pop(rec.id, None)
+        self.store.announce(KIND, rec.id, rec.to_dict())
+        sf = rec.stored_file
+        log.info("loaded image %s (%s) on %s (%s%s)", rec.id, rec.display_ref, rec.loop,
+                 result.get("method"), "" if sf is not None and sf.verity else
+                 f"; no fs-verity: {result.get('verityError') or 'pending'}")
+        if not result.get("sealed", True):
+            self._seal_later(rec)
+
+    def _undo_install(self, rec: ImageRecord) -> None:
+        """A failed or killed install(): whatever of it happened goes (record, mount, directory)."""
+        if rec.id in self.records:
+            return
+        try:
+            remove_durable(self.store.path(KIND, rec.id))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("image %s: cannot remove the record of a failed load: %s", rec.id, exc.strerror)
+        if os.path.lexists(os.path.dirname(rec.stored)):
+            self._clean_dir(os.path.dirname(rec.stored))
 
     def _seal_later(self, rec: ImageRecord) -> None:
         """--move: hash the stored file and turn fs-verity on after the load returned."""
@@ -342,18 +345,7 @@ class ImageManager:
         return rec
 
     def _clean_dir(self, d: str) -> None:
-        """Unmount everything under d (deepest first), drop its loop devices, delete it."""
-        for m in mountinfo.under(d):
-            if not kmount.umount_quiet(m.mount_point):
-                kmount.umount_quiet(m.mount_point, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
-        mounted = _mounted_loops()
-        for n, bf in loopdev.attached().items():
-            if _is_under(_strip_deleted(bf), d) and n not in mounted:
-                try:
-                    loopdev.detach(n)
-                except OSError:
-                    pass
-        remove_tree(d)
+        clean_dir(d)
 
     # ---- verify ------------------------------------------------------------------------------
 
@@ -553,16 +545,77 @@ class ImageManager:
         return problems
 
 
-def _mount_new(src: str, dev: str, mnt: str) -> None:
-    """Mount a newly loaded image: what the kernel refuses to read is a damaged file (the user's
-    input), not an internal error."""
+def install(staging: str, record: Dict[str, Any], states: StateStore) -> Dict[str, Any]:
+    """Put a staged image in place: attach a loop device, rename the staging dir to images/<id>,
+    mount it and write its record (fsync'd). Runs in a worker (the parent arbitrated the id: no
+    record and no other install of it); the crash points are the same as on the loop, and the
+    parent undoes a failure (_undo_install). Returns {"loop": "/dev/loopN"}."""
+    rec = ImageRecord.from_dict(record)
+    assert rec.stored_file is not None
+    final = os.path.dirname(rec.stored)
+    stored_tmp = os.path.join(staging, STORED_NAME)
+    changed = store.check_unchanged(stored_tmp, rec.stored_file)
+    if changed:
+        raise InternalError(f"image load: the staged file changed ({changed})")
+    mounted_at: Optional[str] = None
+    loop: Optional[loopdev.LoopDevice] = None
     try:
-        kmount.mount(dev, mnt, "squashfs", MOUNT_FLAGS)
-    except OSError as exc:
-        if exc.errno in (errno.EIO, errno.EINVAL, errno.EUCLEAN, errno.EBADMSG):
-            raise InvalidArgument(f"{src}: damaged squashfs image (the kernel cannot mount it: "
-                                  f"{os.strerror(exc.errno)})")
-        raise
+        os.makedirs(os.path.join(staging, "mnt"), mode=0o755, exist_ok=True)
+        loop = loopdev.attach(stored_tmp)
+        fault("image.after_loop_attach")
+        if os.path.lexists(final):
+            clean_dir(final)  # leftovers of a crashed load or remove (no record)
+        os.rename(staging, final)
+        fsync_dir(os.path.dirname(final))  # the record must never name a directory a power cut undoes
+        store.mount_new(rec.source, loop.path, rec.mountpoint)
+        mounted_at = rec.mountpoint
+        fault("image.after_mount")
+        # Only now may the loop fd go: the mount holds the device, autoclear frees it at umount.
+        loop.close()
+        rec = replace(rec, loop=loop.path)
+        # The parent announces the record (tcr events); here nobody must hear of it.
+        told, states.on_change = states.on_change, None
+        try:
+            states.save(KIND, rec.id, rec.to_dict())
+        finally:
+            states.on_change = told
+        fault("image.after_state_write")
+        mounted_at = None
+        return {"loop": loop.path}
+    finally:
+        if mounted_at is not None:
+            kmount.umount_quiet(mounted_at, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
+        if loop is not None:
+            loop.close()  # not mounted: autoclear detaches the device right here
+
+
+def _load_error(path: str, exc: BaseException) -> TcrError:
+    """Any failure of a load as the one line its client gets."""
+    if isinstance(exc, TcrError):
+        return exc
+    if isinstance(exc, OSError):
+        from tcr.common import oserrors
+
+        if oserrors.is_host_error(exc):
+            return oserrors.to_error(exc)
+        return InternalError(f"cannot load {path}: {exc.strerror or exc}")
+    log.error("image load of %s failed: %s: %s", path, type(exc).__name__, exc)
+    return InternalError(f"cannot load {path}: internal error: {type(exc).__name__}: {exc}"[:500])
+
+
+def clean_dir(d: str) -> None:
+    """Unmount everything under d (deepest first), drop its loop devices, delete it."""
+    for m in mountinfo.under(d):
+        if not kmount.umount_quiet(m.mount_point):
+            kmount.umount_quiet(m.mount_point, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
+    mounted = _mounted_loops()
+    for n, bf in loopdev.attached().items():
+        if _is_under(_strip_deleted(bf), d) and n not in mounted:
+            try:
+                loopdev.detach(n)
+            except OSError:
+                pass
+    remove_tree(d)
 
 
 def _strip_deleted(bf: str) -> str:

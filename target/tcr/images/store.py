@@ -23,7 +23,8 @@ from tcr.common import fileread
 from tcr.common.errors import InvalidArgument, TcrError
 from tcr.images import reader
 from tcr.images.record import StoredFile, check_arch
-from tcr.kernel import fsverity
+from tcr.kernel import fsverity, loopdev
+from tcr.kernel import mount as kmount
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 STORED_NAME = "image.sqfs"
 STORED_MODE = 0o444
+MOUNT_FLAGS = kmount.MS_RDONLY | kmount.MS_NODEV | kmount.MS_NOSUID
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): share the source's extents (btrfs, XFS, bcachefs)
 _CHUNK = 1 << 20
 
@@ -205,8 +207,9 @@ def stage(src: str, staging: str, move: bool, loaded: Sequence[str], machine: Op
     """Take src into staging/image.sqfs and check it. Runs in a worker.
 
     Returns {"already": id} when a quick look at src shows an image that is already loaded (nothing
-    is copied), else {"info": image-info dict or None (validate through a mount), "stored":
-    StoredFile dict, "method": copy method, "verityError": why fs-verity is off ("" if on)}.
+    is copied), else {"info": image-info dict, "stored": StoredFile dict, "method": copy method,
+    "verityError": why fs-verity is off ("" if on)}. An image this Python cannot decompress is
+    validated through a private mount of the stored file (read_via_mount), here as well.
     """
     fd = _open_source(src, move)
     try:
@@ -299,10 +302,9 @@ def _check_stored(src: str, stored: str, expected: Optional[str], move: bool, ma
     try:
         info = reader.read_file(stored)
     except reader.NeedsMount:
-        info = None
-    if info is not None:
-        check_arch(info.arch, machine)
-    out: Dict[str, Any] = {"info": None if info is None else info.to_dict(), "method": method}
+        info = read_via_mount(src, stored, os.path.join(os.path.dirname(stored), "mnt"))
+    check_arch(info.arch, machine)
+    out: Dict[str, Any] = {"info": info.to_dict(), "method": method}
     if move and expected is None:
         # --move stays O(1): hashing and fs-verity (both read the whole file) follow in the
         # background once the image is loaded (seal()).
@@ -311,6 +313,34 @@ def _check_stored(src: str, stored: str, expected: Optional[str], move: bool, ma
     sealed = seal(stored, expected if expected is not None else None)
     out.update(stored=sealed["stored"], sealed=True, verityError=sealed["verityError"])
     return out
+
+
+def mount_new(src: str, dev: str, mnt: str) -> None:
+    """Mount a newly loaded image: what the kernel refuses to read is a damaged file (the user's
+    input), not an internal error."""
+    try:
+        kmount.mount(dev, mnt, "squashfs", MOUNT_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.EIO, errno.EINVAL, errno.EUCLEAN, errno.EBADMSG):
+            raise InvalidArgument(f"{src}: damaged squashfs image (the kernel cannot mount it: "
+                                  f"{os.strerror(exc.errno)})")
+        raise
+
+
+def read_via_mount(src: str, stored: str, mnt: str) -> Any:
+    """The ImageInfo of stored, validated through a private read-only mount at mnt (made and
+    undone here; a crash leaves it inside the staging directory, which recovery removes)."""
+    os.makedirs(mnt, mode=0o755, exist_ok=True)
+    loop = loopdev.attach(stored)
+    try:
+        mount_new(src, loop.path, mnt)
+        try:
+            return reader.read_dir(src, mnt)
+        finally:
+            if not kmount.umount_quiet(mnt):
+                kmount.umount_quiet(mnt, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
+    finally:
+        loop.close()  # not mounted any more: autoclear detaches the device
 
 
 def seal(stored: str, digest: Optional[str] = None) -> Dict[str, Any]:
