@@ -1,5 +1,5 @@
-"""The image store (issue 11 §1, §3, §5): load time by mode and size, `tcr ps` latency while a big
-load and verify run, and tcrd's RSS over many load/rm cycles with and without `zstandard`.
+"""The image store (issue 11 §1, §3): load time by mode and size, and `tcr ps` latency while a big
+load and verify run. (tcrd's RSS over many load/rm cycles, §5: bench/bench_growth.py.)
 
 1. Load time of `tcr image load` (in-process RPC: the daemon's work, without client start-up) for
    10, 100 and 500 MB images, three ways: copy (copy_file_range on this machine's ext4), reflink
@@ -7,11 +7,10 @@ load and verify run, and tcrd's RSS over many load/rm cycles with and without `z
    hashes the stored file (sha256, checked against the sidecar) except `--move` without a sidecar,
    which hashes in the background after the reply. Medians of --runs after a warm-up; between runs
    (untimed) the image is removed and, for --move, the source file made again.
-2. `tcr ps` round trips (RPC) sent back to back while a 500 MB load and then a 500 MB verify run.
-3. tcrd VmRSS over --cycles `image load`/`image rm` cycles of a small zstd image, with the
-   `zstandard` module importable and hidden (then validation goes through a private mount).
+2. `tcr ps` round trips (RPC) sent back to back while a 500 MB load and then a 500 MB verify run,
+   --rounds times (the machine is shared: the max of one round says little; all rounds are listed).
 
-    python bench/bench_store.py [--runs 5] [--sizes 10,100,500] [--cycles 1000] [--no-write]
+    python bench/bench_store.py [--runs 5] [--sizes 10,100,500] [--rounds 5] [--parts load,ps] [--no-write]
 """
 
 import argparse
@@ -29,7 +28,7 @@ from common import Metric, median, ms  # noqa: E402
 
 MB = 1 << 20
 PS_TARGET_MS = 100.0
-RSS_LIMIT_KB = 1024  # flat: within +-1 MB
+TITLE = "Image store: load modes, `tcr ps` during long work"
 
 
 def padded_image(path: str, size_mb: int, label: str) -> str:
@@ -121,9 +120,8 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def ps_during(daemon: common.BenchDaemon, work: str, size: int) -> Dict[str, List[float]]:
+def ps_during(daemon: common.BenchDaemon, work: str, size: int, src: str) -> Dict[str, List[float]]:
     """`tcr ps` latencies while a load, then a verify, of a size-MB image run."""
-    src = padded_image(os.path.join(work, f"ps-{size}.sqfs"), size, f"ps{size}")
     out: Dict[str, List[float]] = {}
     iid = ""
     for what in ("load", "verify"):
@@ -149,45 +147,24 @@ def ps_during(daemon: common.BenchDaemon, work: str, size: int) -> Dict[str, Lis
         print(f"  ps during {size} MB {what}: {len(lat)} calls, median {ms(median(lat))}, "
               f"max {ms(max(lat))}", flush=True)
     daemon.rpc("image", "rm", iid)
-    os.unlink(src)
     return out
 
 
-def rss_cycles(work: str, cycles: int, hide_zstandard: bool) -> Dict[str, int]:
-    """tcrd VmRSS (kB) after a warm-up and after `cycles` load/rm cycles."""
-    base = os.path.join(work, "rss-nozstd" if hide_zstandard else "rss-zstd")
-    daemon = common.BenchDaemon(base)
-    if hide_zstandard:
-        shim = os.path.join(base, "shim", "zstandard")
-        os.makedirs(shim)
-        with open(os.path.join(shim, "__init__.py"), "w") as f:
-            f.write("raise ImportError('zstandard hidden by bench_store')\n")
-        daemon.extra_path.append(os.path.dirname(shim))
-    src = os.path.join(work, "cycle.sqfs")
-    if not os.path.exists(src):
-        common.build_sqfs(src, common.busybox_bundle(), common.image_info("tcr-bench/cycle"))
-    problems: List[str] = []
+def ps_rounds(daemon: common.BenchDaemon, work: str, size: int, rounds: int) -> List[Dict[str, List[float]]]:
+    src = padded_image(os.path.join(work, f"ps-{size}.sqfs"), size, f"ps{size}")
     try:
-        daemon.start()
-        warm = max(20, cycles // 20)
-        res: Dict[str, int] = {}
-        for i in range(warm + cycles):
-            if i == warm:
-                res["after_warmup"] = common.rss_kb(daemon.pid)
-            if i == warm + cycles // 2:
-                res["half"] = common.rss_kb(daemon.pid)
-            iid = image_id(daemon, src)
-            daemon.rpc("image", "rm", iid)
-        res["end"] = common.rss_kb(daemon.pid)
-        res["peak"] = common.rss_kb(daemon.pid, "VmHWM")
-        res["cycles"] = cycles
-        print(f"  RSS {'without' if hide_zstandard else 'with'} zstandard: {res['after_warmup']} kB -> "
-              f"{res['end']} kB after {cycles} cycles", flush=True)
-        return res
+        out = []
+        for i in range(rounds):
+            out.append(ps_during(daemon, work, size, src))
+            print(f"  round {i + 1}: load avg {os.getloadavg()[0]:.1f}", flush=True)
+        return out
     finally:
-        problems += daemon.cleanup()
-        for p in problems:
-            print(f"cleanup: {p}", file=sys.stderr)
+        os.unlink(src)
+        os.unlink(src + ".sha256")
+
+
+def p99(xs: List[float]) -> float:
+    return sorted(xs)[min(len(xs) - 1, int(len(xs) * 0.99))]
 
 
 class XfsMount:
@@ -211,61 +188,69 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="10,100,500")
-    ap.add_argument("--cycles", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=5, help="load+verify rounds for the ps latency")
+    ap.add_argument("--parts", default="load,ps")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     common.need_root()
+    parts = set(args.parts.split(","))
     sizes = [int(x) for x in args.sizes.split(",")]
     common.ensure_apt({"mkfs.xfs": "xfsprogs"})
     work = tempfile.mkdtemp(prefix=f"tcr-bench-store-{os.getpid()}-", dir="/var/tmp")
     problems: List[str] = []
     xfs: Optional[XfsMount] = None
+    times: Dict[str, Dict[int, float]] = {}
+    method = xfs_method = "?"
+    rounds: List[Dict[str, List[float]]] = []
+    load_before = os.getloadavg()
     try:
-        print("load times (ext4: copy_file_range / --move)", flush=True)
         d1 = common.BenchDaemon(os.path.join(work, "ext4"))
         try:
             d1.start()
-            times = load_times(d1, work, sizes, args.runs, ["copy", "move"])
-            method = copy_method(d1)
-            ps = ps_during(d1, work, max(sizes))
+            if "load" in parts:
+                print("load times (ext4: copy_file_range / --move)", flush=True)
+                times = load_times(d1, work, sizes, args.runs, ["copy", "move"])
+                method = copy_method(d1)
+            if "ps" in parts:
+                rounds = ps_rounds(d1, work, max(sizes), args.rounds)
         finally:
             problems += d1.cleanup()
-        print("load times (XFS reflink=1: reflink)", flush=True)
-        xfs = XfsMount(work, 4 * max(sizes) + 512)
-        d2 = common.BenchDaemon(os.path.join(xfs.mnt, "tcrd"))
-        try:
-            d2.start()
-            times.update(load_times(d2, xfs.mnt, sizes, args.runs, ["reflink"]))
-            xfs_method = copy_method(d2)
-        finally:
-            problems += d2.cleanup()
-        print("RSS over load/rm cycles", flush=True)
-        rss = {"with zstandard": rss_cycles(work, args.cycles, False),
-               "without zstandard": rss_cycles(work, args.cycles, True)}
+        if "load" in parts:
+            print("load times (XFS reflink=1: reflink)", flush=True)
+            xfs = XfsMount(work, 4 * max(sizes) + 512)
+            d2 = common.BenchDaemon(os.path.join(xfs.mnt, "tcrd"))
+            try:
+                d2.start()
+                times.update(load_times(d2, xfs.mnt, sizes, args.runs, ["reflink"]))
+                xfs_method = copy_method(d2)
+            finally:
+                problems += d2.cleanup()
     finally:
         if xfs is not None:
             xfs.close()
         shutil.rmtree(work, ignore_errors=True)
     for p in problems:
         print(f"cleanup: {p}", file=sys.stderr)
+    load_after = os.getloadavg()
 
     big = max(sizes)
     small = min(sizes)
-    move_ratio = times["move"][big] / times["move"][small]
-    ps_max = max(max(v) for v in ps.values())
-    growth = {k: v["end"] - v["after_warmup"] for k, v in rss.items()}
-    metrics = [
-        Metric("store", f"`image load --move` {big} MB / {small} MB", f"{move_ratio:.2f}x", "O(1) (<= 1.5x)",
-               move_ratio <= 1.5, f"{ms(times['move'][small])} -> {ms(times['move'][big])}"),
-        Metric("store", f"`tcr ps` max during {big} MB load + verify", ms(ps_max),
-               f"< {PS_TARGET_MS:.0f} ms", ps_max * 1000 < PS_TARGET_MS),
-    ]
-    for k, g in growth.items():
-        metrics.append(Metric("store", f"tcrd RSS growth over {args.cycles} load/rm ({k})", f"{g:+d} kB",
-                              f"within +-{RSS_LIMIT_KB} kB", abs(g) <= RSS_LIMIT_KB))
+    metrics = []
+    if "load" in parts:
+        move_ratio = times["move"][big] / times["move"][small]
+        metrics.append(Metric("store", f"`image load --move` {big} MB / {small} MB", f"{move_ratio:.2f}x",
+                              "O(1) (<= 1.5x)", move_ratio <= 1.5,
+                              f"{ms(times['move'][small])} -> {ms(times['move'][big])}"))
+    if rounds:
+        every = [x for r in rounds for v in r.values() for x in v]
+        ps_max = max(every)
+        metrics.append(Metric("store", f"`tcr ps` max during {big} MB load + verify ({len(rounds)} rounds)",
+                              ms(ps_max), f"< {PS_TARGET_MS:.0f} ms", ps_max * 1000 < PS_TARGET_MS,
+                              f"p99 {ms(p99(every))}, median {ms(median(every))}; "
+                              f"load average {load_before[0]:.1f}-{load_after[0]:.1f} on 2 shared cores"))
     common.record("store", metrics)
-    if not args.no_write:
-        write(args, sizes, times, method, xfs_method, ps, rss, big)
+    if not args.no_write and parts >= {"load", "ps"}:
+        write(args, sizes, times, method, xfs_method, rounds, big, (load_before, load_after))
     return 0
 
 
@@ -280,10 +265,17 @@ def copy_method(daemon: common.BenchDaemon) -> str:
     return "?"
 
 
-def write(args, sizes, times, method, xfs_method, ps, rss, big) -> None:
+def write(args, sizes, times, method, xfs_method, rounds, big, loads) -> None:
     rows = [[f"{s} MB", ms(times["copy"][s]), ms(times["reflink"][s]), ms(times["move"][s])] for s in sizes]
+    ps_rows = []
+    for i, r in enumerate(rounds):
+        for w, v in r.items():
+            ps_rows.append([f"{i + 1}", w, str(len(v)), ms(median(v)), ms(p99(v)), ms(max(v))])
+    every = [x for r in rounds for v in r.values() for x in v]
+    ps_rows.append(["all", "load + verify", str(len(every)), ms(median(every)), ms(p99(every)),
+                    ms(max(every))])
     lines = [
-        "## Image store: load modes, `tcr ps` during long work, RSS over load/rm cycles",
+        f"## {TITLE}",
         "",
         f"`bench/bench_store.py` ({common.machine_line()}): medians of {args.runs} runs after a warm-up, "
         "in-process RPC (the daemon's work). Every load checks the `.sha256` sidecar (one sha256 pass",
@@ -293,31 +285,22 @@ def write(args, sizes, times, method, xfs_method, ps, rss, big) -> None:
         "",
         common.table(["image", "copy", "reflink", "--move"], rows),
         "",
-        f"`tcr ps` (RPC) back to back while a {big} MB load and then a {big} MB verify run in the worker:",
+        f"`tcr ps` (RPC) back to back while a {big} MB load and then a {big} MB verify run in workers, "
+        f"{len(rounds)} rounds; load average {loads[0][0]:.1f} before, {loads[1][0]:.1f} after (2 cores "
+        "shared with other sessions' tests and builds):",
         "",
-        common.table(["during", "calls", "median", "p99", "max"],
-                     [[w, str(len(v)), ms(median(v)), ms(sorted(v)[int(len(v) * 0.99)]), ms(max(v))]
-                      for w, v in ps.items()]),
+        common.table(["round", "during", "calls", "median", "p99", "max"], ps_rows),
         "",
-        "(2 cores shared with other work: a max far above the p99 is the machine, not tcrd's loop; the",
-        "parent-side part of a load — loop device, mount, fsync'd record — is the one step that runs on",
-        "the loop, 30-75 ms here for a 500 MB image.)",
-        "",
-        f"tcrd VmRSS over {args.cycles} `image load`/`image rm` cycles of a small zstd image (after a "
-        "warm-up): PySquashfsImage and the decompressors live only in the short-lived worker.",
-        "",
-        common.table(["zstandard", "after warm-up", f"after {args.cycles // 2}", f"after {args.cycles}",
-                      "growth", f"growth, last {args.cycles - args.cycles // 2}", "VmHWM"],
-                     [[k, f"{v['after_warmup']} kB", f"{v['half']} kB", f"{v['end']} kB",
-                       f"{v['end'] - v['after_warmup']:+d} kB", f"{v['end'] - v['half']:+d} kB",
-                       f"{v['peak']} kB"] for k, v in rss.items()]),
-        "",
-        "Part of the growth is bounded by design: `tcr events` keeps the last 1000 events (a load",
-        "and an rm are two), so the ring is full after 500 cycles; the last column is after that.",
+        "On tcrd's loop a load is now only the two worker hand-offs and the bookkeeping (is the id",
+        "loaded, or being installed by a concurrent load): the copy, hash and validation run in one",
+        "worker, the loop device, the rename into place, the mount and the fsync'd record in a second",
+        "(`tcr.images.manager.install`). Before that second worker (2026-12-01, same script, one",
+        "round) the max was 118.3 ms, p99 10.8 ms during the load: the mount and the record's fsyncs",
+        "took 30-75 ms on the loop. A max far above the p99 is the shared machine (the client",
+        "thread or tcrd not scheduled), not work on the loop.",
         "",
     ]
-    common.write_section("Image store: load modes, `tcr ps` during long work, RSS over load/rm cycles",
-                         "\n".join(lines))
+    common.write_section(TITLE, "\n".join(lines))
 
 
 if __name__ == "__main__":

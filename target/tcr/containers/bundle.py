@@ -21,7 +21,7 @@ from tcr.kernel import mount as _mount
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import List, Optional, Sequence, Tuple
+    from typing import Optional, Sequence, Tuple
 
 
 @dataclass(frozen=True)
@@ -136,56 +136,17 @@ def is_mounted(path: str) -> bool:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def resolve_in_root(rootfs: str, path: str, max_links: int = 40) -> Optional[str]:
-    """Host path of `path` as seen inside rootfs (symlinks followed inside the root), or None if it
-    does not exist or loops."""
-    try:
-        return walk_in_root(rootfs, path, max_links, must_exist=True)
-    except InvalidArgument:
-        return None
-
-
 if TYPE_CHECKING:
     Binds = Sequence[Tuple[str, str]]
 
 
-def resolve_in_container(rootfs: str, path: str, binds: Binds = (), max_links: int = 40) -> Optional[str]:
-    """Like resolve_in_root, but a component under a bind mount (volume, -v) is looked up in the
-    mount's host source, as the container will see it. None if missing or looping."""
-    if not binds:
-        return resolve_in_root(rootfs, path, max_links)
-    table = sorted(((d.rstrip("/") or "/", s) for d, s in binds), key=lambda b: -len(b[0]))
-
-    def host_of(parts: Sequence[str]) -> str:
-        cpath = "/" + "/".join(parts)
-        for dst, src in table:
-            if cpath == dst or cpath.startswith(dst + "/"):
-                return os.path.join(src, cpath[len(dst):].lstrip("/"))
-        return os.path.join(rootfs, *parts)
-
-    todo = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: List[str] = []
-    links = 0
-    while todo:
-        part = todo.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        host = host_of(resolved + [part])
-        if not os.path.lexists(host):
-            return None
-        if os.path.islink(host):
-            links += 1
-            if links > max_links:
-                return None
-            target = os.readlink(host)
-            if target.startswith("/"):
-                resolved = []
-            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-            continue
-        resolved.append(part)
-    return host_of(resolved)
+def resolve_in_root(rootfs: str, path: str, max_links: int = 40, binds: Binds = ()) -> Optional[str]:
+    """Host path of `path` as seen inside rootfs (symlinks followed inside the root; a component
+    under a bind mount or volume looked up in its host source), or None if missing or looping."""
+    try:
+        return walk_in_root(rootfs, path, max_links, must_exist=True, binds=binds)
+    except InvalidArgument:
+        return None
 
 
 def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str = "/",
@@ -201,7 +162,7 @@ def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str
     cmd = argv[0]
     if "/" in cmd:
         full = cmd if cmd.startswith("/") else os.path.join(cwd or "/", cmd)
-        return _check_file(resolve_in_container(rootfs, full, binds))
+        return _check_file(resolve_in_root(rootfs, full, binds=binds))
     path = DEFAULT_PATH
     for e in env:
         if e.startswith("PATH="):
@@ -209,7 +170,7 @@ def check_command(rootfs: str, argv: Sequence[str], env: Sequence[str], cwd: str
     for d in path.split(":"):
         if not d:
             continue
-        host = resolve_in_container(rootfs, os.path.join(d if d.startswith("/") else "/" + d, cmd), binds)
+        host = resolve_in_root(rootfs, os.path.join(d if d.startswith("/") else "/" + d, cmd), binds=binds)
         if host is not None and os.path.isfile(host):
             return _check_file(host)
     return 127

@@ -18,7 +18,7 @@ from tcr.containers.runopts import RunOptions
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Tuple, Union
+    from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Annotations tcr-create-image may write to keep the image's Entrypoint and Cmd apart (umoci's
@@ -230,10 +230,24 @@ class BundlePaths:
 # Users: resolved from the image's own /etc/passwd and /etc/group, never the host's.
 
 
-def walk_in_root(root: str, path: str, max_links: int = 40, must_exist: bool = False) -> Optional[str]:
+def walk_in_root(root: str, path: str, max_links: int = 40, must_exist: bool = False,
+                 binds: Sequence[Tuple[str, str]] = ()) -> Optional[str]:
     """Host path of `path` inside `root`, following symlinks as if root were / (an image's
     /etc/passwd -> /host/secret symlink stays inside the image). With must_exist, None when a
-    component is missing. A symlink loop is an InvalidArgument."""
+    component is missing. A symlink loop is an InvalidArgument.
+
+    binds: (container path, host source) of bind mounts and volumes: a component under one is
+    looked up in the mount's host source, as the container will see it (the 126/127 check)."""
+    table = sorted(((d.rstrip("/") or "/", s) for d, s in binds), key=lambda b: -len(b[0]))
+
+    def host_of(parts: List[str]) -> str:
+        if table:
+            cpath = "/" + "/".join(parts)
+            for dst, src in table:
+                if cpath == dst or cpath.startswith(dst.rstrip("/") + "/"):
+                    return os.path.join(src, cpath[len(dst):].lstrip("/"))
+        return os.path.join(root, *parts)
+
     parts = [p for p in path.split("/") if p not in ("", ".")]
     resolved: List[str] = []
     links = 0
@@ -243,7 +257,7 @@ def walk_in_root(root: str, path: str, max_links: int = 40, must_exist: bool = F
             if resolved:
                 resolved.pop()
             continue
-        candidate = os.path.join(root, *resolved, part)
+        candidate = host_of(resolved + [part])
         if must_exist and not os.path.lexists(candidate):
             return None
         if os.path.islink(candidate):
@@ -256,7 +270,7 @@ def walk_in_root(root: str, path: str, max_links: int = 40, must_exist: bool = F
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
             continue
         resolved.append(part)
-    return os.path.join(root, *resolved)
+    return host_of(resolved)
 
 
 def path_in_root(root: str, path: str, max_links: int = 40) -> str:
