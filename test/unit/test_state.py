@@ -76,3 +76,27 @@ def test_move_aside(tmp_path):
     st.move_aside("images", "k")
     assert st.load_all("images") == ({}, [])
     assert (tmp_path / "images" / "k.json.corrupt").exists()
+
+
+def _thing(d):
+    if not isinstance(d.get("id"), str):
+        raise ValueError("no id")
+    return ("thing", d["id"])
+
+
+@pytest.mark.parametrize("aside", [False, True])
+def test_load_records_makes_objects_and_reports_what_it_cannot(tmp_path, aside):
+    st = StateStore(str(tmp_path))
+    st.save("things", "a", {"id": "a"})
+    st.save("things", "b", {"id": 5})  # from_dict refuses it
+    st.save("things", "c", {"id": "x"})  # not its file name
+    (tmp_path / "things" / "d.json").write_bytes(b"{cut")  # damaged: always moved aside
+    objs, problems = st.load_records("things", _thing, "thing", key_of=lambda t: t[1], aside=aside)
+    assert objs == {"a": ("thing", "a")}
+    assert len(problems) == 3, problems
+    assert any(p.startswith("thing record b: no id; ") for p in problems), problems
+    assert any(p.startswith("thing record c: record id x does not match its file name") for p in problems)
+    assert os.path.exists(tmp_path / "things" / "d.json.corrupt")
+    for key in "bc":
+        assert os.path.exists(tmp_path / "things" / f"{key}.json") is not aside
+        assert os.path.exists(tmp_path / "things" / f"{key}.json.corrupt") is aside

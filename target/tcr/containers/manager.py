@@ -978,16 +978,10 @@ class ContainerManager(AdjustOps):
     def recover(self) -> List[str]:
         """Rebuild from records + crun state: re-adopt live containers, clean or restart dead ones."""
         problems: List[str] = []
-        records, errors = self.store.load_all(KIND)
+        records, errors = self.store.load_records(KIND, ContainerRecord.from_dict, "container",
+                                                  key_of=lambda r: r.id)
         problems += errors
-        for key, d in records.items():
-            try:
-                rec = ContainerRecord.from_dict(d)
-                if rec.id != key:
-                    raise ValueError(f"record id {rec.id} does not match its file name")
-            except (ValueError, TypeError) as exc:
-                problems.append(f"container record {key}: {exc}; ignored")
-                continue
+        for rec in records.values():
             self.containers[rec.id] = Container(rec, ContainerPaths.of(self.root, rec.id))
         # Half-made containers: a directory without a record, or crun state nobody owns.
         try:

@@ -17,7 +17,9 @@ from tcr.common.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Callable, Dict, List, Optional, Tuple
+    from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+
+    T = TypeVar("T")
 
 VERSION = 1
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -72,6 +74,37 @@ class StateStore:
         p = self.path(kind, key)
         os.replace(p, p + ".corrupt")
         return p + ".corrupt"
+
+    def load_records(self, kind: str, from_dict: Callable[[dict], T], what: str,
+                     key_of: Optional[Callable[[T], str]] = None,
+                     aside: bool = False) -> Tuple[Dict[str, T], List[str]]:
+        """Every record of kind made into an object by from_dict: (objects by key, one line per
+        problem). Damaged files are moved aside (load_all); a record from_dict refuses, or whose
+        key_of(obj) is not its file name, is reported as "<what> record KEY: why", and moved aside
+        too with aside=True (else left in place and ignored)."""
+        from tcr.common.errors import TcrError
+
+        raw, problems = self.load_all(kind)
+        out: Dict[str, T] = {}
+        for key, d in raw.items():
+            try:
+                obj = from_dict(d)
+                if key_of is not None and key_of(obj) != key:
+                    raise ValueError(f"record id {key_of(obj)} does not match its file name")
+            except (KeyError, TypeError, ValueError, TcrError) as exc:
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if aside:
+                    try:
+                        self.move_aside(kind, key)
+                        problems.append(f"{what} record {key}: {why}; moved aside")
+                    except OSError as err:
+                        problems.append(f"{what} record {key}: {why}; could not move it aside: "
+                                        f"{err.strerror}")
+                else:
+                    problems.append(f"{what} record {key}: {why}; ignored")
+                continue
+            out[key] = obj
+        return out, problems
 
     def load_all(self, kind: str) -> Tuple[Dict[str, dict], List[str]]:
         """(records by key, one error line per damaged or unreadable file)."""

@@ -381,18 +381,11 @@ class ImageManager:
         """Rebuild state from records + the kernel. Returns one line per problem found."""
         problems: List[str] = []
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
-        raw, errors = self.store.load_all(KIND)
+        loaded, errors = self.store.load_records(KIND, ImageRecord.from_dict, "image",
+                                                 key_of=lambda r: r.id, aside=True)
         problems.extend(errors)
         mounts = mountinfo.read()
-        for key, d in raw.items():
-            try:
-                rec = ImageRecord.from_dict(d)
-                if rec.id != key:
-                    raise InvalidArgument(f"record id {rec.id} does not match its file name")
-            except TcrError as exc:
-                problems.append(f"image record {key}: {exc}; moved aside")
-                self.store.move_aside(KIND, key)
-                continue
+        for rec in loaded.values():
             if not os.path.isfile(rec.stored):
                 problems.append(f"image {rec.id}: file {rec.stored} is gone; record dropped")
                 self.store.delete(KIND, rec.id)

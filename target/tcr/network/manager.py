@@ -72,15 +72,10 @@ class NetworkManager:
         self._forward_on = False
         self._nets: Dict[str, NetworkRecord] = {}
         self._held: Dict[str, List[Any]] = {}  # cid -> bound sockets holding its published ports
-        records, errors = self.store.load_all(KIND)
+        records, errors = self.store.load_records(KIND, NetworkRecord.from_dict, "network")
         for line in errors:
             log.warning("%s", line)
-        for key, d in records.items():
-            try:
-                rec = NetworkRecord.from_dict(d)
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("network record %s is unusable (%s); ignored", key, exc)
-                continue
+        for rec in records.values():
             self._nets[rec.name] = rec
 
     # -- plumbing ------------------------------------------------------------------------------

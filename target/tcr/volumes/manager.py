@@ -40,15 +40,10 @@ class VolumeManager:
         self.users = users
         self.vols: Dict[str, VolumeRecord] = {}
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        records, errors = store.load_all(KIND)
+        records, errors = store.load_records(KIND, VolumeRecord.from_dict, "volume")
         for line in errors:
             log.warning("%s", line)
-        for key, d in records.items():
-            try:
-                rec = VolumeRecord.from_dict(d)
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("volume record %s is unusable (%s); ignored", key, exc)
-                continue
+        for rec in records.values():
             self.vols[rec.name] = rec
         for name in os.listdir(self.dir):  # a crash between mkdir and the record: adopt the data
             remove_tree(os.path.join(self.dir, name, SEED_TMP))  # a cut-short seed
