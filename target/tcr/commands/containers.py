@@ -15,7 +15,7 @@ from tcr.common.errors import InternalError, TcrError, UsageError
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Sequence
+    from typing import Any, Callable, Dict, List, Optional, Sequence
 
 
 def _mgr(ctx: Ctx) -> Any:
@@ -42,21 +42,61 @@ def cmd_run(ctx: Ctx) -> Any:
     # A client without the attach channel (the C client, the compat socket) still gets execArgs.
     compat = not opts.detach and ctx.channel is None
     c = mgr.create(opts, interactive=compat, persist=False)
-    try:
-        if compat:
-            return Output(exec_args=mgr.run_interactive(c, ctx.pid))
-        mgr.start(c, winsize=None if ctx.channel is None else ctx.channel.winsize, attached=not opts.detach)
-    except StartFailed as exc:
-        # docker keeps a container that failed to start (ps -a shows why), unless --rm.
-        _settle_failed(mgr, c, opts.rm, exc.exit_code)
-        return _fail_output(exc, exc.exit_code)
-    except BaseException:
-        # Bad input found late (unknown network, port in use ...): leave nothing behind.
-        _settle_failed(mgr, c, True, None)
-        raise
-    if opts.detach:
-        return Output(0, c.rec.id + "\n")
-    return _attach(mgr, c, ctx.channel, stdin=opts.interactive, stdin_once=True)
+
+    def start(seed_error: Optional[TcrError]) -> Any:
+        try:
+            if seed_error is not None:
+                raise seed_error
+            if compat:
+                return Output(exec_args=mgr.run_interactive(c, ctx.pid))
+            mgr.start(c, winsize=None if ctx.channel is None else ctx.channel.winsize,
+                      attached=not opts.detach)
+        except StartFailed as exc:
+            # docker keeps a container that failed to start (ps -a shows why), unless --rm.
+            _settle_failed(mgr, c, opts.rm, exc.exit_code)
+            return _fail_output(exc, exc.exit_code)
+        except BaseException:
+            # Bad input found late (unknown network, port in use ...): leave nothing behind.
+            _settle_failed(mgr, c, True, None)
+            raise
+        if opts.detach:
+            return Output(0, c.rec.id + "\n")
+        return _attach(mgr, c, ctx.channel, stdin=opts.interactive, stdin_once=True)
+
+    return _seeded_first(mgr, [] if compat else [c], start)
+
+
+def _seeded_first(mgr: Any, cs: List[Any], then: Callable[[Optional[TcrError]], Any]) -> Any:
+    """then(None) at once when no container of cs has a new volume to fill from its image; else a
+    Pending: the volumes are seeded in workers (one after the other), then the reply is then(None),
+    or then(the StartFailed) if a copy failed."""
+    if not any(mgr.needs_seeding(c) for c in cs):
+        return then(None)
+    pending = Pending()
+    todo = list(cs)
+
+    def step(err: Optional[TcrError]) -> None:
+        while err is None and todo:
+            if mgr.seed_volumes(todo.pop(0), step):
+                return
+        try:
+            out = then(err)
+        except TcrError as exc:
+            pending.fail(exc)
+            return
+        except Exception as exc:  # a full disk too: the client always gets its answer
+            from tcr.common import oserrors
+
+            pending.fail(oserrors.to_error(exc))
+            return
+        if isinstance(out, Pending):
+            out.bind(pending.resolve)
+            pending.on_cancel = out.cancel
+        else:
+            pending.resolve(out)
+
+    step(None)
+    return pending
 
 
 def _attach(mgr: Any, c: Any, channel: Any, stdin: bool, stdin_once: bool,
@@ -120,25 +160,31 @@ def cmd_start(ctx: Ctx) -> Any:
         raise UsageError("tcr start: you cannot start and attach multiple containers at once")
     if attach and ctx.channel is None:
         raise UsageError("tcr start -a: this client cannot attach", hint="use tcr's own client")
-    out = []
-    for ref, c in zip(ns.containers, cs):
-        if c.rec.state == "running" and not attach:
-            out.append(ref)
-            continue
-        try:
-            if c.rec.state != "running":
-                mgr.user_start(c, winsize=ctx.channel.winsize if attach else None, attached=attach)
-        except StartFailed as exc:
-            return Output(exc.exit_code, "".join(o + "\n" for o in out), f"tcr: {exc.render()}\n")
-        out.append(ref)
-    if attach:
-        from tcr.containers.attach import parse_detach_keys
 
-        keys = None if ns.detach_keys is None else parse_detach_keys(ns.detach_keys)
-        c = cs[0]
-        return _attach(mgr, c, ctx.channel, stdin=ns.interactive and c.opts.interactive,
-                       stdin_once=not c.opts.detach, detach_keys=keys)
-    return Output(0, "".join(o + "\n" for o in out))
+    def start_all(seed_error: Optional[TcrError]) -> Any:
+        out = []
+        for ref, c in zip(ns.containers, cs):
+            if c.rec.state == "running" and not attach:
+                out.append(ref)
+                continue
+            try:
+                if seed_error is not None:
+                    raise seed_error
+                if c.rec.state != "running":
+                    mgr.user_start(c, winsize=ctx.channel.winsize if attach else None, attached=attach)
+            except StartFailed as exc:
+                return Output(exc.exit_code, "".join(o + "\n" for o in out), f"tcr: {exc.render()}\n")
+            out.append(ref)
+        if attach:
+            from tcr.containers.attach import parse_detach_keys
+
+            keys = None if ns.detach_keys is None else parse_detach_keys(ns.detach_keys)
+            c = cs[0]
+            return _attach(mgr, c, ctx.channel, stdin=ns.interactive and c.opts.interactive,
+                           stdin_once=not c.opts.detach, detach_keys=keys)
+        return Output(0, "".join(o + "\n" for o in out))
+
+    return _seeded_first(mgr, [c for c in cs if c.rec.state != "running"], start_all)
 
 
 @base.command("attach", "Attach to a running container's output (and stdin with -i)")

@@ -329,6 +329,52 @@ class ContainerManager(AdjustOps):
             out.append(v.src)
         return tuple(out)
 
+    def needs_seeding(self, c: Container) -> bool:
+        """c mounts a volume not yet filled from an image (its first start will copy into it)."""
+        vm = self.volumes
+        return self.loop is not None and any(
+            v.kind == "volume" and v.src in vm.vols and not vm.vols[v.src].seeded for v in c.opts.volumes)
+
+    def seed_volumes(self, c: Container, on_done: Callable[[Optional[TcrError]], None]) -> bool:
+        """Before a start: copy the image's content into c's new volumes in a worker (a `cp -a` of
+        a big directory must not stall the loop); the start then finds them seeded. False when
+        there is nothing to do here (on_done is not called); else on_done(None or the TcrError,
+        as a StartFailed) on the loop once every volume is seeded."""
+        if not self.needs_seeding(c):
+            return False
+        try:
+            image = self.daemon.images.get(c.rec.image_id)
+            self.daemon.images.check_usable(image)
+        except TcrError:
+            return False  # the start itself says why
+        from tcr.common import oserrors
+        from tcr.daemon import worker
+
+        vm = self.volumes
+        todo = [v for v in c.opts.volumes if v.kind == "volume" and v.src in vm.vols]
+
+        def spawn(fn: Any, args: Any, what: str, done: Any) -> None:
+            worker.spawn(self.loop, fn, args, what=what, on_done=done)
+
+        def step(i: int, err: Optional[TcrError]) -> None:
+            if err is not None:
+                on_done(StartFailed(err.message, hint=err.hint))
+                return
+            if i == len(todo):
+                on_done(None)
+                return
+            v = todo[i]
+            try:
+                os.makedirs(vm.data_dir(v.src), mode=0o755, exist_ok=True)
+                vm.seed_async(v.src, image.rootfs, v.dst, spawn, lambda e: step(i + 1, e))
+            except TcrError as exc:
+                step(i, exc)
+            except OSError as exc:
+                step(i, oserrors.to_error(exc))
+
+        step(0, None)
+        return True
+
     def _devices(self, c: Container) -> Tuple[Any, ...]:
         from tcr.containers.ociconfig import HostDevice
         from tcr.kernel import devices as kdev

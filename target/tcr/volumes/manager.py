@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 
-from tcr.common.errors import InUse, InvalidArgument
+from tcr.common.errors import InUse, InvalidArgument, TcrError
 from tcr.common.log import get_logger
 from tcr.common.tree import remove_tree
 from tcr.volumes.record import KIND, VolumeRecord
@@ -21,6 +21,8 @@ from tcr.volumes.record import KIND, VolumeRecord
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+
+    Spawn = Callable[[Callable[..., Any], Tuple[Any, ...], str, Callable[[Any], None]], Any]
 
 log = get_logger("tcr.volumes")
 
@@ -39,6 +41,7 @@ class VolumeManager:
         self.store = store
         self.users = users
         self.vols: Dict[str, VolumeRecord] = {}
+        self._seeding: Dict[str, List[Callable[[Optional[TcrError]], None]]] = {}  # name -> waiters
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         records, errors = store.load_records(KIND, VolumeRecord.from_dict, "volume")
         for line in errors:
@@ -115,34 +118,88 @@ class VolumeManager:
         """Copy the image's content at dst into a new, empty volume once (owners, modes, xattrs
         kept: `cp -a`). An image without that path leaves the volume empty. The copy goes to a
         temporary directory renamed over the empty _data at the end, so a copy cut short (ENOSPC,
-        a crash) leaves the volume empty and unseeded, never half-seeded."""
-        rec = self.get(name)
-        if rec.seeded:
+        a crash) leaves the volume empty and unseeded, never half-seeded.
+
+        In this process: for a start that nothing seeded before (run and start seed in a worker
+        first, seed_async); a volume seeded already costs nothing here."""
+        if self.get(name).seeded:
             return
+        plan = self._seed_plan(name, image_rootfs, dst)
+        if plan is not None:
+            copy_seed(*plan)
+        self._finish_seed(name, plan)
+
+    def seed_async(self, name: str, image_rootfs: str, dst: str, spawn: Spawn,
+                   on_done: Callable[[Optional[TcrError]], None]) -> None:
+        """seed() with the copy in a worker: spawn(fn, args, what, done) starts it (the daemon's
+        tcr.daemon.worker); on_done(None or the TcrError) runs on the loop afterwards. Two starts
+        that need the same volume share one copy."""
+        if self.get(name).seeded:
+            on_done(None)
+            return
+        waiting = self._seeding.get(name)
+        if waiting is not None:
+            waiting.append(on_done)
+            return
+        plan = self._seed_plan(name, image_rootfs, dst)
+        if plan is None:
+            self._finish_seed(name, None)
+            on_done(None)
+            return
+        waiters = self._seeding[name] = [on_done]
+
+        def copied(result: Any) -> None:
+            self._seeding.pop(name, None)
+            err: Optional[TcrError] = None
+            try:
+                if isinstance(result, TcrError):
+                    raise result
+                self._finish_seed(name, plan)
+            except TcrError as exc:
+                err = exc
+            except OSError as exc:
+                from tcr.common import oserrors
+
+                err = oserrors.to_error(exc)
+            if err is not None:
+                err.message = f"volume {name[:64]}: cannot seed it from the image: {err.message}"
+            for w in waiters:
+                w(err)
+
+        try:
+            spawn(copy_seed, plan, "volume seed", copied)
+        except BaseException:
+            self._seeding.pop(name, None)
+            remove_tree(plan[1])
+            raise
+
+    def _seed_plan(self, name: str, image_rootfs: str, dst: str) -> Optional[Tuple[str, str]]:
+        """(source in the image, temporary directory made for the copy), or None: nothing to copy."""
         data = self.data_dir(name)
         from tcr.containers.ociconfig import walk_in_root
 
         src = walk_in_root(image_rootfs, dst, must_exist=True)
-        if src is not None and os.path.isdir(src) and not os.listdir(data) and os.listdir(src):
-            from tcr.common.run import run
+        if src is None or not os.path.isdir(src) or os.listdir(data) or not os.listdir(src):
+            return None
+        tmp = os.path.join(self.dir, name, SEED_TMP)
+        remove_tree(tmp)
+        os.mkdir(tmp, 0o700)
+        return src, tmp
 
-            tmp = os.path.join(self.dir, name, SEED_TMP)
-            remove_tree(tmp)
-            os.mkdir(tmp, 0o700)
+    def _finish_seed(self, name: str, plan: Optional[Tuple[str, str]]) -> None:
+        """The copy is complete: it becomes _data (one rename), and the volume is marked seeded."""
+        if plan is not None:
+            data = self.data_dir(name)
             try:
-                run(["cp", "-a", "--", src + "/.", tmp + "/"], timeout=600)
-                st = os.stat(src)
-                os.chown(tmp, st.st_uid, st.st_gid)
-                os.chmod(tmp, st.st_mode & 0o7777)
                 os.rmdir(data)
-                os.rename(tmp, data)
+                os.rename(plan[1], data)
             except BaseException:
-                remove_tree(tmp)
+                remove_tree(plan[1])
                 os.makedirs(data, mode=0o755, exist_ok=True)
                 raise
         from tcr.common.record import replace
 
-        rec = replace(rec, seeded=True)
+        rec = replace(self.get(name), seeded=True)
         self.store.save(KIND, name, rec.to_dict())
         self.vols[name] = rec
 
@@ -160,3 +217,18 @@ class VolumeManager:
     def list(self) -> List[Dict[str, Any]]:
         """Every volume in inspect's shape (Name, Mountpoint, Labels ...), sorted by name."""
         return [self.inspect(n) for n in sorted(self.vols)]
+
+
+def copy_seed(src: str, tmp: str) -> None:
+    """`cp -a` of the image's directory src into tmp, with src's owner and mode (docker's seed).
+    Runs in a worker (it may copy a lot); a failure leaves no partial copy."""
+    from tcr.common.run import run
+
+    try:
+        run(["cp", "-a", "--", src + "/.", tmp + "/"], timeout=600)
+        st = os.stat(src)
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, st.st_mode & 0o7777)
+    except BaseException:
+        remove_tree(tmp)
+        raise
