@@ -9,15 +9,13 @@ failed `run` leaves no phantom container.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from test.fixtures.daemon import Tcrd, leak_report
+from test.fixtures.daemon import managed_tcrd
 from test.fixtures.process import wait_for
 from test.root.test_containers_image import build
 
@@ -33,44 +31,14 @@ def _free(path: str) -> int:
 
 @pytest.fixture
 def small():
-    """A tcrd whose state root is a 20 MB tmpfs, with the busybox image loaded."""
-    base = tempfile.mkdtemp(prefix=f"tcrd-full-{os.getpid()}-", dir="/tmp")
-    root = os.path.join(base, "root")
-    os.makedirs(root)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m,mode=0711", "tcr-test-full", root],
-                   check=True)
-    d = Tcrd(base)
-    problems = []
-    try:
-        d.start()
-        img = build(base)
+    """A tcrd whose state root is a 20 MB tmpfs, with the busybox image loaded (the tcrd fixture's
+    teardown and leak check, loop devices on the tmpfs included)."""
+    with managed_tcrd(prefix="tcrd-full", tmpfs_mb=SIZE_MB) as d:
+        img = build(d.base)
         r = d.cli("image", "load", img)
         assert r.returncode == 0, r.stderr
         os.unlink(img)
         yield d
-    finally:
-        try:
-            if not d.running():
-                try:
-                    d.start()
-                except RuntimeError as exc:
-                    problems.append(str(exc))
-            if d.running():
-                problems += d.remove_all_containers_and_networks()
-                problems += d.remove_all_images()
-                rc = d.stop()
-                if rc != 0:
-                    problems.append(f"tcrd exited with {rc} on SIGTERM")
-            problems += [p for p in leak_report(base) if not p.endswith(" " + root)]
-            problems += d.net_leftovers()
-        finally:
-            d.kill9()
-            d.force_clean_net()
-            d.force_clean()
-            subprocess.run(["umount", "-l", root], capture_output=True)
-            shutil.rmtree(base, ignore_errors=True)
-    if problems:
-        pytest.fail("teardown found problems:\n" + "\n".join(problems) + "\n--- log ---\n" + d.log())
 
 
 def cli(d, *args, ok=True, timeout=60):

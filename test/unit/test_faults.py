@@ -80,3 +80,24 @@ def test_every_listed_point_is_called_exactly_once_in_the_daemon_code():
                 with open(os.path.join(dirpath, f)) as fh:
                     called += re.findall(r'\bfault\("([a-z0-9_.]+)"\)', fh.read())
     assert sorted(called) == sorted(faults.POINTS)
+
+
+def test_errno_points_raise_the_armed_oserror_only_with_the_switch():
+    import errno
+
+    assert faults._failing({"TCR_FAULT_ERRNO": "state.write=EIO"}) == {}
+    armed = faults._failing({"TCR_TEST_FAULTS": "1", "TCR_FAULT_ERRNO": "state.write=EIO, x=ENOSPC,y=NOPE"})
+    assert armed == {"state.write": errno.EIO, "x": errno.ENOSPC}
+    faults.fail("state.write", "/x")  # this process is not armed: nothing happens
+
+
+def test_every_errno_point_is_called_exactly_once():
+    import re
+
+    called = []
+    for dirpath, _dirs, files in os.walk(os.path.join(TARGET, "tcr")):
+        for f in files:
+            if f.endswith(".py") and f != "faults.py":
+                with open(os.path.join(dirpath, f)) as fh:
+                    called += re.findall(r'\bfail\("([a-z0-9_.]+)"', fh.read())
+    assert sorted(called) == sorted(faults.ERRNO_POINTS)

@@ -14,16 +14,22 @@ that start-up recovery rolls every multi-step operation fully forward or fully b
 
 The environment is read once, at import, into a frozenset, so an unarmed fault() is one function
 call and one set lookup on an empty set.
+
+Host errors (EIO from a failing flash, ENOSPC ...) are injected the same way, at the points of
+ERRNO_POINTS, where fail(name, path) raises the OSError the kernel would:
+
+    TCR_FAULT_ERRNO=state.write=EIO,...    raise OSError(EIO) there, every time
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import FrozenSet
+    from typing import Dict, FrozenSet
 
 
 def _armed(env=os.environ) -> FrozenSet[str]:
@@ -33,6 +39,25 @@ def _armed(env=os.environ) -> FrozenSet[str]:
 
 
 ARMED: FrozenSet[str] = _armed()
+
+
+def _failing(env=os.environ) -> Dict[str, int]:
+    if env.get("TCR_TEST_FAULTS") != "1":
+        return {}
+    out = {}
+    for item in env.get("TCR_FAULT_ERRNO", "").split(","):
+        name, _, code = item.strip().partition("=")
+        if name and hasattr(errno, code.strip()):
+            out[name] = int(getattr(errno, code.strip()))
+    return out
+
+
+FAILING: Dict[str, int] = _failing()
+
+# Points where fail() can raise a host error (test/root/test_eio.py).
+ERRNO_POINTS = (
+    "state.write",  # StateStore.save: a record cannot be written (EIO: the flash fails)
+)
 
 # Every point that the daemon's code calls, so tests and docs/reliability.md can enumerate them.
 POINTS = (
@@ -74,3 +99,10 @@ def fault(name: str) -> None:
         if _daemon:
             os.kill(_daemon, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fail(name: str, path: str) -> None:
+    """Raise the OSError armed for the point `name` (TCR_FAULT_ERRNO), as the kernel would for path."""
+    if name in FAILING:
+        code = FAILING[name]
+        raise OSError(code, os.strerror(code), path)

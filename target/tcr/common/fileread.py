@@ -9,10 +9,11 @@ grows under us is still cut off).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
-from tcr.common.errors import InvalidArgument
+from tcr.common.errors import HostError, InvalidArgument, TcrError
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def read_bytes(path: str, cap: int, what: Optional[str] = None, dir_fd: Optional
     try:
         fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as e:
-        raise InvalidArgument(f"{label}: {e.strerror or e}")
+        raise _error(label, e)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -53,7 +54,7 @@ def read_bytes(path: str, cap: int, what: Optional[str] = None, dir_fd: Optional
             try:
                 b = os.read(fd, min(cap + 1 - total, 256 * KiB))
             except OSError as e:
-                raise InvalidArgument(f"{label}: {e.strerror or e}")
+                raise _error(label, e)
             if not b:
                 break
             chunks.append(b)
@@ -63,6 +64,12 @@ def read_bytes(path: str, cap: int, what: Optional[str] = None, dir_fd: Optional
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _error(label: str, e: OSError) -> TcrError:
+    if e.errno == errno.EIO:  # the storage, not the input: say where to look
+        return HostError(f"{label}: I/O error: check the storage (dmesg)")
+    return InvalidArgument(f"{label}: {e.strerror or e}")
 
 
 def read_text(path: str, cap: int, what: Optional[str] = None, dir_fd: Optional[int] = None) -> str:

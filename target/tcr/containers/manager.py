@@ -18,6 +18,7 @@ Everything runs on the event loop: waits (stop -t, wait, logs -f) are Pending re
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -296,7 +297,12 @@ class ContainerManager(AdjustOps):
             image_config = jsonc.loads(self.daemon.images.read_config(image))
         except TcrError as exc:
             raise StartFailed(str(exc), hint=exc.hint)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # EIO from a damaged image file: one line naming it
+            from tcr.common import oserrors
+
+            raise StartFailed(f"cannot read the config.json of image {image.id}: "
+                              f"{oserrors.describe(exc, image.config_path)}")
+        except ValueError as exc:
             raise StartFailed(f"cannot read the config.json of image {image.id}: {exc}")
         if not isinstance(image_config, dict):
             raise StartFailed(f"the config.json of image {image.id} is not a JSON object")
@@ -485,7 +491,7 @@ class ContainerManager(AdjustOps):
             if view.read_only:
                 rootfs = image.rootfs
             else:
-                mount_overlay(image.rootfs, paths)
+                _mount_rootfs(image, paths)
                 rootfs = paths.merged
             image_config = self._image_config(image)
             volume_sources = self._volume_sources(c, image)
@@ -509,7 +515,7 @@ class ContainerManager(AdjustOps):
                 # --read-only straight on the squashfs only works if every mount point exists
                 # there (crun cannot create one on a read-only fs): otherwise an overlay, whose
                 # root stays read-only through root.readonly.
-                mount_overlay(image.rootfs, paths)
+                _mount_rootfs(image, paths)
                 rootfs = paths.merged
                 config["root"]["path"] = rootfs
             process = config.get("process") or {}
@@ -1227,6 +1233,19 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
+
+
+def _mount_rootfs(image: Any, paths: ContainerPaths) -> None:
+    """The container's overlay over its image; the kernel's EIO there comes from the image (its
+    file damaged on the storage): one line that names it, not the state root."""
+    try:
+        mount_overlay(image.rootfs, paths)
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise
+        raise StartFailed(f"cannot mount the root filesystem of image {image.id}: I/O error reading "
+                          f"{image.stored}: check the storage (dmesg)",
+                          hint=f"tcr image verify {image.id}; load the image again")
 
 
 def _last_line(path: str, since: int = 0) -> str:

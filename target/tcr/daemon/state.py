@@ -14,6 +14,7 @@ import re
 from tcr.common import jsonc
 from tcr.common.atomic import remove_durable, write_atomic
 from tcr.common.errors import InvalidArgument
+from tcr.common.faults import fail
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class StateStore:
         p = self.path(kind, key)
         os.makedirs(os.path.dirname(p), mode=0o700, exist_ok=True)
         doc = {"version": VERSION, "kind": kind, "data": data}
+        fail("state.write", p)
         write_atomic(p, jsonc.dumps_pretty(doc), mode=0o600)
         if self.on_change is not None:
             self.on_change(kind, key, data)
