@@ -129,3 +129,26 @@ def test_a_failed_seed_is_one_line_and_leaves_the_volume_empty(gated):
     release(True)
     out, err = _finish(proc)
     assert proc.returncode == 0 and out == "from the image\n", err
+
+
+@pytest.mark.parametrize("verb", ["start", "restart"])
+def test_start_and_restart_of_a_created_container_seed_in_a_worker(gated, verb):
+    d, release = gated
+    r = d.cli("create", "--name", "later", "--network", "none", "-v", "data3:/seed", IMG, "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    proc = _run_bg(d, verb, "later")
+    released = False
+    try:
+        wait_for(d.cp_started.exists, 30, "the seed copy to start")
+        assert d.cli("ps", "-a", timeout=10).returncode == 0  # answered while the copy runs
+        assert proc.poll() is None
+        release(True)
+        released = True
+        out, err = _finish(proc)
+    finally:
+        if not released:
+            release(True)
+            _finish(proc)
+    assert proc.returncode == 0, err
+    r = d.cli("exec", "later", "cat", "/seed/hello.txt")
+    assert r.stdout == "from the image\n", r.stderr

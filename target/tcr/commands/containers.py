@@ -221,16 +221,25 @@ def cmd_restart(ctx: Ctx) -> Pending:
     cs = [mgr.find(r) for r in ns.containers]
     pending = Pending()
 
-    def after_stop() -> None:
+    def start_all(seed_error: Optional[TcrError]) -> Output:
         errors = []
         for c in cs:
             try:
+                if seed_error is not None:
+                    raise seed_error
                 mgr.user_start(c)
             except Exception as exc:  # a full disk too: the client always gets its answer
                 from tcr.common import oserrors
 
                 errors.append(f"tcr: {oserrors.to_error(exc).render()}\n")
-        pending.resolve(Output(1 if errors else 0, "".join(r + "\n" for r in ns.containers), "".join(errors)))
+        return Output(1 if errors else 0, "".join(r + "\n" for r in ns.containers), "".join(errors))
+
+    def after_stop() -> None:
+        out = _seeded_first(mgr, cs, start_all)  # a container created but never started: its volumes
+        if isinstance(out, Pending):
+            out.bind(pending.resolve)
+        else:
+            pending.resolve(out)
 
     _stop_all(mgr, cs, ns.time, after_stop)
     return pending
