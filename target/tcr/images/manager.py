@@ -592,7 +592,7 @@ def _load_error(path: str, exc: BaseException) -> TcrError:
         if oserrors.is_host_error(exc):
             return oserrors.to_error(exc)
         return InternalError(f"cannot load {path}: {exc.strerror or exc}")
-    log.error("image load of %s failed: %s: %s", path, type(exc).__name__, exc)
+    log.exception("image load of %s failed", path)  # a bug: called from an except block
     return InternalError(f"cannot load {path}: internal error: {type(exc).__name__}: {exc}"[:500])
 
 
