@@ -196,6 +196,10 @@ def rpc(opts, method, args) -> int:
     sock = client.connect(path)
     try:
         reply = client.call(sock, method, args, on_stream=_stream, where=path, attach=True)
+        if reply["kind"] == "attach" and reply.get("cp") is not None:  # `tcr cp`: the local side
+            from tcr.cli import cp
+
+            return cp.run(sock, reply, 1, path)
         if reply["kind"] == "attach":  # tcrd runs the container; we only relay (tcr.cli.attach)
             from tcr.cli import attach
 

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
 LAZY_COMMANDS = {
     "_container_prune": ("tcr.commands.housekeeping",
                          "Remove all stopped containers (as 'tcr container prune')"),
+    "cp": ("tcr.commands.cp", "Copy files/folders between a container and the local filesystem"),
     "events": ("tcr.commands.monitor", "Show container, image, network and volume events"),
     "info": ("tcr.commands.housekeeping", "Show board-wide information (same as 'system info')"),
     "network": ("tcr.commands.networks", "Manage NAT networks: create, ls, rm, inspect"),

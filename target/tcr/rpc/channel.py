@@ -43,8 +43,9 @@ class Channel:
         return bool(self.conn.closed)
 
     def open(self, stdin: bool = False, tty: bool = False, detach_keys: bytes = b"",
-             sig_proxy: bool = False) -> None:
-        """Start the data channel: tell the client what to expect, route its input here."""
+             sig_proxy: bool = False, extra: Optional[Dict[str, Any]] = None) -> None:
+        """Start the data channel: tell the client what to expect, route its input here.
+        extra: more keys for the announcement (`cp`: what the client does with the data)."""
         from tcr.rpc import protocol
 
         self.conn.channel = self
@@ -53,6 +54,8 @@ class Channel:
             msg["detachKeys"] = list(detach_keys)
         if sig_proxy:
             msg["sigProxy"] = True
+        if extra:
+            msg.update(extra)
         from tcr.common import jsonc
 
         data = jsonc.dumps({"id": self.rid, "attach": msg}).encode()

@@ -213,7 +213,8 @@ def parse_reply(obj: Any) -> Dict[str, Any]:
             keys = []
         keys = bytes(k for k in keys if isinstance(k, int) and 0 <= k < 256)
         return {"kind": "attach", "stdin": att.get("stdin") is True, "tty": att.get("tty") is True,
-                "sig_proxy": att.get("sigProxy") is True, "detach_keys": keys}
+                "sig_proxy": att.get("sigProxy") is True, "detach_keys": keys,
+                "cp": att.get("cp") if isinstance(att.get("cp"), dict) else None}
     stream = obj.get("stream")
     if isinstance(stream, dict):
         return {"kind": "stream", "stdout": _str(stream.get("stdOut")), "stderr": _str(stream.get("stdErr"))}

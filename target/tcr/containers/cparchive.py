@@ -1,0 +1,367 @@
+"""`tcr cp` archives: writing a tar stream of a path and extracting one safely.
+
+Used in two places only, never by the idle daemon: the forked cp worker (already confined in the
+container's root, tcr.containers.cpworker) and the `tcr cp` client (tcr.cli.cp). tarfile is
+imported here, so only they pay for it.
+
+Writing (write()): a tar of one path, its top entry named as docker names it (cpplan.top_name),
+members in a stable order; regular files are opened with O_NOFOLLOW|O_NONBLOCK and checked
+with fstat (a file swapped for a FIFO or a device between the walk and the open is skipped, never
+read), and exactly the size in the header is sent (a file that shrinks meanwhile is padded).
+Device nodes and FIFOs are recorded, never opened; sockets are skipped (as docker).
+
+Extracting (Extractor): every member name is checked (no absolute name, no '..'), then reached
+from the destination directory one component at a time with O_NOFOLLOW: a symlink the archive
+itself created is never followed (the "symlink, then a file through it" trick); a symlink that
+was already there is followed as docker does (inside the container that is confined by the
+worker's chroot; on the host it is the user's own tree). Hard links may only point at files this
+archive extracted. Regular files are written to a temporary name and renamed into place, so a
+broken stream never leaves a truncated file. Modes and mtimes are kept; owners only when asked
+(-a); device nodes only when allowed (inside the container, where its root could make them
+anyway; never on the host from a container's archive).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+
+from tcr.containers.cpplan import CpError, names
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Dict, List, Optional, Set, Tuple
+
+CHUNK = 64 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+class _Exactly:
+    """A file object giving exactly `size` bytes of fd: short files are padded with zeros."""
+
+    def __init__(self, fd: int, size: int):
+        self.fd = fd
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        n = self.left if n < 0 else min(n, self.left)
+        data = os.read(self.fd, min(n, CHUNK * 4))
+        if not data:
+            data = b"\0" * min(n, CHUNK)
+        self.left -= len(data)
+        return data
+
+
+def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.mode = stat.S_IMODE(st.st_mode)
+    ti.uid, ti.gid = st.st_uid, st.st_gid
+    ti.mtime = int(st.st_mtime)
+    return ti
+
+
+class Writer:
+    """Adds a path (and everything below a directory) to a streaming tar."""
+
+    def __init__(self, out: IO[bytes]):
+        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                                errors="surrogateescape")
+        self.links: Dict[Tuple[int, int], str] = {}
+        self.skipped = 0
+
+    def add_tree(self, path: str, name: str, follow: bool = False) -> None:
+        """path's entry as `name`, then (for a directory) all below it, depth first, sorted."""
+        stack: List[Tuple[str, str, bool]] = [(path, name, follow)]
+        while stack:
+            p, n, fol = stack.pop()
+            if self._add(p, n, fol):
+                try:
+                    entries = sorted(os.listdir(p), reverse=True)
+                except OSError as exc:
+                    raise CpError(f"cannot read directory {p}: {exc.strerror}")
+                base = "" if n == "." else n + "/"
+                stack.extend((os.path.join(p, e), (base or "./") + e, False) for e in entries)
+
+    def _add(self, p: str, n: str, follow: bool) -> bool:
+        """Add one entry; True when it is a directory to descend into."""
+        try:
+            st = os.stat(p) if follow else os.lstat(p)
+        except FileNotFoundError:
+            self.skipped += 1  # removed while we walked
+            return False
+        mode = st.st_mode
+        ti = _info(n, st)
+        if stat.S_ISDIR(mode):
+            ti.type = tarfile.DIRTYPE
+            self.tar.addfile(ti)
+            return True
+        if stat.S_ISLNK(mode):
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = os.readlink(p)
+            self.tar.addfile(ti)
+            return False
+        if stat.S_ISREG(mode):
+            self._add_file(p, ti, follow)
+            return False
+        if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            ti.type = (tarfile.FIFOTYPE if stat.S_ISFIFO(mode) else
+                       tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
+            if not stat.S_ISFIFO(mode):
+                ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            self.tar.addfile(ti)
+            return False
+        self.skipped += 1  # sockets (docker skips them too)
+        return False
+
+    def _add_file(self, p: str, ti: tarfile.TarInfo, follow: bool) -> None:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        try:
+            fd = os.open(p, flags)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):  # swapped or removed meanwhile
+                self.skipped += 1
+                return
+            raise CpError(f"cannot read {p}: {exc.strerror}")
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                self.skipped += 1  # swapped for a FIFO or a device: never read one
+                return
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1:
+                first = self.links.get(key)
+                if first is not None:
+                    ti.type = tarfile.LNKTYPE
+                    ti.linkname = first
+                    ti.size = 0
+                    self.tar.addfile(ti)
+                    return
+                self.links[key] = ti.name
+            ti.type = tarfile.REGTYPE
+            ti.size = st.st_size
+            self.tar.addfile(ti, _Exactly(fd, st.st_size))  # type: ignore[arg-type]
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+# ---- extracting ------------------------------------------------------------------------------
+
+
+class Extractor:
+    """Extracts members of a streaming tar under the directory `root` (see the module doc)."""
+
+    def __init__(self, root: str, rename: Any = None, owners: Optional[Tuple[int, int]] = None,
+                 keep_owners: bool = False, devices: bool = False):
+        """rename(components) -> components (a cpplan.Plan's rename); owners: (uid, gid) for every
+        entry (the container's root, without -a); keep_owners: the archive's (-a); devices:
+        create device nodes (else they are skipped and counted)."""
+        self.root = root
+        self.rootfd = os.open(root, _DIR_FLAGS)
+        self.rename = rename
+        self.owners = owners
+        self.keep_owners = keep_owners
+        self.devices = devices
+        self.made_links: Set[Tuple[str, ...]] = set()  # symlinks this archive created
+        self.made_files: Set[Tuple[str, ...]] = set()  # regular files it extracted (link targets)
+        self.dirs: List[Tuple[Tuple[str, ...], tarfile.TarInfo]] = []  # modes and times set last
+        self.skipped_devices = 0
+        self.count = 0
+
+    def close(self) -> None:
+        if self.rootfd >= 0:
+            os.close(self.rootfd)
+            self.rootfd = -1
+
+    # The parent directory of a member, reached component by component.
+    def _parent(self, comps: List[str], create: bool) -> int:
+        fd = os.dup(self.rootfd)
+        try:
+            for i, part in enumerate(comps):
+                here = tuple(comps[:i + 1])
+                if here in self.made_links:
+                    raise CpError("invalid archive: member " + "/".join(comps)[:200]
+                                  + " goes through a symlink the archive created")
+                try:
+                    nfd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(part, 0o755, dir_fd=fd)  # a parent the archive does not list
+                    self._chown(part, fd, None)
+                    nfd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                    if not stat.S_ISLNK(st.st_mode):
+                        raise CpError("cannot extract " + "/".join(comps)[:200] + ": "
+                                      + "/".join(comps[:i + 1])[:200] + " is not a directory")
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)  # a symlink that was there: followed
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _chown(self, name: str, dirfd: int, ti: Optional[tarfile.TarInfo]) -> None:
+        if self.keep_owners and ti is not None:
+            os.chown(name, ti.uid, ti.gid, dir_fd=dirfd, follow_symlinks=False)
+        elif self.owners is not None:
+            os.chown(name, self.owners[0], self.owners[1], dir_fd=dirfd, follow_symlinks=False)
+
+    def add(self, tar: tarfile.TarFile, ti: tarfile.TarInfo) -> None:
+        comps = names(ti.name)
+        if self.rename is not None:
+            comps = self.rename(comps)
+        self.count += 1
+        if not comps:  # the destination directory itself ('.' into an existing directory)
+            return
+        if ti.isdev() and not self.devices:
+            self.skipped_devices += 1
+            return
+        pfd = self._parent(comps[:-1], create=True)
+        try:
+            self._add_in(tar, ti, comps, pfd)
+        finally:
+            os.close(pfd)
+
+    def _existing(self, name: str, pfd: int) -> Optional[os.stat_result]:
+        try:
+            return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def _add_in(self, tar: tarfile.TarFile, ti: tarfile.TarInfo, comps: List[str], pfd: int) -> None:
+        name = comps[-1]
+        key = tuple(comps)
+        old = self._existing(name, pfd)
+        where = "/".join(comps)[:200]
+        if old is not None and stat.S_ISDIR(old.st_mode) and not ti.isdir():
+            raise CpError(f"cannot overwrite directory {where} with non-directory")
+        if old is not None and not stat.S_ISDIR(old.st_mode) and ti.isdir():
+            raise CpError(f"cannot overwrite non-directory {where} with directory")
+        self.made_links.discard(key)
+        self.made_files.discard(key)
+        if ti.isdir():
+            if old is None:
+                os.mkdir(name, 0o700, dir_fd=pfd)  # its mode once everything below is written
+            self._chown(name, pfd, ti)
+            self.dirs.append((key, ti))
+            return
+        if ti.isreg():
+            self._file(tar, ti, name, pfd)
+            self.made_files.add(key)
+            return
+        if old is not None:
+            os.unlink(name, dir_fd=pfd)
+        if ti.issym():
+            os.symlink(ti.linkname, name, dir_fd=pfd)
+            self.made_links.add(key)
+            self._chown(name, pfd, ti)
+            self._times(name, pfd, ti, follow=False)
+            return
+        if ti.islnk():
+            target = names(ti.linkname)
+            if self.rename is not None:
+                target = self.rename(target)
+            if tuple(target) not in self.made_files:
+                raise CpError(f"invalid archive: hard link {where} to {ti.linkname[:200]!r}, "
+                              "which the archive did not contain")
+            tfd = self._parent(target[:-1], create=False)
+            try:
+                os.link(target[-1], name, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+            finally:
+                os.close(tfd)
+            self.made_files.add(key)
+            return
+        if ti.isfifo() or ti.isdev():
+            kind = stat.S_IFIFO if ti.isfifo() else stat.S_IFCHR if ti.ischr() else stat.S_IFBLK
+            dev = 0 if ti.isfifo() else os.makedev(ti.devmajor, ti.devminor)
+            os.mknod(name, kind | 0o600, dev, dir_fd=pfd)
+            self._chown(name, pfd, ti)
+            os.chmod(name, ti.mode & 0o7777, dir_fd=pfd)
+            self._times(name, pfd, ti)
+            return
+        raise CpError(f"invalid archive: {where} has an unsupported type {ti.type!r}")
+
+    def _file(self, tar: tarfile.TarFile, ti: tarfile.TarInfo, name: str, pfd: int) -> None:
+        tmp = f".tcr-cp.{os.getpid()}.{self.count}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=pfd)
+        try:
+            src = tar.extractfile(ti)
+            while src is not None:
+                data = src.read(CHUNK)
+                if not data:
+                    break
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            if self.keep_owners:
+                os.fchown(fd, ti.uid, ti.gid)
+            elif self.owners is not None:
+                os.fchown(fd, *self.owners)
+            os.fchmod(fd, ti.mode & 0o7777)  # after chown, which clears set-id bits
+            os.utime(fd, (ti.mtime, ti.mtime))
+            os.close(fd)
+            fd = -1
+            os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            try:
+                os.unlink(tmp, dir_fd=pfd)
+            except OSError:
+                pass
+            raise
+
+    def _times(self, name: str, pfd: int, ti: tarfile.TarInfo, follow: bool = True) -> None:
+        try:
+            os.utime(name, (ti.mtime, ti.mtime), dir_fd=pfd, follow_symlinks=follow)
+        except OSError:
+            pass  # symlink times are not settable everywhere; not worth failing a copy
+
+    def finish(self) -> None:
+        """Directory modes and times, deepest first (their contents changed them meanwhile)."""
+        for key, ti in sorted(self.dirs, key=lambda d: -len(d[0])):
+            comps = list(key)
+            pfd = self._parent(comps[:-1], create=False)
+            try:
+                fd = os.open(comps[-1], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=pfd)
+            finally:
+                os.close(pfd)
+            try:
+                os.fchmod(fd, ti.mode & 0o7777)
+                os.utime(fd, (ti.mtime, ti.mtime))
+            finally:
+                os.close(fd)
+
+
+def open_stream(f: IO[bytes]) -> tarfile.TarFile:
+    return tarfile.open(fileobj=f, mode="r|", encoding="utf-8", errors="surrogateescape")
+
+
+def members(tar: tarfile.TarFile) -> Any:
+    """The members of a streaming tar; a broken stream is one clear line."""
+    try:
+        for ti in tar:
+            yield ti
+    except tarfile.TarError as exc:
+        raise CpError(f"invalid archive: {exc}")
+
+
+def bad_archive(exc: BaseException) -> Optional[CpError]:
+    if isinstance(exc, tarfile.TarError):
+        return CpError(f"invalid archive: {exc}")
+    return None
