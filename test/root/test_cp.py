@@ -98,3 +98,234 @@ def test_cp_from_container_docker_rules(d, tmp_path):
     assert r.returncode == 1 and "not a directory" in r.stderr
     r = cli(d, "cp", str(out), str(out / "y"), ok=False)
     assert r.returncode == 1 and "must specify at least one container" in r.stderr
+
+
+def _tree(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a").write_text("alpha\n")
+    os.chmod(src / "a", 0o751)
+    (src / "sub" / "b").write_text("beta\n")
+    os.chmod(src / "sub", 0o705)
+    os.symlink("a", src / "link")
+    os.utime(src / "a", (1577934245, 1577934245))
+    os.chown(src / "a", 1234, 2345)
+    return src
+
+
+def test_cp_to_running_container(d, tmp_path):
+    src = _tree(tmp_path)
+    run_d(d, "cpt", setup="busybox mkdir -p /dst/existing && echo old > /dst/file")
+    cli(d, "cp", str(src / "a"), "cpt:/dst/newfile")
+    assert sh(d, "cpt", "cat /dst/newfile") == "alpha\n"
+    assert sh(d, "cpt", "busybox stat -c '%a %u %g %Y' /dst/newfile") == "751 0 0 1577934245\n"
+    cli(d, "cp", "-a", str(src / "a"), "cpt:/dst/kept")
+    assert sh(d, "cpt", "busybox stat -c '%a %u %g' /dst/kept") == "751 1234 2345\n"
+    cli(d, "cp", str(src / "a"), "cpt:/dst/file")  # over an existing file
+    assert sh(d, "cpt", "cat /dst/file") == "alpha\n"
+    cli(d, "cp", str(src), "cpt:/dst/existing")  # into an existing dir
+    assert sh(d, "cpt", "cat /dst/existing/src/sub/b; busybox readlink /dst/existing/src/link") == "beta\na\n"
+    assert sh(d, "cpt", "busybox stat -c %a /dst/existing/src/sub") == "705\n"
+    cli(d, "cp", str(src), "cpt:/dst/renamed")  # to a new name
+    assert sh(d, "cpt", "cat /dst/renamed/a") == "alpha\n"
+    cli(d, "cp", str(src) + "/.", "cpt:/dst/existing")  # the contents
+    assert sh(d, "cpt", "cat /dst/existing/a") == "alpha\n"
+    r = cli(d, "cp", str(src), "cpt:/dst/file", ok=False)
+    assert r.returncode == 1 and "cannot copy a directory to a file" in r.stderr
+    r = cli(d, "cp", str(src / "a"), "cpt:/nosuchdir/x", ok=False)
+    assert r.returncode == 1 and "no such directory: /nosuchdir" in r.stderr
+    r = cli(d, "cp", str(src / "a"), "cpt:/dst/newdir/", ok=False)
+    assert r.returncode == 1 and "no such directory" in r.stderr
+    r = cli(d, "cp", str(tmp_path / "nosuch"), "cpt:/dst", ok=False)
+    assert r.returncode == 1 and "no such file or directory" in r.stderr
+    assert "newdir" not in sh(d, "cpt", "ls /dst")
+    # nothing half-written: no temporary files left behind
+    assert ".tcr-cp" not in sh(d, "cpt", "ls -a /dst /dst/existing")
+
+
+def test_cp_running_container_goes_to_its_mounts(d, tmp_path):
+    """A path under a volume or bind mount of a running container is the mount (as docker)."""
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    run_d(d, "cpm", "-v", f"{bind}:/mnt/b", "--tmpfs", "/scratch")
+    f = tmp_path / "f"
+    f.write_text("to the mount\n")
+    cli(d, "cp", str(f), "cpm:/mnt/b/in-bind")
+    assert (bind / "in-bind").read_text() == "to the mount\n"
+    cli(d, "cp", str(f), "cpm:/scratch/in-tmpfs")
+    assert sh(d, "cpm", "cat /scratch/in-tmpfs") == "to the mount\n"
+    (bind / "from-host").write_text("host side\n")
+    cli(d, "cp", "cpm:/mnt/b/from-host", str(tmp_path / "back"))
+    assert (tmp_path / "back").read_text() == "host side\n"
+
+
+def test_cp_stopped_containers(d, tmp_path):
+    src = _tree(tmp_path)
+    stopped(d, "cps", "mkdir -p /made && echo inside > /made/x")
+    mounts_before = open("/proc/self/mountinfo").read().count("/cps")
+    cli(d, "cp", "cps:/made/x", str(tmp_path / "x"))
+    assert (tmp_path / "x").read_text() == "inside\n"
+    cli(d, "cp", str(src), "cps:/made/")
+    cli(d, "create", "--name", "cpc", "--network", "none", "busybox", "true")
+    cli(d, "cp", "cpc:/etc/passwd", str(tmp_path / "passwd"))  # never started: the image's files
+    assert (tmp_path / "passwd").read_text().startswith("root:")
+    cli(d, "cp", str(src / "a"), "cpc:/a")
+    # the overlay mounted for the copy is gone again
+    cid = inspect(d, "cps")["id"]
+    assert cid not in open("/proc/self/mountinfo").read()
+    assert mounts_before == 0
+    cli(d, "start", "cps")
+    wait_for(lambda: inspect(d, "cps")["state"] == "exited", what="cps exits again")
+    cli(d, "cp", "cps:/made/src/sub/b", str(tmp_path / "b"))
+    assert (tmp_path / "b").read_text() == "beta\n"
+    cli(d, "start", "cpc")
+    cli(d, "cp", "cpc:/a", str(tmp_path / "a2"))
+    assert (tmp_path / "a2").read_text() == "alpha\n"
+
+
+def test_cp_tar_streams(d, tmp_path):
+    run_d(d, "cpz", setup="busybox mkdir -p /d/s && echo one > /d/one && echo two > /d/s/two")
+    r = raw(d, "cp", "cpz:/d", "-")
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tf:
+        names = tf.getnames()
+        assert names[0] == "d" and "d/one" in names and "d/s/two" in names
+        assert tf.extractfile("d/s/two").read() == b"two\n"
+    r = raw(d, "cp", "cpz:/d/.", "-")
+    with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tf:
+        assert "./one" in tf.getnames()
+    # a tar on stdin is extracted as it is into a directory
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("in/x.txt")
+        ti.size = 3
+        ti.mode = 0o600
+        tf.addfile(ti, io.BytesIO(b"xyz"))
+    r = raw(d, "cp", "-", "cpz:/d", input=buf.getvalue())
+    assert r.returncode == 0, r.stderr
+    assert sh(d, "cpz", "cat /d/in/x.txt; busybox stat -c %a /d/in/x.txt") == "xyz600\n"
+    r = raw(d, "cp", "-", "cpz:/d/one", input=buf.getvalue())
+    assert r.returncode == 1 and b'must be a directory' in r.stderr
+    r = raw(d, "cp", "-", "cpz:/d", input=b"this is not a tar archive" * 100)
+    assert r.returncode == 1 and b"invalid archive" in r.stderr
+
+
+# ---- a hostile container ------------------------------------------------------------------------
+
+PLANT = ("busybox ln -s /etc /tmp/x && busybox ln -s ../../../../../../.. /tmp/up && "
+         "busybox ln -s {secret} /tmp/secret && busybox ln -s ../../../../../../..{secret} /tmp/secret2 && "
+         "busybox ln -s {hostdir} /tmp/out && busybox ln -s /etc/tcr-cp-evil /tmp/evil && "
+         "busybox ln -s ../../../../../etc/tcr-cp-evil2 /tmp/evil2 && echo ctr > /etc/marker")
+
+
+@pytest.fixture
+def host_bait(tmp_path):
+    secret = tmp_path / "host-secret"
+    secret.write_text("HOST SECRET\n")
+    hostdir = tmp_path / "host-dir"
+    hostdir.mkdir()
+    evil = ["/etc/tcr-cp-evil", "/etc/tcr-cp-evil2", "/etc/tcr-cp-through", "/etc/tcr-cp-abs",
+            "/etc/tcr-cp-dotdot"]
+    for p in evil:
+        assert not os.path.lexists(p)
+    yield secret, hostdir
+    left = [p for p in evil if os.path.lexists(p)]
+    for p in left:
+        os.unlink(p)
+    assert not left, f"tcr cp wrote outside the container: {left}"
+    assert os.listdir(hostdir) == [], "tcr cp wrote into a host directory through a planted symlink"
+    assert secret.read_text() == "HOST SECRET\n"
+
+
+@pytest.mark.parametrize("state", ["running", "stopped"])
+def test_cp_planted_symlinks_stay_inside(d, tmp_path, host_bait, state):
+    secret, hostdir = host_bait
+    setup = PLANT.format(secret=secret, hostdir=hostdir)
+    name = "cph" + state[0]
+    if state == "running":
+        run_d(d, name, setup=setup)
+    else:
+        stopped(d, name, setup)
+    out = tmp_path / "out"
+    out.mkdir()
+    # reading: every planted path resolves inside the container
+    cli(d, "cp", f"{name}:/tmp/x/.", str(out / "etc"))
+    assert (out / "etc" / "marker").read_text() == "ctr\n"
+    assert (out / "etc" / "passwd").read_text() != open("/etc/passwd").read()
+    cli(d, "cp", f"{name}:/tmp/up/etc/marker", str(out / "m2"))
+    assert (out / "m2").read_text() == "ctr\n"
+    for path in ("/tmp/up" + str(secret), "/tmp/secret/.", "/tmp/secret2/."):
+        r = cli(d, "cp", f"{name}:{path}", str(out / "leak"), ok=False)
+        assert r.returncode == 1 and not (out / "leak").exists(), (path, r.stderr)
+    r = cli(d, "cp", "-L", f"{name}:/tmp/secret2", str(out / "leak"), ok=False)
+    assert r.returncode == 1 and "Could not find the file" in r.stderr and not (out / "leak").exists()
+    cli(d, "cp", f"{name}:/tmp/secret", str(out / "link"))  # the link itself, as a link
+    assert os.readlink(out / "link") == str(secret)
+    # writing: through every planted link, only into the container
+    f = tmp_path / "payload"
+    f.write_text("payload\n")
+    for dest in ("/tmp/out/evil", "/tmp/up" + str(hostdir) + "/evil", "/tmp/out"):
+        cli(d, "cp", str(f), f"{name}:{dest}", ok=False)
+    cli(d, "cp", str(f), f"{name}:/tmp/evil")  # a link to /etc/tcr-cp-evil: the container's
+    cli(d, "cp", str(f), f"{name}:/tmp/evil2")
+    cli(d, "cp", str(f), f"{name}:/tmp/x/tcr-cp-through")
+    cli(d, "cp", str(f), f"{name}:/tmp/up/etc/tcr-cp-abs")
+    if state == "stopped":
+        cli(d, "start", name)
+        wait_for(lambda: inspect(d, name)["state"] == "exited", what=f"{name} exits")
+    for p in ("/etc/tcr-cp-evil", "/etc/tcr-cp-evil2", "/etc/tcr-cp-through", "/etc/tcr-cp-abs"):
+        cli(d, "cp", f"{name}:{p}", str(out / "check"))
+        assert (out / "check").read_text() == "payload\n"
+        (out / "check").unlink()
+    # (host_bait checks that nothing reached the host)
+
+
+def _tar(*members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for m in members:
+            ti = tarfile.TarInfo(m["name"])
+            ti.type = m.get("type", tarfile.REGTYPE)
+            ti.linkname = m.get("link", "")
+            data = m.get("data", b"")
+            ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
+            ti.mode = 0o644
+            ti.devmajor, ti.devminor = m.get("dev", (0, 0))
+            tf.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("members,why", [
+    ([{"name": "/etc/tcr-cp-abs", "data": b"x"}], "absolute"),
+    ([{"name": "../../../../etc/tcr-cp-dotdot", "data": b"x"}], ".."),
+    ([{"name": "l", "type": tarfile.SYMTYPE, "link": "/etc"},
+      {"name": "l/tcr-cp-through", "data": b"x"}], "symlink the archive created"),
+    ([{"name": "l", "type": tarfile.SYMTYPE, "link": "../../../../etc"},
+      {"name": "l/tcr-cp-through", "data": b"x"}], "symlink the archive created"),
+    ([{"name": "h", "type": tarfile.LNKTYPE, "link": "/etc/passwd"}], "absolute"),
+    ([{"name": "h", "type": tarfile.LNKTYPE, "link": "../../etc/passwd"}], ".."),
+    ([{"name": "h", "type": tarfile.LNKTYPE, "link": "etc/passwd"}], "did not contain"),
+])
+def test_cp_hostile_archive_is_refused(d, tmp_path, host_bait, members, why):
+    run_d(d, "cpa")
+    r = raw(d, "cp", "-", "cpa:/tmp", input=_tar(*members))
+    assert r.returncode == 1 and why.encode() in r.stderr, r.stderr
+    assert b"\n" == r.stderr[-1:] and r.stderr.count(b"\n") == 1
+    assert sh(d, "cpa", "ls /etc | grep tcr-cp || true") == ""
+    assert sh(d, "cpa", "cat /etc/passwd").startswith("root:")
+    r = raw(d, "cp", "-", "cpa:/", input=_tar({"name": "h", "type": tarfile.LNKTYPE, "link": "etc/passwd"}))
+    assert r.returncode == 1
+
+
+def test_cp_device_nodes_from_a_container_are_not_made_on_the_host(d, tmp_path):
+    run_d(d, "cpdev", setup="busybox mkdir /tmp/dev && busybox mknod /tmp/dev/disk b 7 0 && "
+          "busybox mknod /tmp/dev/fifo p && echo ok > /tmp/dev/file")
+    out = tmp_path / "devs"
+    r = cli(d, "cp", "cpdev:/tmp/dev", str(out))
+    assert "skipped 1 device node" in r.stderr
+    assert sorted(os.listdir(out)) == ["fifo", "file"] and stat.S_ISFIFO((out / "fifo").lstat().st_mode)
+    # a device node sent into the container is made there (its root may make them itself)
+    dev = _tar({"name": "null2", "type": tarfile.CHRTYPE, "dev": (1, 3)})
+    r = raw(d, "cp", "-", "cpdev:/tmp", input=dev)
+    assert r.returncode == 0, r.stderr
+    assert sh(d, "cpdev", "busybox stat -c '%F %t:%T' /tmp/null2") == "character special file 1:3\n"

@@ -227,7 +227,7 @@ class Extractor:
         self.count += 1
         if not comps:  # the destination directory itself ('.' into an existing directory)
             return
-        if ti.isdev() and not self.devices:
+        if (ti.ischr() or ti.isblk()) and not self.devices:  # (isdev() includes FIFOs)
             self.skipped_devices += 1
             return
         pfd = self._parent(comps[:-1], create=True)
@@ -349,7 +349,10 @@ class Extractor:
 
 
 def open_stream(f: IO[bytes]) -> tarfile.TarFile:
-    return tarfile.open(fileobj=f, mode="r|", encoding="utf-8", errors="surrogateescape")
+    try:
+        return tarfile.open(fileobj=f, mode="r|", encoding="utf-8", errors="surrogateescape")
+    except tarfile.TarError as exc:
+        raise CpError(f"invalid archive: {exc}")
 
 
 def members(tar: tarfile.TarFile) -> Any:
