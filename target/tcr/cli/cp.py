@@ -7,12 +7,18 @@ Here -> container: a tar of the local path (or stdin as it is, for `-`) is sent 
 tcrd's worker extracts it. Imported only for `tcr cp` (it loads tarfile).
 """
 
+from __future__ import annotations
+
 import _socket
 import posix as os
 import select
 import sys
 
 from tcr.rpc.client import ConnectError, RpcError, loads, parse_reply, recv_message
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 FRAME = 64 * 1024
 
@@ -39,7 +45,7 @@ class Conn:
         self.rid = rid
         self.where = where
         self.buf = b""
-        self.final = None  # exit code once the final reply came
+        self.final: Optional[int] = None  # exit code once the final reply came
 
     def _message(self):
         """One message from tcrd: returns stdout bytes of a frame, or b"" for anything else."""

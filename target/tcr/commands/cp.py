@@ -29,7 +29,7 @@ from tcr.containers.cpplan import CpError, split_arg
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Optional, Set, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 log = get_logger("tcr.cp")
 
@@ -70,7 +70,7 @@ def cmd_cp(ctx: Ctx) -> Any:
     direction = "from" if sc is not None else "to"
     name, cpath, local = (sc, sp, ns.dest) if sc is not None else (dc, dp, ns.src)
     if not local:
-        raise UsageError(f"tcr cp: empty local path", hint=USAGE)
+        raise UsageError("tcr cp: empty local path", hint=USAGE)
     mgr = ctx.daemon.containers
     c = mgr.find(name)
     if not cpath:
@@ -127,7 +127,7 @@ def _root(daemon: Any, c: Any, write: bool) -> Tuple[Dict[str, Any], Callable[[]
         mount_overlay(image.rootfs, c.paths)
         _mounted.add(cid)
     _holds[cid] = _holds.get(cid, 0) + 1
-    done = []
+    done: List[bool] = []
 
     def release() -> None:
         if done:

@@ -71,8 +71,8 @@ class Writer:
     """Adds a path (and everything below a directory) to a streaming tar."""
 
     def __init__(self, out: IO[bytes]):
-        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                                errors="surrogateescape")
+        self.tar = tarfile.open(  # noqa: SIM115 - closed by close()
+            fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
         self.links: Dict[Tuple[int, int], str] = {}
         self.skipped = 0
 
@@ -358,8 +358,7 @@ def open_stream(f: IO[bytes]) -> tarfile.TarFile:
 def members(tar: tarfile.TarFile) -> Any:
     """The members of a streaming tar; a broken stream is one clear line."""
     try:
-        for ti in tar:
-            yield ti
+        yield from tar
     except tarfile.TarError as exc:
         raise CpError(f"invalid archive: {exc}")
 

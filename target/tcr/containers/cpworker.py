@@ -129,6 +129,7 @@ def receive(where: Dict[str, Any], dest: str, archive: bool, raw: bool, containe
     inp = os.fdopen(fd, "rb", buffering=CHUNK)
     tar = cparchive.open_stream(inp)
     it = cparchive.members(tar)
+    first = None
     if raw:
         if not (info.exists and info.is_dir):
             raise CpError(f'destination "{container}:{dest}" must be a directory')
@@ -147,7 +148,7 @@ def receive(where: Dict[str, Any], dest: str, archive: bool, raw: bool, containe
     ex = cparchive.Extractor(target, rename, owners=None if archive else (0, 0), keep_owners=archive,
                              devices=True)
     try:
-        if not raw:
+        if first is not None:
             ex.add(tar, first)
         for ti in it:
             ex.add(tar, ti)

@@ -212,9 +212,11 @@ def parse_reply(obj: Any) -> Dict[str, Any]:
         if not isinstance(keys, list):
             keys = []
         keys = bytes(k for k in keys if isinstance(k, int) and 0 <= k < 256)
-        return {"kind": "attach", "stdin": att.get("stdin") is True, "tty": att.get("tty") is True,
-                "sig_proxy": att.get("sigProxy") is True, "detach_keys": keys,
-                "cp": att.get("cp") if isinstance(att.get("cp"), dict) else None}
+        out = {"kind": "attach", "stdin": att.get("stdin") is True, "tty": att.get("tty") is True,
+               "sig_proxy": att.get("sigProxy") is True, "detach_keys": keys}
+        if isinstance(att.get("cp"), dict):  # `tcr cp`: what the client does with the data
+            out["cp"] = att["cp"]
+        return out
     stream = obj.get("stream")
     if isinstance(stream, dict):
         return {"kind": "stream", "stdout": _str(stream.get("stdOut")), "stderr": _str(stream.get("stdErr"))}

@@ -1,0 +1,131 @@
+"""tcr cp's archives (tcr.containers.cparchive): a round trip, and hostile archives that must not
+write outside the destination (no root needed: the extractor's own checks, without a chroot)."""
+
+import io
+import os
+import stat
+import tarfile
+
+import pytest
+
+from tcr.containers import cparchive
+from tcr.containers.cpplan import CpError, Plan
+
+
+def _tar(*members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, extra in members:
+            ti = tarfile.TarInfo(name)
+            ti.type = kind
+            ti.mode = 0o644
+            if kind == tarfile.REGTYPE:
+                ti.size = len(extra)
+                tf.addfile(ti, io.BytesIO(extra))
+            else:
+                ti.linkname = extra.decode() if extra else ""
+                tf.addfile(ti)
+    return buf.getvalue()
+
+
+def extract(data, dest, rename=None, devices=False):
+    tar = cparchive.open_stream(io.BytesIO(data))
+    ex = cparchive.Extractor(str(dest), rename, devices=devices)
+    try:
+        for ti in cparchive.members(tar):
+            ex.add(tar, ti)
+        ex.finish()
+    finally:
+        ex.close()
+    return ex
+
+
+def test_round_trip_keeps_modes_times_links(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a").write_bytes(b"alpha" * 30000)
+    os.chmod(src / "a", 0o4751)
+    os.chmod(src / "sub", 0o705)
+    os.link(src / "a", src / "sub" / "hard")
+    os.symlink("../a", src / "sub" / "sym")
+    os.mkfifo(src / "fifo")
+    os.utime(src / "a", (1577934245, 1577934245))
+    os.utime(src / "sub", (1500000000, 1500000000))
+    buf = io.BytesIO()
+    w = cparchive.Writer(buf)
+    w.add_tree(str(src), "src")
+    w.close()
+    out = tmp_path / "out"
+    out.mkdir()
+    extract(buf.getvalue(), out, Plan(str(out), ["src"], ["copy"]).rename)
+    c = out / "copy"
+    assert (c / "a").read_bytes() == b"alpha" * 30000
+    assert stat.S_IMODE((c / "a").stat().st_mode) == 0o4751 and (c / "a").stat().st_mtime == 1577934245
+    assert stat.S_IMODE((c / "sub").stat().st_mode) == 0o705 and (c / "sub").stat().st_mtime == 1500000000
+    assert (c / "sub" / "hard").stat().st_ino == (c / "a").stat().st_ino
+    assert os.readlink(c / "sub" / "sym") == "../a" and stat.S_ISFIFO((c / "fifo").lstat().st_mode)
+    assert not [n for n in os.listdir(c) if n.startswith(".tcr-cp")]
+
+
+@pytest.mark.parametrize("members,why", [
+    ([("/abs", tarfile.REGTYPE, b"x")], "absolute"),
+    ([("../up", tarfile.REGTYPE, b"x")], "'..'"),
+    ([("a/../../up", tarfile.REGTYPE, b"x")], "'..'"),
+    ([("l", tarfile.SYMTYPE, b"/"), ("l/up", tarfile.REGTYPE, b"x")], "symlink the archive created"),
+    ([("l", tarfile.SYMTYPE, b".."), ("l/up", tarfile.REGTYPE, b"x")], "symlink the archive created"),
+    ([("d", tarfile.DIRTYPE, b""), ("d/l", tarfile.SYMTYPE, b"../.."), ("d/l/up", tarfile.REGTYPE, b"x")],
+     "symlink the archive created"),
+    ([("h", tarfile.LNKTYPE, b"../outside")], "'..'"),
+    ([("h", tarfile.LNKTYPE, b"/etc/passwd")], "absolute"),
+    ([("h", tarfile.LNKTYPE, b"outside")], "did not contain"),
+])
+def test_hostile_archives_are_refused(tmp_path, members, why):
+    dest = tmp_path / "a" / "b" / "dest"
+    dest.mkdir(parents=True)
+    (dest / "outside").write_text("x")
+    with pytest.raises(CpError, match=why):
+        extract(_tar(*members), dest)
+    assert sorted(os.listdir(tmp_path / "a" / "b")) == ["dest"]
+    assert sorted(os.listdir(tmp_path / "a")) == ["b"]
+    assert not (tmp_path / "up").exists()
+
+
+def test_a_symlink_already_there_is_followed_as_docker(tmp_path):
+    dest = tmp_path / "dest"
+    (tmp_path / "real").mkdir()
+    dest.mkdir()
+    os.symlink("../real", dest / "l")
+    extract(_tar(("l/f", tarfile.REGTYPE, b"x")), dest)
+    assert (tmp_path / "real" / "f").read_text() == "x"
+
+
+def test_type_conflicts_and_overwrite(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("old")
+    with pytest.raises(CpError, match="cannot overwrite directory"):
+        extract(_tar(("d", tarfile.REGTYPE, b"x")), tmp_path)
+    with pytest.raises(CpError, match="cannot overwrite non-directory"):
+        extract(_tar(("f", tarfile.DIRTYPE, b"")), tmp_path)
+    os.symlink("f", tmp_path / "s")
+    extract(_tar(("s", tarfile.REGTYPE, b"new")), tmp_path)  # replaces the link, not its target
+    assert (tmp_path / "f").read_text() == "old" and (tmp_path / "s").read_text() == "new"
+
+
+def test_devices_are_skipped_unless_allowed(tmp_path):
+    ex = extract(_tar(("null", tarfile.CHRTYPE, b""), ("blk", tarfile.BLKTYPE, b"")), tmp_path)
+    assert ex.skipped_devices == 2 and os.listdir(tmp_path) == []
+
+
+def test_truncated_stream_leaves_no_file(tmp_path):
+    data = _tar(("big", tarfile.REGTYPE, b"y" * 100000))
+    with pytest.raises(CpError, match="invalid archive"):
+        try:
+            extract(data[:40000], tmp_path)
+        except Exception as exc:
+            raise cparchive.bad_archive(exc) or exc
+    assert os.listdir(tmp_path) == []
+
+
+def test_garbage_is_one_error():
+    with pytest.raises(CpError, match="invalid archive"):
+        cparchive.open_stream(io.BytesIO(b"not a tar" * 200))
