@@ -477,8 +477,6 @@ class RpcServer:
             if conn.channel is not None:
                 conn.channel.on_message(data)  # stdin frames and controls of an attached client
                 continue
-            if data[:1] == b"\x00":
-                continue  # a stdin frame sent as its channel closed (`cp` ends on its own): dropped
             self._handle(conn, data)
 
     def _release_buffer(self) -> None:
