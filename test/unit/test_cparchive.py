@@ -129,3 +129,68 @@ def test_truncated_stream_leaves_no_file(tmp_path):
 def test_garbage_is_one_error():
     with pytest.raises(CpError, match="invalid archive"):
         cparchive.open_stream(io.BytesIO(b"not a tar" * 200))
+
+
+# ---- the recorded wire samples (docs/formats.md, "Attach channel": tcr cp) ------------------------
+
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "rpc")
+
+
+def _lines(name):
+    with open(os.path.join(SAMPLES, name), "rb") as f:
+        return [ln for ln in f.read().split(b"\n") if ln]
+
+
+class _Conn:
+    def __init__(self):
+        self.sent = []
+        self.channel = None
+
+    def send_raw(self, data):
+        self.sent.append(data)
+
+
+@pytest.mark.parametrize("name,direction", [("cp_from", "from"), ("cp_to", "to")])
+def test_cp_samples_both_ways(tmp_path, name, direction):
+    from tcr.rpc import channel as chmod
+    from tcr.rpc import client
+    from tcr.rpc.protocol import decode_request
+
+    (raw,) = _lines(name + ".request")
+    req = decode_request(raw)
+    assert req.method == "cp" and req.attach
+    lines = _lines(name + ".channel")
+    ann = client.parse_reply(client.loads(lines[0]))
+    info = ann["cp"]
+    assert ann["kind"] == "attach" and ann["stdin"] is (direction == "to")
+    assert info["direction"] == direction and info["container"] == "web" and info["archive"] is False
+    conn = _Conn()
+    chmod.Channel(conn, 1).open(stdin=direction == "to", extra={"cp": info})
+    assert conn.sent == lines[:1]  # tcrd writes exactly these bytes
+    assert client.parse_reply(client.loads(lines[-1]))["exit_code"] == 0
+    if direction == "from":
+        data = lines[1]
+        assert data[:1] == b"\x01"
+    else:
+        frames = _lines(name + ".input")
+        assert frames[-1] == b"\x00" and frames[0][:1] == b"\x00"
+        got = []
+        ch = chmod.Channel(_Conn(), 1)
+        ch.on_input = got.append
+        for f in frames:
+            ch.on_message(f)
+        assert got[-1] == b"" and len(got) == 2
+        data = b"\x00" + got[0]
+    # the tar: its first member is the source itself; extracted per docker's rule (new name)
+    tar = cparchive.open_stream(io.BytesIO(data[1:]))
+    first = next(cparchive.members(tar))
+    assert first.name == "conf" and first.isdir()
+    ex = cparchive.Extractor(str(tmp_path), Plan(str(tmp_path), ["conf"], ["copy"]).rename)
+    ex.add(tar, first)
+    for ti in cparchive.members(tar):
+        ex.add(tar, ti)
+    ex.finish()
+    ex.close()
+    assert (tmp_path / "copy" / "app.ini").read_text() == "port=8080"
+    assert stat.S_IMODE((tmp_path / "copy" / "app.ini").stat().st_mode) == 0o640
+    assert (tmp_path / "copy").stat().st_mtime == 1764600000
