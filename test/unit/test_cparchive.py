@@ -7,6 +7,8 @@ import stat
 import tarfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tcr.containers import cparchive
 from tcr.containers.cpplan import CpError, Plan
@@ -194,3 +196,32 @@ def test_cp_samples_both_ways(tmp_path, name, direction):
     assert (tmp_path / "copy" / "app.ini").read_text() == "port=8080"
     assert stat.S_IMODE((tmp_path / "copy" / "app.ini").stat().st_mode) == 0o640
     assert (tmp_path / "copy").stat().st_mtime == 1764600000
+
+
+_PART = st.sampled_from(["a", "b", "..", ".", "", "l"])
+_MEMBER = st.tuples(
+    st.lists(_PART, min_size=1, max_size=4).map("/".join),
+    st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE]),
+    st.sampled_from([b"", b"/", b"..", b"../..", b"a", b"../outside", b"/tmp", b"a/b"]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_MEMBER, max_size=8))
+def test_any_archive_stays_inside_the_destination(tmp_path_factory, members):
+    """Whatever the members (names with '..', '/', symlinks then paths through them, hard links),
+    extraction either refuses (a CpError, or an OSError the callers turn into one line) or writes
+    only under the destination."""
+    base = tmp_path_factory.mktemp("fz")
+    dest = base / "in" / "dest"
+    dest.mkdir(parents=True)
+    (base / "in" / "outside").write_text("x")
+    entries = [(("/" if absolute else "") + name, kind, extra) for name, kind, extra, absolute in members]
+    try:
+        extract(_tar(*entries), dest)
+    except (CpError, OSError):
+        pass
+    assert sorted(os.listdir(base)) == ["in"]
+    assert sorted(os.listdir(base / "in")) == ["dest", "outside"]
+    assert (base / "in" / "outside").read_text() == "x"

@@ -266,6 +266,8 @@ class Extractor:
         if old is not None:
             os.unlink(name, dir_fd=pfd)
         if ti.issym():
+            if not ti.linkname or "\0" in ti.linkname:
+                raise CpError(f"invalid archive: symlink {where} has an empty target")
             os.symlink(ti.linkname, name, dir_fd=pfd)
             self.made_links.add(key)
             self._chown(name, pfd, ti)
