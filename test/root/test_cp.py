@@ -396,3 +396,29 @@ def test_cp_big_file_streams_with_bounded_daemon_memory(d, tmp_path):
     print(f"tcrd RSS before {base} kB, peak after 3 x 200 MB copies {peak} kB (+{growth} kB); "
           f"in {t1 - t0:.1f} s, out {t3 - t2:.1f} s")
     assert growth < 16 * 1024, f"tcrd grew by {growth} kB while copying 200 MB"
+
+
+def test_cp_stopped_container_sees_its_volumes(d, tmp_path):
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    robind = tmp_path / "robind"
+    robind.mkdir()
+    (robind / "keep").write_text("read-only\n")
+    cli(d, "run", "-d", "--name", "cpv", "--network", "none", "-v", "cpvol:/vol", "-v", f"{bind}:/b",
+        "-v", f"{robind}:/ro:ro", "busybox", "sh", "-c", "echo in-volume > /vol/v && echo in-bind > /b/x")
+    wait_for(lambda: inspect(d, "cpv")["state"] == "exited", what="cpv exits")
+    cli(d, "cp", "cpv:/vol/v", str(tmp_path / "v"))
+    assert (tmp_path / "v").read_text() == "in-volume\n"
+    cli(d, "cp", "cpv:/b/x", str(tmp_path / "x"))
+    assert (tmp_path / "x").read_text() == "in-bind\n"
+    f = tmp_path / "f"
+    f.write_text("new\n")
+    cli(d, "cp", str(f), "cpv:/b/new")
+    assert (bind / "new").read_text() == "new\n"
+    cli(d, "cp", str(f), "cpv:/vol/new")
+    r = cli(d, "cp", str(f), "cpv:/ro/new", ok=False)
+    assert r.returncode == 1 and "Read-only file system" in r.stderr and not (robind / "new").exists()
+    cli(d, "rm", "cpv")
+    assert cli(d, "run", "--rm", "--network", "none", "-v", "cpvol:/vol", "busybox", "cat", "/vol/new").stdout \
+        == "new\n"
+    cli(d, "volume", "rm", "cpvol")

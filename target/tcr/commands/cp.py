@@ -14,7 +14,9 @@ up (the channel's HIGH_WATER), and the client is read only while the worker keep
 (attach.STDIN_BACKLOG). tarfile is never imported by tcrd itself: only in the worker.
 
 A stopped container's root is its overlay, mounted for the copy (and unmounted after, unless the
-container started meanwhile); a --read-only one's is the image's root (read-only).
+container started meanwhile); a --read-only one's is the image's root (read-only). Its volumes and
+bind mounts are bound over their targets in the worker's own mount namespace (as docker shows
+them).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def _root(daemon: Any, c: Any, write: bool) -> Tuple[Dict[str, Any], Callable[[]
         if write:
             raise CpError(f"container rootfs is marked read-only: {c.rec.name}",
                           hint="start it and copy into one of its volumes, or copy from it")
-        return {"path": image.rootfs}, lambda: None
+        return {"path": image.rootfs, "mounts": _volumes(daemon, c)}, lambda: None
     cid = c.rec.id
     if not is_mounted(c.paths.merged):
         mount_overlay(image.rootfs, c.paths)
@@ -150,7 +152,24 @@ def _root(daemon: Any, c: Any, write: bool) -> Tuple[Dict[str, Any], Callable[[]
         except OSError as exc:
             log.warning("cp: cannot unmount the root of %s: %s", c.rec.name, exc)
 
-    return {"path": c.paths.merged}, release
+    return {"path": c.paths.merged, "mounts": _volumes(daemon, c)}, release
+
+
+def _volumes(daemon: Any, c: Any) -> List[List[Any]]:
+    """[source, target, read-only] of a stopped container's volumes and bind mounts whose source
+    is there (a directory or a regular file: never a device), parents before children."""
+    import stat
+
+    out = []
+    for v in c.opts.volumes:
+        src = daemon.containers.volumes.data_dir(v.src) if v.kind == "volume" else v.src
+        try:
+            mode = os.stat(src).st_mode
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+            out.append([src, v.dst, bool(v.ro)])
+    return sorted(out, key=lambda m: m[1].rstrip("/").count("/"))
 
 
 class Transfer:

@@ -26,7 +26,7 @@ from tcr.containers.cpplan import CpError
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional
+    from typing import Any, Dict, List, Optional
 
 CLONE_NEWNS = 0x00020000
 _O_PATH = getattr(os, "O_PATH", 0o10000000)
@@ -39,9 +39,51 @@ def enter_root(where: Dict[str, Any]) -> None:
         _enter_running(int(where["pid"]))
     else:
         os.chdir(where["path"])  # tcrd's own directory (no part of it is the container's)
+        if where.get("mounts"):
+            _bind_volumes(where["mounts"])
         os.chroot(".")
     os.chdir("/")
     os.umask(0)  # modes come from the archive, exactly
+
+
+def _bind_volumes(mounts: List[List[Any]]) -> None:
+    """A stopped container's volumes and bind mounts, as docker shows them to `cp`: bound over
+    their targets in a mount namespace of this worker's own (gone when it exits). Each target is
+    found with openat2(RESOLVE_IN_ROOT) from the root (the cwd), so a planted symlink on the way
+    resolves inside the container; a target that does not exist is left out (crun makes it at the
+    next start), as is one whose kind differs from the source's."""
+    import stat
+
+    from tcr.kernel import mount as kmount
+    from tcr.kernel.libc import errno as libc_errno
+    from tcr.kernel.libc import libc
+    from tcr.kernel.openat2 import open_in_root
+
+    if libc().unshare(CLONE_NEWNS) != 0:
+        raise CpError(f"cannot make a mount namespace for the copy: {os.strerror(libc_errno())}")
+    kmount.mount(None, "/", None, kmount.MS_REC | kmount.MS_PRIVATE)
+    root = os.open(".", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for src, dst, ro in mounts:
+            try:
+                tfd = open_in_root(root, dst)
+            except OSError:
+                continue  # missing (or no openat2: an old kernel): the layer's own files show
+            try:
+                if stat.S_ISDIR(os.fstat(tfd).st_mode) != stat.S_ISDIR(os.stat(src).st_mode):
+                    continue
+                kmount.mount(src, f"/proc/self/fd/{tfd}", None, kmount.MS_BIND | kmount.MS_REC)
+            finally:
+                os.close(tfd)
+            if ro:
+                tfd = open_in_root(root, dst)  # now the mount's root
+                try:
+                    kmount.mount(None, f"/proc/self/fd/{tfd}", None,
+                                 kmount.MS_REMOUNT | kmount.MS_BIND | kmount.MS_RDONLY)
+                finally:
+                    os.close(tfd)
+    finally:
+        os.close(root)
 
 
 def _enter_running(pid: int) -> None:

@@ -58,6 +58,7 @@ class _Libc:
         "unshare": (c_int,),
         "setns": (c_int, c_int),
         "prctl": None,  # variadic: ints, converted as C int
+        "syscall": None,  # variadic: small ints and bytes (passed as pointers) only
     }
 
     def __init__(self) -> None:
