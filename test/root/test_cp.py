@@ -419,6 +419,6 @@ def test_cp_stopped_container_sees_its_volumes(d, tmp_path):
     r = cli(d, "cp", str(f), "cpv:/ro/new", ok=False)
     assert r.returncode == 1 and "Read-only file system" in r.stderr and not (robind / "new").exists()
     cli(d, "rm", "cpv")
-    assert cli(d, "run", "--rm", "--network", "none", "-v", "cpvol:/vol", "busybox", "cat", "/vol/new").stdout \
-        == "new\n"
+    back = cli(d, "run", "--rm", "--network", "none", "-v", "cpvol:/vol", "busybox", "cat", "/vol/new")
+    assert back.stdout == "new\n"
     cli(d, "volume", "rm", "cpvol")
