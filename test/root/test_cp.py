@@ -14,6 +14,7 @@ import pytest
 
 from test.fixtures.process import wait_for
 from test.root.test_containers import cli, d, inspect  # noqa: F401  (d: the image-loaded daemon)
+from test.root.test_ssh_remote import sshd  # noqa: F401  (an sshd whose sessions reach d)
 
 pytestmark = pytest.mark.root
 
@@ -422,3 +423,24 @@ def test_cp_stopped_container_sees_its_volumes(d, tmp_path):
     back = cli(d, "run", "--rm", "--network", "none", "-v", "cpvol:/vol", "busybox", "cat", "/vol/new")
     assert back.stdout == "new\n"
     cli(d, "volume", "rm", "cpvol")
+
+
+def test_cp_over_ssh_copies_to_and_from_the_client_machine(d, sshd, tmp_path):
+    """`tcr -H ssh://board cp` with a local path: the local side is the client's machine (docker's
+    client does the same); relative paths are the client's, not the remote login directory's."""
+    from test.root.test_ssh_remote import local_tcr
+
+    run_d(d, "cpssh", setup="busybox mkdir -p /s && echo remote > /s/r")
+    assert not os.path.exists("/root/cpssh-got")
+    r = local_tcr(sshd, "cp", "cpssh:/s", "cpssh-got", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cpssh-got" / "r").read_text() == "remote\n" and not os.path.exists("/root/cpssh-got")
+    (tmp_path / "up").write_text("up\n")
+    r = local_tcr(sshd, "cp", "up", "cpssh:/s/uploaded", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert sh(d, "cpssh", "cat /s/uploaded") == "up\n"
+    r = local_tcr(sshd, "cp", "cpssh:/nosuch", "x", cwd=str(tmp_path))
+    assert r.returncode == 1 and "Could not find the file /nosuch in container cpssh" in r.stderr
+    r = local_tcr(sshd, "cp", "nosuch-file", "cpssh:/s", cwd=str(tmp_path))
+    assert r.returncode == 1 and r.stderr.strip().endswith("no such file or directory")
+    assert r.stderr.count("\n") == 1

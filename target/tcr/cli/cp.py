@@ -180,21 +180,35 @@ def _to_stdout(conn: Conn) -> int:
 
 
 def _extract_here(conn: Conn, local: str, info) -> int:
+    skipped = extract_into(conn, local, bool(info.get("archive")))
+    code = conn.wait()
+    _warn_devices(skipped)
+    return code
+
+
+def _warn_devices(skipped: int) -> None:
+    if skipped:
+        sys.stderr.write(f"tcr: cp: skipped {skipped} device node(s): tcr cp does not create device "
+                         "nodes on this side\n")
+
+
+def extract_into(reader, local: str, archive: bool) -> int:
+    """Extract the tar `reader` gives (its first member is the source) to the local path per
+    docker's rules; returns how many device nodes were skipped."""
     from tcr.containers import cparchive, cpplan
 
     dst_raw = local_path(local)
     dst = cpplan.dest_info(dst_raw, _kind, os.readlink)
-    tar = cparchive.open_stream(conn)  # type: ignore[arg-type]
+    tar = cparchive.open_stream(reader)
     it = cparchive.members(tar)
     first = next(it, None)
     if first is None:
-        return conn.wait()
+        return 0
     top = cpplan.names(first.name)
     if len(top) > 1:
         raise cpplan.CpError("invalid copy source content: the first entry must be the source itself")
     p = cpplan.plan(first.isdir(), top, dst, local)
-    keep = bool(info.get("archive")) and os.geteuid() == 0
-    ex = cparchive.Extractor(p.dir, p.rename, keep_owners=keep, devices=False)
+    ex = cparchive.Extractor(p.dir, p.rename, keep_owners=archive and os.geteuid() == 0, devices=False)
     try:
         ex.add(tar, first)
         for ti in it:
@@ -210,11 +224,7 @@ def _extract_here(conn: Conn, local: str, info) -> int:
         raise
     finally:
         ex.close()
-    code = conn.wait()
-    if ex.skipped_devices:
-        sys.stderr.write(f"tcr: cp: skipped {ex.skipped_devices} device node(s): tcr cp does not "
-                         "create device nodes on this side\n")
-    return code
+    return ex.skipped_devices
 
 
 def _stdin_to(conn: Conn) -> None:
@@ -227,23 +237,85 @@ def _stdin_to(conn: Conn) -> None:
 
 
 def _send_tree(conn: Conn, local: str, info) -> None:
+    send_tree(conn, local, bool(info.get("followLink")))
+    conn._send(b"\x00")
+
+
+def send_tree(writer, local: str, follow: bool) -> None:
+    """A tar of the local path into `writer`, its top entry named as docker names it."""
     from tcr.containers import cparchive, cpplan
 
     path = local_path(local)
-    try:
-        st_kind = _kind(path)
-    except cpplan.CpError:
-        raise
+    st_kind = _kind(path)
     if st_kind is None:
         raise cpplan.CpError(f"lstat {path}: no such file or directory")
     src = path
-    if info.get("followLink") and st_kind == "link":
+    if follow and st_kind == "link":
         import posixpath
 
         src = posixpath.realpath(path)
         if _kind(src) is None:
             raise cpplan.CpError(f"lstat {src}: no such file or directory")
-    w = cparchive.Writer(conn)  # type: ignore[arg-type]
+    w = cparchive.Writer(writer)
     w.add_tree(src, cpplan.top_name(path))
     w.close()
-    conn._send(b"\x00")
+
+
+def remote(target, options, socket, args) -> Optional[int]:
+    """`tcr -H ssh://... cp` with a local path: the copy's local side is here, as with docker's
+    client (the remote tcr streams with `-`); None when there is nothing local to do (a `-`,
+    or arguments tcr's daemon should judge), and the command is run remotely as it is."""
+    from tcr.cli import ssh
+    from tcr.common.run import spawn
+    from tcr.containers.cpplan import split_arg
+
+    flags, pos, rest = [], [], list(args)
+    while rest:
+        a = rest.pop(0)
+        if a == "--":
+            pos += rest
+            break
+        if a.startswith("-") and a != "-":
+            if a not in ("-a", "--archive", "-L", "--follow-link", "-aL", "-La"):
+                return None
+            flags.append(a)
+        else:
+            pos.append(a)
+    if len(pos) != 2:
+        return None
+    (sc, _sp), (dc, _dp) = split_arg(pos[0]), split_arg(pos[1])
+    if (sc is None) == (dc is None) or "-" in pos:
+        return None
+    archive = any(f in ("-a", "--archive", "-aL", "-La") for f in flags)
+    follow = any(f in ("-L", "--follow-link", "-aL", "-La") for f in flags)
+    if sc is None and _kind(local_path(pos[0])) is None:  # before anything runs on the board
+        from tcr.containers.cpplan import CpError
+
+        raise CpError(f"lstat {local_path(pos[0])}: no such file or directory")
+    remote_args = [*flags, pos[0], "-"] if sc is not None else [*flags, "--tar-source", "-", pos[1]]
+    command = ssh.remote_command([*ssh.remote_tcr(socket), "cp", *remote_args])
+    argv = ssh.ssh_argv(target, command, tty=False, batch=True, options=options)
+    r, w = os.pipe()
+    if sc is not None:
+        pid = spawn(argv, stdout=w, stderr=2)
+        os.close(w)
+        with open(r, "rb", buffering=FRAME) as f:
+            skipped = extract_into(f, pos[1], archive)
+            while f.read(FRAME):
+                pass  # the end of the archive may be followed by padding
+    else:
+        pid = spawn(argv, stdin=r, stderr=2)
+        os.close(r)
+        try:
+            with open(w, "wb", buffering=FRAME) as f:
+                send_tree(f, pos[0], follow)
+        except BrokenPipeError:
+            pass  # the remote side ended early: its message is on stderr, its code below
+        skipped = 0
+    from tcr.cli.main import status_code
+
+    _pid, status = os.waitpid(pid, 0)
+    code = status_code(status)
+    if code == 0:
+        _warn_devices(skipped)
+    return code

@@ -299,6 +299,14 @@ def run_remote(
         i = image_load_file(args)
         if i is not None:
             args[i] = upload_image(target, args[i], options, batch=not stdin_tty, socket=socket)
+    if method == "cp" or (method == "container" and args[:1] == ["cp"]):
+        from tcr.cli import cp  # a local path is copied here, as docker's client does
+
+        code = cp.remote(target, options, socket, args[1:] if method == "container" else args)
+        if code is not None:
+            if code == SSH_FAILED:
+                raise TcrError(f"ssh to {target} failed (exit 255)")
+            return code
     interactive = is_interactive(method, args)
     command = remote_command([*remote_tcr(socket), method, *args])
     argv = ssh_argv(target, command, tty=stdin_tty and interactive, batch=not stdin_tty, options=options)

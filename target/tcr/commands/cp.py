@@ -57,6 +57,9 @@ def cmd_cp(ctx: Ctx) -> Any:
     p.add_argument("-a", "--archive", action="store_true", help="archive mode (keep uid/gid)")
     p.add_argument("-L", "--follow-link", dest="follow", action="store_true",
                    help="always follow a symbolic link in SRC_PATH")
+    p.add_argument("--tar-source", action="store_true",
+                   help="with '-' as SRC: stdin is a tar whose first entry is the source itself, copied "
+                   "by docker's rules (what tcr -H ssh:// sends)")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
     ns = p.parse(ctx.args)
@@ -69,6 +72,8 @@ def cmd_cp(ctx: Ctx) -> Any:
                       hint="CONTAINER:PATH on one side, a local path or '-' on the other")
     if ctx.channel is None:
         raise UsageError("tcr cp needs tcr's own client (the attach channel)")
+    if ns.tar_source and ns.src != "-":
+        raise UsageError("tcr cp: --tar-source needs '-' as the source", hint=USAGE)
     direction = "from" if sc is not None else "to"
     name, cpath, local = (sc, sp, ns.dest) if sc is not None else (dc, dp, ns.src)
     if not local:
@@ -87,7 +92,7 @@ def cmd_cp(ctx: Ctx) -> Any:
         if direction == "from":
             t.start_from(where, cpath, bool(ns.follow), c.rec.name)
         else:
-            t.start_to(where, cpath, bool(ns.archive), local == "-", c.rec.name)
+            t.start_to(where, cpath, bool(ns.archive), local == "-" and not ns.tar_source, c.rec.name)
     except BaseException:
         release()
         raise
