@@ -217,6 +217,9 @@ def test_cp_tar_streams(d, tmp_path):
     assert r.returncode == 1 and b'must be a directory' in r.stderr
     r = raw(d, "cp", "-", "cpz:/d", input=b"this is not a tar archive" * 100)
     assert r.returncode == 1 and b"invalid archive" in r.stderr
+    # the tar work was the workers': tcrd itself never loaded tarfile
+    held = cli(d, "_modules").stdout.split()
+    assert "tcr.commands.cp" in held and "tarfile" not in held and "tcr.containers.cparchive" not in held
 
 
 # ---- a hostile container ------------------------------------------------------------------------
@@ -444,3 +447,22 @@ def test_cp_over_ssh_copies_to_and_from_the_client_machine(d, sshd, tmp_path):
     r = local_tcr(sshd, "cp", "nosuch-file", "cpssh:/s", cwd=str(tmp_path))
     assert r.returncode == 1 and r.stderr.strip().endswith("no such file or directory")
     assert r.stderr.count("\n") == 1
+
+
+def test_cp_client_killed_mid_stream_leaves_nothing_half_written(d):
+    run_d(d, "cpkill")
+    ti = tarfile.TarInfo("partial")
+    ti.size = 10 << 20
+    header = ti.tobuf(tarfile.PAX_FORMAT)
+    p = subprocess.Popen(d.cli_argv("cp", "-", "cpkill:/tmp"), env=d.cli_env(), stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p.stdin.write(header + b"x" * (1 << 20))
+        p.stdin.flush()
+        wait_for(lambda: ".tcr-cp" in sh(d, "cpkill", "ls -a /tmp"), what="the copy's temporary file")
+    finally:
+        p.kill()
+        p.wait(30)
+        p.stdin.close()
+    wait_for(lambda: ".tcr-cp" not in sh(d, "cpkill", "ls -a /tmp"), what="the temporary file removed")
+    assert "partial" not in sh(d, "cpkill", "ls -a /tmp")
