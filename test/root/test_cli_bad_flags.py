@@ -42,6 +42,7 @@ USAGE_BAD = [
     ["wait"], ["nosuchcmd"], ["ps", "--format", "{{.Names"], ["ps", "--filter", "bogus=1"],
     ["ps", "--filter", "noequals"], ["inspect", "-f", "{{if .X}}", "x"],
     ["images", "--format", "{{nofunc .X}}"],
+    ["cp"], ["cp", "x:/a"], ["cp", "--bogus", "x:/a", "/tmp"], ["cp", "x:/a", "/tmp", "extra"],
 ]
 # Bad values outside the run-like commands: refused with a one-line error (1, or 125 for a flag).
 VALUE_BAD = [
@@ -49,6 +50,7 @@ VALUE_BAD = [
     ["network", "create", "--subnet", "10.0.0.0/33", "cbfnet"],
     ["network", "create", "bad name!"], ["kill", "-s", "NOSIG", "x"], ["image", "rm", "no-such-image-cbf"],
     ["image", "load", "/nonexistent-cbf.sqfs"],
+    ["cp", "no-such-container-cbf:/a", "/tmp"], ["cp", "/tmp/a", "/tmp/b"],
 ]
 
 
