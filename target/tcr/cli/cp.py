@@ -45,6 +45,7 @@ class Conn:
         self.rid = rid
         self.where = where
         self.buf = b""
+        self.pos = 0
         self.final: Optional[int] = None  # exit code once the final reply came
 
     def _message(self):
@@ -79,20 +80,22 @@ class Conn:
             self.final = code if 0 <= code <= 255 else 1
         return b""
 
-    # container -> here: a file object for tarfile
+    # container -> here: a file object for tarfile (which reads 10 KiB at a time from 64 KiB frames)
     def read(self, n: int = -1) -> bytes:
-        while not self.buf and self.final is None:
-            self.buf = self._message()
-        if n < 0 or n >= len(self.buf):
+        while self.pos >= len(self.buf) and self.final is None:
+            self.buf, self.pos = self._message(), 0
+        if self.pos == 0 and (n < 0 or n >= len(self.buf)):
             data, self.buf = self.buf, b""
-        else:
-            data, self.buf = self.buf[:n], self.buf[n:]
+            return data
+        end = len(self.buf) if n < 0 else self.pos + n
+        data = self.buf[self.pos:end]
+        self.pos += len(data)
         return data
 
     def wait(self) -> int:
         """Drain to the final reply (the end of a tar may be followed by padding)."""
         while self.final is None:
-            self.buf = b""
+            self.buf, self.pos = b"", 0
             self._message()
         return self.final
 

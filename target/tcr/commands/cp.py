@@ -177,6 +177,13 @@ def _volumes(daemon: Any, c: Any) -> List[List[Any]]:
     return sorted(out, key=lambda m: m[1].rstrip("/").count("/"))
 
 
+def _in_worker(fn: str, *args: Any) -> Any:
+    """Runs in the forked worker: only it loads cpworker (and tarfile, through cparchive)."""
+    from tcr.containers import cpworker
+
+    return getattr(cpworker, fn)(*args)
+
+
 class Transfer:
     """One copy: a worker, its pipe, the client's data channel, and the reply."""
 
@@ -200,12 +207,11 @@ class Transfer:
     # ---- container -> client -----------------------------------------------------------------
 
     def start_from(self, where: Dict[str, Any], path: str, follow: bool, name: str) -> None:
-        from tcr.containers import cpworker
         from tcr.daemon import worker
 
         r, w = os.pipe()
         try:
-            self.job = worker.spawn(self.loop, cpworker.send, (where, path, follow, name, w), what="cp",
+            self.job = worker.spawn(self.loop, _in_worker, ("send", where, path, follow, name, w), what="cp",
                                     on_done=self._done, keep_fds=(w,))
         except BaseException:
             os.close(r)
@@ -254,13 +260,12 @@ class Transfer:
     # ---- client -> container -----------------------------------------------------------------
 
     def start_to(self, where: Dict[str, Any], path: str, archive: bool, raw: bool, name: str) -> None:
-        from tcr.containers import cpworker
         from tcr.containers.attach import StdinWriter
         from tcr.daemon import worker
 
         r, w = os.pipe()
         try:
-            self.job = worker.spawn(self.loop, cpworker.receive, (where, path, archive, raw, name, r),
+            self.job = worker.spawn(self.loop, _in_worker, ("receive", where, path, archive, raw, name, r),
                                     what="cp", on_done=self._done, keep_fds=(r,))
         except BaseException:
             os.close(w)
