@@ -225,3 +225,38 @@ def test_any_archive_stays_inside_the_destination(tmp_path_factory, members):
     assert sorted(os.listdir(base)) == ["in"]
     assert sorted(os.listdir(base / "in")) == ["dest", "outside"]
     assert (base / "in" / "outside").read_text() == "x"
+
+
+def test_a_file_swapped_for_a_fifo_or_device_is_never_opened_for_reading(tmp_path, monkeypatch):
+    """The walk saw a regular file; by the open it is a FIFO (a device alike): with the worker's
+    /proc fd it is opened O_PATH only (no driver's open runs), found not regular, and skipped."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok").write_text("fine")
+    os.mkfifo(src / "swapped")
+    real_lstat, real_open = os.lstat, os.open
+    regular = os.stat(src / "ok")
+    opened = []
+
+    def lstat(p, *a, **kw):
+        return regular if str(p).endswith("swapped") else real_lstat(p, *a, **kw)
+
+    def spy_open(p, flags, *a, **kw):
+        opened.append((str(p), flags))
+        return real_open(p, flags, *a, **kw)
+
+    monkeypatch.setattr(cparchive.os, "lstat", lstat)
+    monkeypatch.setattr(cparchive.os, "open", spy_open)
+    proc = real_open("/proc", os.O_PATH | os.O_DIRECTORY)
+    try:
+        buf = io.BytesIO()
+        w = cparchive.Writer(buf, proc_fd=proc)
+        w.add_tree(str(src), "src")
+        w.close()
+    finally:
+        os.close(proc)
+    assert w.skipped == 1
+    fifo_opens = [f for p, f in opened if p.endswith("swapped")]
+    assert fifo_opens and all(f & os.O_PATH for f in fifo_opens)
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tf:
+        assert tf.getnames() == ["src", "src/ok"] and tf.extractfile("src/ok").read() == b"fine"

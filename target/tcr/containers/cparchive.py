@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from typing import IO, Any, Dict, List, Optional, Set, Tuple
 
 CHUNK = 64 * 1024
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # O_DIRECTORY: never a device's open()
+_O_PATH = getattr(os, "O_PATH", 0o10000000)
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -70,11 +71,16 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
 class Writer:
     """Adds a path (and everything below a directory) to a streaming tar."""
 
-    def __init__(self, out: IO[bytes]):
+    def __init__(self, out: IO[bytes], proc_fd: Optional[int] = None):
+        """proc_fd: a directory fd of the host's /proc (the worker opens it before it confines
+        itself): regular files are then opened O_PATH, checked, and reopened through
+        /proc/self/fd, so a file swapped for a device node between the walk and the open never
+        reaches the device's driver (opening some has effects: a watchdog starts counting)."""
         self.tar = tarfile.open(  # noqa: SIM115 - closed by close()
             fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
         self.links: Dict[Tuple[int, int], str] = {}
         self.skipped = 0
+        self.proc_fd = proc_fd
 
     def add_tree(self, path: str, name: str, follow: bool = False) -> None:
         """path's entry as `name`, then (for a directory) all below it, depth first, sorted."""
@@ -120,15 +126,29 @@ class Writer:
         self.skipped += 1  # sockets (docker skips them too)
         return False
 
-    def _add_file(self, p: str, ti: tarfile.TarInfo, follow: bool) -> None:
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    def _open_regular(self, p: str, follow: bool) -> Optional[int]:
+        """An fd to read p, if it is (still) a regular file; None if it is not (or is gone)."""
+        nofollow = 0 if follow else os.O_NOFOLLOW
         try:
-            fd = os.open(p, flags)
+            if self.proc_fd is None:
+                return os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | nofollow)
+            pfd = os.open(p, _O_PATH | os.O_CLOEXEC | nofollow)  # no driver's open() runs for O_PATH
+            try:
+                if not stat.S_ISREG(os.fstat(pfd).st_mode):
+                    return None
+                return os.open(f"self/fd/{pfd}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc_fd)
+            finally:
+                os.close(pfd)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):  # swapped or removed meanwhile
-                self.skipped += 1
-                return
+                return None
             raise CpError(f"cannot read {p}: {exc.strerror}")
+
+    def _add_file(self, p: str, ti: tarfile.TarInfo, follow: bool) -> None:
+        fd = self._open_regular(p, follow)
+        if fd is None:
+            self.skipped += 1
+            return
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):

@@ -11,7 +11,9 @@ confines itself to the container's root, and every path is then resolved by the 
 - stopped (created or exited) container: chroot() into its root directory (the overlay tcrd
   mounted for the copy, or the image's read-only root for a --read-only container).
 
-After that no fd outside the root is open (the worker closed everything at fork), `/` and `..`
+After that no fd outside the root is open (the worker closed everything at fork; a copy out keeps
+one of the host's /proc, used only as `self/fd/N` to reopen a file it opened O_PATH and checked
+to be regular: cparchive.Writer), `/` and `..`
 end at the container's root, and the worker never chroots again, so neither a planted symlink nor
 a hostile archive can reach the host. Archive rules (names, hard links, devices): cparchive.
 
@@ -131,6 +133,7 @@ def send(where: Dict[str, Any], path: str, follow: bool, container: str, fd: int
     from tcr.containers import cparchive
     from tcr.containers.cpplan import top_name
 
+    proc_fd = os.open("/proc", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the host's, for reopening
     enter_root(where)
     kind = _kind(path)
     if kind is None:
@@ -143,7 +146,7 @@ def send(where: Dict[str, Any], path: str, follow: bool, container: str, fd: int
                           hint=f"it is a symlink to {os.readlink(path)[:200]}, which does not exist")
     out = os.fdopen(fd, "wb", buffering=CHUNK)
     try:
-        w = cparchive.Writer(out)
+        w = cparchive.Writer(out, proc_fd=proc_fd)
         w.add_tree(src, top_name(path))
         w.close()
         out.flush()
