@@ -339,6 +339,12 @@ def test_cp_device_nodes_from_a_container_are_not_made_on_the_host(d, tmp_path):
     assert "skipped 1 device node" in r.stderr
     assert sorted(os.listdir(out)) == ["fifo", "file"] and stat.S_ISFIFO((out / "fifo").lstat().st_mode)
     # a device node sent into the container is made there (its root may make them itself)
+    # set-id bits from a container reach the host only with -a
+    sh(d, "cpdev", "cp /bin/busybox /tmp/suid && busybox chmod 6755 /tmp/suid")
+    cli(d, "cp", "cpdev:/tmp/suid", str(tmp_path / "plain"))
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o755
+    cli(d, "cp", "-a", "cpdev:/tmp/suid", str(tmp_path / "kept"))
+    assert stat.S_IMODE((tmp_path / "kept").stat().st_mode) == 0o6755
     dev = _tar({"name": "null2", "type": tarfile.CHRTYPE, "dev": (1, 3)})
     r = raw(d, "cp", "-", "cpdev:/tmp", input=dev)
     assert r.returncode == 0, r.stderr

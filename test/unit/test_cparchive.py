@@ -113,6 +113,23 @@ def test_type_conflicts_and_overwrite(tmp_path):
     assert (tmp_path / "f").read_text() == "old" and (tmp_path / "s").read_text() == "new"
 
 
+def test_setid_bits_only_when_asked(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("s")
+        ti.mode, ti.size = 0o6755, 1
+        tf.addfile(ti, io.BytesIO(b"x"))
+    for setid, want in ((False, 0o755), (True, 0o6755)):
+        out = tmp_path / str(setid)
+        out.mkdir()
+        tar = cparchive.open_stream(io.BytesIO(buf.getvalue()))
+        ex = cparchive.Extractor(str(out), setid=setid)
+        for m in cparchive.members(tar):
+            ex.add(tar, m)
+        ex.close()
+        assert stat.S_IMODE((out / "s").stat().st_mode) == want
+
+
 def test_devices_are_skipped_unless_allowed(tmp_path):
     ex = extract(_tar(("null", tarfile.CHRTYPE, b""), ("blk", tarfile.BLKTYPE, b"")), tmp_path)
     assert ex.skipped_devices == 2 and os.listdir(tmp_path) == []

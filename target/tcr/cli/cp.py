@@ -211,7 +211,10 @@ def extract_into(reader, local: str, archive: bool) -> int:
     if len(top) > 1:
         raise cpplan.CpError("invalid copy source content: the first entry must be the source itself")
     p = cpplan.plan(first.isdir(), top, dst, local)
-    ex = cparchive.Extractor(p.dir, p.rename, keep_owners=archive and os.geteuid() == 0, devices=False)
+    # From a container to this machine: no device nodes, and set-id bits only with -a (a hostile
+    # image must not hand `root` a set-uid root program that other users here can run).
+    ex = cparchive.Extractor(p.dir, p.rename, keep_owners=archive and os.geteuid() == 0, devices=False,
+                             setid=archive)
     try:
         ex.add(tar, first)
         for ti in it:

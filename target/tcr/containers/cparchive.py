@@ -181,16 +181,18 @@ class Extractor:
     """Extracts members of a streaming tar under the directory `root` (see the module doc)."""
 
     def __init__(self, root: str, rename: Any = None, owners: Optional[Tuple[int, int]] = None,
-                 keep_owners: bool = False, devices: bool = False):
+                 keep_owners: bool = False, devices: bool = False, setid: bool = True):
         """rename(components) -> components (a cpplan.Plan's rename); owners: (uid, gid) for every
         entry (the container's root, without -a); keep_owners: the archive's (-a); devices:
-        create device nodes (else they are skipped and counted)."""
+        create device nodes (else they are skipped and counted); setid: keep set-uid/set-gid
+        bits (else they are dropped: the host side, from a container's archive, without -a)."""
         self.root = root
         self.rootfd = os.open(root, _DIR_FLAGS)
         self.rename = rename
         self.owners = owners
         self.keep_owners = keep_owners
         self.devices = devices
+        self.mode_mask = 0o7777 if setid else 0o1777
         self.made_links: Set[Tuple[str, ...]] = set()  # symlinks this archive created
         self.made_files: Set[Tuple[str, ...]] = set()  # regular files it extracted (link targets)
         self.dirs: List[Tuple[Tuple[str, ...], tarfile.TarInfo]] = []  # modes and times set last
@@ -312,7 +314,7 @@ class Extractor:
             dev = 0 if ti.isfifo() else os.makedev(ti.devmajor, ti.devminor)
             os.mknod(name, kind | 0o600, dev, dir_fd=pfd)
             self._chown(name, pfd, ti)
-            os.chmod(name, ti.mode & 0o7777, dir_fd=pfd)
+            os.chmod(name, ti.mode & self.mode_mask, dir_fd=pfd)
             self._times(name, pfd, ti)
             return
         raise CpError(f"invalid archive: {where} has an unsupported type {ti.type!r}")
@@ -334,7 +336,7 @@ class Extractor:
                 os.fchown(fd, ti.uid, ti.gid)
             elif self.owners is not None:
                 os.fchown(fd, *self.owners)
-            os.fchmod(fd, ti.mode & 0o7777)  # after chown, which clears set-id bits
+            os.fchmod(fd, ti.mode & self.mode_mask)  # after chown, which clears set-id bits
             os.utime(fd, (ti.mtime, ti.mtime))
             os.close(fd)
             fd = -1
@@ -364,7 +366,7 @@ class Extractor:
             finally:
                 os.close(pfd)
             try:
-                os.fchmod(fd, ti.mode & 0o7777)
+                os.fchmod(fd, ti.mode & self.mode_mask)
                 os.utime(fd, (ti.mtime, ti.mtime))
             finally:
                 os.close(fd)
