@@ -5,6 +5,7 @@ symlinks, device nodes) and hostile archives, and a big file with bounded daemon
 
 import io
 import os
+import signal
 import stat
 import subprocess
 import tarfile
@@ -359,6 +360,25 @@ def _rss_kb(pid, field="VmRSS"):
     raise AssertionError(field)
 
 
+def _worker_of(d):
+    """A forked worker of tcrd: a child with tcrd's own command line (containers have theirs)."""
+    with open(f"/proc/{d.pid}/cmdline", "rb") as f:
+        mine = f.read()
+    try:
+        with open(f"/proc/{d.pid}/task/{d.pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return None
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/cmdline", "rb") as f:
+                if f.read() == mine:
+                    return k
+        except OSError:
+            continue
+    return None
+
+
 def test_cp_big_file_streams_with_bounded_daemon_memory(d, tmp_path):
     """200 MB each way; tcrd's peak RSS (VmHWM) grows by a few MB at most: the data is streamed,
     never held (the tar work is the worker's, a separate process)."""
@@ -407,6 +427,25 @@ def test_cp_big_file_streams_with_bounded_daemon_memory(d, tmp_path):
         p.wait(60)
     assert p.returncode == 0 and n > 200 << 20
     assert stalled - base < 16 * 1024
+    # a worker that stops reading (a slow disk): tcrd stops reading the client, holds ~256 KiB
+    p = subprocess.Popen(d.cli_argv("cp", str(big), "cpbig:/tmp/big2"), env=d.cli_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _worker_of(d) is not None, what="the cp worker")
+        w = _worker_of(d)
+        os.kill(w, signal.SIGSTOP)
+        try:
+            time.sleep(2)  # (no timed assertion: time for the client to fill what tcrd may take)
+            stalled_in = _rss_kb(d.pid, "VmHWM")
+        finally:
+            os.kill(w, signal.SIGCONT)
+        assert p.wait(120) == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(30)
+    assert stalled_in - base < 16 * 1024
+    assert sh(d, "cpbig", "busybox sha256sum /tmp/big2").split()[0] == h.hexdigest()
     peak = _rss_kb(d.pid, "VmHWM")
     growth = peak - base
     print(f"tcrd RSS {cold} kB, after a first small cp {warm} kB; peak during 3 x 200 MB copies "
