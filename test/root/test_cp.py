@@ -518,3 +518,25 @@ def test_cp_client_killed_mid_stream_leaves_nothing_half_written(d):
         p.stdin.close()
     wait_for(lambda: ".tcr-cp" not in sh(d, "cpkill", "ls -a /tmp"), what="the temporary file removed")
     assert "partial" not in sh(d, "cpkill", "ls -a /tmp")
+
+
+def test_cp_says_what_it_copied_on_a_terminal_only(d, tmp_path):
+    import pty
+
+    run_d(d, "cptty", setup="echo x > /tmp/x")
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run(d.cli_argv("cp", "cptty:/tmp/x", str(tmp_path / "x")), env=d.cli_env(),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, timeout=60)
+        os.close(slave)
+        slave = -1
+        said = os.read(master, 4096).decode()
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert r.returncode == 0 and said.strip() == f"Successfully copied 10.24kB to {tmp_path / 'x'}"
+    r = cli(d, "cp", "cptty:/tmp/x", str(tmp_path / "y"))  # not a terminal: quiet
+    assert r.stderr == "" and r.stdout == ""
+    r = cli(d, "cp", "-q", str(tmp_path / "y"), "cptty:/tmp/y")
+    assert r.stderr == ""

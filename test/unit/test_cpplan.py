@@ -171,3 +171,10 @@ def test_names_never_escape(parts, absolute):
     except CpError:
         return
     assert ".." not in comps and "" not in comps and "." not in comps and not name.startswith("/")
+
+
+def test_human_size_is_dockers():
+    from tcr.cli.cp import human_size
+
+    assert human_size(0) == "0B" and human_size(999) == "999B" and human_size(2560) == "2.56kB"
+    assert human_size(209725440) == "209.7MB" and human_size(10240) == "10.24kB"

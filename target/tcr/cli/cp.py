@@ -46,6 +46,7 @@ class Conn:
         self.where = where
         self.buf = b""
         self.pos = 0
+        self.count = 0  # tar bytes moved (docker's "Successfully copied" size)
         self.final: Optional[int] = None  # exit code once the final reply came
 
     def _message(self):
@@ -58,6 +59,7 @@ class Conn:
             raise ConnectError(self.where, "connection closed by tcrd before the reply")
         kind = msg[:1]
         if kind == b"\x01":
+            self.count += len(msg) - 1
             return msg[1:]
         if kind == b"\x02":
             _write_all(2, memoryview(msg)[1:])
@@ -102,6 +104,7 @@ class Conn:
     # here -> container: a file object for tarfile (and raw stdin)
     def write(self, data) -> int:
         view = memoryview(data)
+        self.count += len(view)
         for i in range(0, len(view), FRAME):
             self._send(b"\x00" + bytes(view[i:i + FRAME]))
         return len(data)
@@ -154,6 +157,16 @@ def _kind(path: str):
     return "dir" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) else "file"
 
 
+def human_size(n: float) -> str:
+    """docker's units.HumanSize: 4 significant digits, decimal units (2.56kB, 210MB)."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
 def run(sock, announce, rid: int, where: str) -> int:
     info = announce["cp"]
     conn = Conn(sock, rid, where)
@@ -161,17 +174,21 @@ def run(sock, announce, rid: int, where: str) -> int:
     if not isinstance(local, str) or not local:
         raise RpcError(7, "invalid reply from tcrd: cp without a local path")
     if info.get("direction") == "from":
-        if local == "-":
-            return _to_stdout(conn)
-        return _extract_here(conn, local, info)
-    try:
-        if local == "-":
-            _stdin_to(conn)
-        else:
-            _send_tree(conn, local, info)
-    except _Done as done:
-        return done.code
-    return conn.wait()
+        code = _to_stdout(conn) if local == "-" else _extract_here(conn, local, info)
+        dest = local
+    else:
+        try:
+            if local == "-":
+                _stdin_to(conn)
+            else:
+                _send_tree(conn, local, info)
+            code = conn.wait()
+        except _Done as done:
+            code = done.code
+        dest = f"{info.get('container')}:{info.get('path')}"
+    if code == 0 and local != "-" and not info.get("quiet") and os.isatty(2):
+        sys.stderr.write(f"Successfully copied {human_size(conn.count)} to {dest}\n")  # (docker's line)
+    return code
 
 
 def _to_stdout(conn: Conn) -> int:
@@ -282,7 +299,7 @@ def remote(target, options, socket, args) -> Optional[int]:
             pos += rest
             break
         if a.startswith("-") and a != "-":
-            if a not in ("-a", "--archive", "-L", "--follow-link", "-aL", "-La"):
+            if a not in ("-a", "--archive", "-L", "--follow-link", "-aL", "-La", "-q", "--quiet"):
                 return None
             flags.append(a)
         else:

@@ -57,6 +57,8 @@ def cmd_cp(ctx: Ctx) -> Any:
     p.add_argument("-a", "--archive", action="store_true", help="archive mode (keep uid/gid)")
     p.add_argument("-L", "--follow-link", dest="follow", action="store_true",
                    help="always follow a symbolic link in SRC_PATH")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no 'Successfully copied' line (it is only printed on a terminal anyway)")
     p.add_argument("--tar-source", action="store_true",
                    help="with '-' as SRC: stdin is a tar whose first entry is the source itself, copied "
                    "by docker's rules (what tcr -H ssh:// sends)")
@@ -85,7 +87,7 @@ def cmd_cp(ctx: Ctx) -> Any:
     if not cpath.startswith("/"):
         cpath = "/" + cpath  # relative to the container's root, as docker
     info = {"direction": direction, "local": local, "container": c.rec.name, "path": cpath,
-            "archive": bool(ns.archive), "followLink": bool(ns.follow)}
+            "archive": bool(ns.archive), "followLink": bool(ns.follow), "quiet": bool(ns.quiet)}
     where, release = _root(ctx.daemon, c, write=direction == "to")
     try:
         t = Transfer(ctx.daemon.loop, ctx.channel, info, release)
