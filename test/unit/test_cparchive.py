@@ -183,6 +183,7 @@ def test_cp_samples_both_ways(tmp_path, name, direction):
     info = ann["cp"]
     assert ann["kind"] == "attach" and ann["stdin"] is (direction == "to")
     assert info["direction"] == direction and info["container"] == "web" and info["archive"] is False
+    assert set(info) == {"direction", "local", "container", "path", "archive", "followLink", "quiet"}
     conn = _Conn()
     chmod.Channel(conn, 1).open(stdin=direction == "to", extra={"cp": info})
     assert conn.sent == lines[:1]  # tcrd writes exactly these bytes
