@@ -77,7 +77,8 @@ class Writer:
         /proc/self/fd, so a file swapped for a device node between the walk and the open never
         reaches the device's driver (opening some has effects: a watchdog starts counting)."""
         self.tar = tarfile.open(  # noqa: SIM115 - closed by close()
-            fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
+            fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape",
+            bufsize=CHUNK)  # one 64 KiB frame per write, not 10 KiB records
         self.links: Dict[Tuple[int, int], str] = {}
         self.skipped = 0
         self.proc_fd = proc_fd

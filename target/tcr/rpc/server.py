@@ -453,7 +453,7 @@ class RpcServer:
 
     def _on_readable(self, conn: Connection) -> None:
         for _ in range(_BATCH):
-            if conn.closed:
+            if conn.closed or not conn.reading:  # (paused by the last message: flow control)
                 return
             try:
                 n, _anc, flags, _addr = conn.sock.recvmsg_into([self._buf])
