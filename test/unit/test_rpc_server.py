@@ -342,3 +342,48 @@ def test_at_the_fd_limit_listening_pauses_and_resumes_when_a_client_leaves(env, 
     assert not env.srv._paused and all(s.fileno() in env.loop._readers for s in env.srv._listeners)
     again = env.connect()
     assert env.ask(again, req("echo", "back")).stdout == "back\n"
+
+
+def test_a_client_paused_by_flow_control_is_not_read_further_in_the_same_batch(tmp_path):
+    """A channel that pauses its client (a stdin backlog, a cp worker that stopped reading) must
+    get no more frames: the server used to finish its batch of 32 messages first (2 MiB more of
+    64 KiB frames in tcrd's memory)."""
+    loop = EventLoop()
+    got = []
+    chans = []
+
+    def dispatch(method, args, pwd, pid, uid, gid, stream, channel=None):
+        channel.open(stdin=True)
+        chans.append(channel)
+
+        def on_input(data):
+            got.append(data)
+            channel.pause_input()  # as attach/cp do when their writer is backed up
+
+        channel.on_input = on_input
+        return Pending()
+
+    path = str(tmp_path / "s.sock")
+    srv = RpcServer(loop, dispatch, path, abstract_name=None, socket_group=None)
+    srv.start()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        s.connect(path)
+        for _ in range(3):
+            loop.run_once(0.05)
+        s.send(protocol.encode(protocol.Request(1, "cp", [], "/", 1, True, attach=True)))
+        for _ in range(3):
+            loop.run_once(0.05)
+        assert chans, "no channel"
+        for i in range(10):
+            s.send(b"\x00" + bytes([i]) * 1000)
+        for _ in range(5):
+            loop.run_once(0.05)
+        assert got == [b"\x00" * 1000]
+        chans[0].resume_input()
+        loop.run_once(0.05)
+        assert got[1] == b"\x01" * 1000
+    finally:
+        s.close()
+        srv.close()
+        loop.close()
