@@ -252,20 +252,21 @@ def test_a_file_swapped_for_a_fifo_or_device_is_never_opened_for_reading(tmp_pat
     src.mkdir()
     (src / "ok").write_text("fine")
     os.mkfifo(src / "swapped")
-    real_lstat, real_open = os.lstat, os.open
+    real_stat, real_open = os.stat, os.open
     regular = os.stat(src / "ok")
     opened = []
 
-    def lstat(p, *a, **kw):
-        return regular if str(p).endswith("swapped") else real_lstat(p, *a, **kw)
+    def fake_stat(p, *a, **kw):  # the walk's view: still a regular file
+        return regular if str(p).endswith("swapped") else real_stat(p, *a, **kw)
 
     def spy_open(p, flags, *a, **kw):
         opened.append((str(p), flags))
         return real_open(p, flags, *a, **kw)
 
-    monkeypatch.setattr(cparchive.os, "lstat", lstat)
+    monkeypatch.setattr(cparchive.os, "stat", fake_stat)
     monkeypatch.setattr(cparchive.os, "open", spy_open)
     proc = real_open("/proc", os.O_PATH | os.O_DIRECTORY)
+    opened.clear()
     try:
         buf = io.BytesIO()
         w = cparchive.Writer(buf, proc_fd=proc)
@@ -278,3 +279,26 @@ def test_a_file_swapped_for_a_fifo_or_device_is_never_opened_for_reading(tmp_pat
     assert fifo_opens and all(f & os.O_PATH for f in fifo_opens)
     with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tf:
         assert tf.getnames() == ["src", "src/ok"] and tf.extractfile("src/ok").read() == b"fine"
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_walk_is_not_followed(tmp_path, monkeypatch):
+    """The walk saw a directory; by the time it descends, it is a symlink (to '/', or back up the
+    tree: a loop). The walk holds directory fds and opens each with O_NOFOLLOW, so it skips it."""
+    src = tmp_path / "src"
+    (src / "real").mkdir(parents=True)
+    (src / "real" / "f").write_text("f")
+    os.symlink("..", src / "a")  # what `a` became
+    real_stat = os.stat
+    a_dir = real_stat(src / "real")
+
+    def fake_stat(p, *a, **kw):  # the walk's view: `a` is still a directory
+        return a_dir if str(p) == "a" else real_stat(p, *a, **kw)
+
+    monkeypatch.setattr(cparchive.os, "stat", fake_stat)
+    buf = io.BytesIO()
+    w = cparchive.Writer(buf)
+    w.add_tree(str(src), "src")
+    w.close()
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tf:
+        assert tf.getnames() == ["src", "src/real", "src/real/f"]
+    assert w.skipped == 1

@@ -84,56 +84,97 @@ class Writer:
         self.proc_fd = proc_fd
 
     def add_tree(self, path: str, name: str, follow: bool = False) -> None:
-        """path's entry as `name`, then (for a directory) all below it, depth first, sorted."""
-        stack: List[Tuple[str, str, bool]] = [(path, name, follow)]
-        while stack:
-            p, n, fol = stack.pop()
-            if self._add(p, n, fol):
-                try:
-                    entries = sorted(os.listdir(p), reverse=True)
-                except OSError as exc:
-                    raise CpError(f"cannot read directory {p}: {exc.strerror}")
-                base = "" if n == "." else n + "/"
-                stack.extend((os.path.join(p, e), (base or "./") + e, False) for e in entries)
+        """path's entry as `name`, then (for a directory) all below it, depth first, sorted.
 
-    def _add(self, p: str, n: str, follow: bool) -> bool:
-        """Add one entry; True when it is a directory to descend into."""
+        The walk holds an fd of each directory it is in and reaches every entry relative to it
+        with O_NOFOLLOW (checked against the entry's stat), so a directory swapped for a symlink
+        while we walk is skipped, never followed: the walk cannot be sent round in circles or
+        elsewhere."""
+        top = self._add(path, name, follow, None)
+        if top is None:
+            return
+        stack: List[Tuple[int, str, Any]] = [(top, "./" if name == "." else name + "/", None)]
         try:
-            st = os.stat(p) if follow else os.lstat(p)
+            while stack:
+                fd, prefix, it = stack[-1]
+                if it is None:
+                    it = iter(self._names(fd, prefix))
+                    stack[-1] = (fd, prefix, it)
+                entry = next(it, None)
+                if entry is None:
+                    stack.pop()
+                    os.close(fd)
+                    continue
+                sub = self._add(entry, prefix + entry, False, fd)
+                if sub is not None:
+                    stack.append((sub, prefix + entry + "/", None))
+        finally:
+            for fd, _p, _i in stack:
+                os.close(fd)
+
+    @staticmethod
+    def _names(fd: int, where: str) -> List[str]:
+        try:
+            return sorted(os.listdir(fd))
+        except OSError as exc:
+            raise CpError(f"cannot read directory {where.rstrip('/')}: {exc.strerror}")
+
+    def _add(self, p: str, n: str, follow: bool, dir_fd: Optional[int]) -> Optional[int]:
+        """Add one entry (p relative to dir_fd); for a directory, return an fd of it to descend."""
+        try:
+            st = os.stat(p, dir_fd=dir_fd, follow_symlinks=follow)
         except FileNotFoundError:
             self.skipped += 1  # removed while we walked
-            return False
+            return None
+        except OSError as exc:
+            raise CpError(f"cannot read {n}: {exc.strerror}")
         mode = st.st_mode
         ti = _info(n, st)
         if stat.S_ISDIR(mode):
+            try:
+                fd = os.open(p, _DIR_FLAGS | (0 if follow else os.O_NOFOLLOW), dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):  # swapped meanwhile
+                    self.skipped += 1
+                    return None
+                raise CpError(f"cannot read directory {n}: {exc.strerror}")
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                os.close(fd)
+                self.skipped += 1
+                return None
             ti.type = tarfile.DIRTYPE
-            self.tar.addfile(ti)
-            return True
+            try:
+                self.tar.addfile(ti)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
         if stat.S_ISLNK(mode):
             ti.type = tarfile.SYMTYPE
-            ti.linkname = os.readlink(p)
+            ti.linkname = os.readlink(p, dir_fd=dir_fd)
             self.tar.addfile(ti)
-            return False
+            return None
         if stat.S_ISREG(mode):
-            self._add_file(p, ti, follow)
-            return False
+            self._add_file(p, ti, follow, dir_fd)
+            return None
         if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             ti.type = (tarfile.FIFOTYPE if stat.S_ISFIFO(mode) else
                        tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
             if not stat.S_ISFIFO(mode):
                 ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
             self.tar.addfile(ti)
-            return False
+            return None
         self.skipped += 1  # sockets (docker skips them too)
-        return False
+        return None
 
-    def _open_regular(self, p: str, follow: bool) -> Optional[int]:
+    def _open_regular(self, p: str, follow: bool, dir_fd: Optional[int]) -> Optional[int]:
         """An fd to read p, if it is (still) a regular file; None if it is not (or is gone)."""
         nofollow = 0 if follow else os.O_NOFOLLOW
         try:
             if self.proc_fd is None:
-                return os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | nofollow)
-            pfd = os.open(p, _O_PATH | os.O_CLOEXEC | nofollow)  # no driver's open() runs for O_PATH
+                return os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | nofollow, dir_fd=dir_fd)
+            pfd = os.open(p, _O_PATH | os.O_CLOEXEC | nofollow, dir_fd=dir_fd)  # no driver's open()
             try:
                 if not stat.S_ISREG(os.fstat(pfd).st_mode):
                     return None
@@ -145,8 +186,8 @@ class Writer:
                 return None
             raise CpError(f"cannot read {p}: {exc.strerror}")
 
-    def _add_file(self, p: str, ti: tarfile.TarInfo, follow: bool) -> None:
-        fd = self._open_regular(p, follow)
+    def _add_file(self, p: str, ti: tarfile.TarInfo, follow: bool, dir_fd: Optional[int]) -> None:
+        fd = self._open_regular(p, follow, dir_fd)
         if fd is None:
             self.skipped += 1
             return
