@@ -540,3 +540,15 @@ def test_cp_says_what_it_copied_on_a_terminal_only(d, tmp_path):
     assert r.stderr == "" and r.stdout == ""
     r = cli(d, "cp", "-q", str(tmp_path / "y"), "cptty:/tmp/y")
     assert r.stderr == ""
+
+
+def test_cp_paused_container(d, tmp_path):
+    run_d(d, "cpp", setup="echo paused > /tmp/p")
+    cli(d, "pause", "cpp")
+    try:
+        cli(d, "cp", "cpp:/tmp/p", str(tmp_path / "p"))
+        assert (tmp_path / "p").read_text() == "paused\n"
+        cli(d, "cp", str(tmp_path / "p"), "cpp:/tmp/q")
+    finally:
+        cli(d, "unpause", "cpp")
+    assert sh(d, "cpp", "cat /tmp/q") == "paused\n"
