@@ -22,6 +22,7 @@ tarfile (through cparchive) is imported here only inside the functions, i.e. in 
 
 from __future__ import annotations
 
+import errno
 import os
 
 from tcr.containers.cpplan import CpError
@@ -95,11 +96,20 @@ def _enter_running(pid: int) -> None:
     from tcr.kernel.libc import libc
 
     try:
-        pidfd = os.pidfd_open(pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+            started = None
+        except OSError as exc:  # a kernel before 5.3: the process's start time says the same
+            if exc.errno != errno.ENOSYS:
+                raise
+            pidfd, started = -1, _start_time(pid)
         nsfd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         rootfd = os.open(f"/proc/{pid}/root", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         # Still alive after both opens: the /proc entries were that process's, not a reused pid's.
-        signal.pidfd_send_signal(pidfd, 0)
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, 0)
+        elif _start_time(pid) != started:
+            raise ProcessLookupError(pid)
     except ProcessLookupError:
         raise CpError("the container stopped while the copy started; try again")
     except OSError as exc:
@@ -113,7 +123,16 @@ def _enter_running(pid: int) -> None:
     os.fchdir(rootfd)
     os.chroot(".")
     for fd in (pidfd, nsfd, rootfd):
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]  # field 22, after "(comm)"
+    except (OSError, IndexError):
+        raise ProcessLookupError(pid)
 
 
 def _kind(path: str) -> Optional[str]:
