@@ -552,3 +552,16 @@ def test_cp_paused_container(d, tmp_path):
     finally:
         cli(d, "unpause", "cpp")
     assert sh(d, "cpp", "cat /tmp/q") == "paused\n"
+
+
+def test_cp_full_filesystem_in_the_container_is_one_line_and_leaves_nothing(d, tmp_path):
+    run_d(d, "cpfull", "--tmpfs", "/small:size=64k", setup="echo old > /small/keep")
+    big = tmp_path / "big"
+    big.write_bytes(b"z" * (1 << 20))
+    r = cli(d, "cp", str(big), "cpfull:/small/big", ok=False)
+    assert r.returncode == 1 and "No space left on device" in r.stderr and r.stderr.count("\n") == 1
+    assert sh(d, "cpfull", "ls -a /small").split() == [".", "..", "keep"]
+    big.write_bytes(b"z" * 100)  # there is room for a small one, over the old file
+    cli(d, "cp", str(big), "cpfull:/small/keep")
+    assert sh(d, "cpfull", "busybox wc -c < /small/keep").strip() == "100"
+

@@ -103,6 +103,8 @@ class Conn:
 
     # here -> container: a file object for tarfile (and raw stdin)
     def write(self, data) -> int:
+        if self.final is not None or self.sock.fileno() < 0:
+            return len(data)  # tcrd answered, or we gave up (tarfile may still flush at its end)
         view = memoryview(data)
         self.count += len(view)
         for i in range(0, len(view), FRAME):
