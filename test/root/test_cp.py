@@ -565,3 +565,31 @@ def test_cp_full_filesystem_in_the_container_is_one_line_and_leaves_nothing(d, t
     cli(d, "cp", str(big), "cpfull:/small/keep")
     assert sh(d, "cpfull", "busybox wc -c < /small/keep").strip() == "100"
 
+
+
+def test_cp_into_a_c_client_interactive_run(d, tmp_path):
+    """A C client's foreground run: the client execs crun itself (no pid file); cp finds the
+    container's init through `crun state`."""
+    import sys
+
+    script = (
+        "import json, os, socket\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+        f"s.connect({d.socket!r})\n"
+        "req = {'id': 1, 'method': 'run', 'params': {'args': ['--name', 'cpc1', '--network', 'none', "
+        "'busybox', 'sh', '-c', 'echo from-c > /tmp/c; touch /tmp/.ready; exec sleep 60'], "
+        "'pwd': '/', 'pid': os.getpid()}}\n"
+        "s.send(json.dumps(req).encode())\n"
+        "args = json.loads(s.recv(1 << 20))['result']['execArgs']\n"
+        "s.close()\n"
+        "os.execvp(args[0], args)\n")
+    p = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: d.cli("exec", "cpc1", "test", "-e", "/tmp/.ready").returncode == 0, what="cpc1")
+        cli(d, "cp", "cpc1:/tmp/c", str(tmp_path / "c"))
+        assert (tmp_path / "c").read_text() == "from-c\n"
+    finally:
+        p.kill()
+        p.wait(30)
+    wait_for(lambda: "cpc1" not in d.cli("ps").stdout, what="cpc1 cleaned up")

@@ -101,14 +101,22 @@ def cmd_cp(ctx: Ctx) -> Any:
     return t.pending
 
 
-def _init_pid(c: Any) -> int:
-    """The container's init (crun's pid file; the record holds crun's pid for a moment after a
-    foreground start)."""
+def _init_pid(mgr: Any, c: Any) -> int:
+    """The container's init: crun's pid file, else `crun state` (a C client's interactive run
+    has no pid file, and its record holds the pid of the crun the client runs)."""
     try:
         with open(c.paths.pid_file) as f:
             pid = int(f.read().strip() or 0)
     except (OSError, ValueError):
         pid = 0
+    if pid <= 0:
+        from tcr.containers import crun
+
+        try:
+            st = crun.state(mgr.crun_root, c.rec.id) or {}
+            pid = int(st.get("pid") or 0)
+        except (TcrError, OSError, ValueError, TypeError):
+            pid = 0
     return pid or int(c.rec.pid or 0)
 
 
@@ -120,7 +128,7 @@ def _root(daemon: Any, c: Any, write: bool) -> Tuple[Dict[str, Any], Callable[[]
     if state in ("creating", "removing"):
         raise CpError(f"container {c.rec.name} is being {'created' if state == 'creating' else 'removed'}")
     if state == "running":
-        pid = _init_pid(c)
+        pid = _init_pid(daemon.containers, c)
         if pid <= 0:
             raise CpError(f"container {c.rec.name} has no process yet; try again")
         return {"pid": pid}, lambda: None
