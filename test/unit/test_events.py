@@ -104,3 +104,24 @@ def test_timegm_matches_calendar(y, mo, d, hh, mi, ss):
     from tcr.common.timespec import _timegm
 
     assert _timegm(y, mo, d, hh, mi, ss) == calendar.timegm((y, mo, d, hh, mi, ss, 0, 0, 0))
+
+
+def test_oom_comes_before_die():
+    """The kernel's OOM killer in the container's cgroup: `oom`, then `die` with 137 (docker)."""
+    log = EventLog()
+    log.observe("containers", "c" * 16, ctr("running"))
+    log.observe("containers", "c" * 16, dict(ctr("exited", 137), oomKilled=True))
+    log.observe("containers", "c" * 16, dict(ctr("running"), oomKilled=False))
+    log.observe("containers", "c" * 16, ctr("exited", 0))
+    assert [a for _, a in actions(log)] == ["create", "start", "oom", "die", "start", "die"]
+
+
+def test_network_connect_and_disconnect_events():
+    log = EventLog()
+    log.observe("networks", "n", {"name": "n", "leases": []})
+    log.observe("networks", "n", {"name": "n", "leases": [{"cid": "a" * 16}]})
+    log.observe("networks", "n", {"name": "n", "leases": [{"cid": "a" * 16}, {"cid": "b" * 16}]})
+    log.observe("networks", "n", {"name": "n", "leases": [{"cid": "b" * 16}]})
+    evs = [(e["Action"], e["Actor"]["Attributes"].get("container")) for e in log.events()]
+    assert evs == [("create", None), ("connect", "a" * 16), ("connect", "b" * 16), ("disconnect", "a" * 16)]
+    assert log.events()[1]["Actor"]["Attributes"]["name"] == "n"

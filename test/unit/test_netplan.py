@@ -66,3 +66,44 @@ def test_leases_deterministic():
         netplan.allocate_ip(net, {f"10.88.0.{i}" for i in range(2, 7)})
     assert netplan.gateway_of(net) == "10.88.0.1"
     assert netplan.mac_for("10.88.0.2") == "02:42:0a:58:00:02"
+
+
+# ---- one attachment of a container (network connect) -----------------------------------------
+
+from tcr.network.netplan import AttachPlan, next_ifname, plan_attachment, veth_name  # noqa: E402
+
+CID = "0123456789abcdef"
+
+
+def test_first_attachment_is_eth0_with_the_default_route():
+    p = plan_attachment(CID, "", "10.88.0.0/24", "10.88.0.1", ["10.88.0.2"], ())
+    assert p == AttachPlan("eth0", "tcrv0123456789a", "10.88.0.3", "02:42:0a:58:00:03", 24, "10.88.0.1", True)
+
+
+def test_later_attachments_count_up_without_a_default_route():
+    p = plan_attachment(CID, "", "10.89.0.0/16", "10.89.0.1", [], ["eth0", "eth1"])
+    assert (p.ifname, p.veth, p.ip, p.prefixlen, p.default_route) == ("eth2", "tcrv012345678.2", "10.89.0.2",
+                                                                      16, False)
+    # eth0 disconnected earlier: the next one still counts up, so eth1 stays the primary
+    assert next_ifname(["eth1"]) == "eth2" and next_ifname([]) == "eth0"
+
+
+def test_veth_names_fit_and_never_collide_with_a_primary():
+    for tag in ("", "ab12"):
+        names = {veth_name(CID, tag, f"eth{i}") for i in range(100)}
+        assert len(names) == 100 and all(len(n) <= 15 for n in names)
+        assert veth_name(CID, tag) == veth_name(CID, tag, "eth0")
+        # a primary name has no dot (ids are hex), a connected one always has
+        assert all("." in n for n in names - {veth_name(CID, tag)})
+
+
+def test_requested_address():
+    p = plan_attachment(CID, "", "10.88.1.0/24", "10.88.1.1", ["10.88.1.2"], ["eth0"], "10.88.1.77")
+    assert p.ip == "10.88.1.77" and p.mac == "02:42:0a:58:01:4d"
+    with pytest.raises(InUse, match="Address already in use"):
+        plan_attachment(CID, "", "10.88.1.0/24", "10.88.1.1", ["10.88.1.2"], (), "10.88.1.2")
+    for bad in ("10.88.2.5", "10.88.1.1", "10.88.1.255", "10.88.1.0"):
+        with pytest.raises(InvalidArgument, match="no configured subnet contains IP address"):
+            plan_attachment(CID, "", "10.88.1.0/24", "10.88.1.1", [], (), bad)
+    with pytest.raises(InvalidArgument, match="invalid IPv4 address"):
+        plan_attachment(CID, "", "10.88.1.0/24", "10.88.1.1", [], (), "10.88.1")

@@ -1,5 +1,7 @@
 """Network records round-trip (and through the state store)."""
 
+import pytest
+
 from tcr.daemon.state import StateStore
 from tcr.network.records import KIND, Attachment, Lease, NetworkRecord, PortMapping
 
@@ -55,3 +57,16 @@ def test_aliases_resolve_but_never_shadow_a_container_name():
     names = NetworkManager._names(rec)
     assert names["db"] == "10.88.0.5" and names["proj-db-1"] == "10.88.0.5"
     assert names["web"] == "10.88.0.6"
+
+
+def test_lease_interface_round_trip_and_old_records():
+    """A connected network's lease says which ethN it is; leases written before connect are eth0."""
+    le = Lease("c1", "10.89.0.5", "02:42:0a:59:00:05", "web", (), ("w",), "eth3")
+    assert Lease.from_dict(le.to_dict()) == le and le.to_dict()["ifname"] == "eth3"
+    old = {"cid": "c1", "ip": "10.88.0.5", "mac": "m", "name": "x", "ports": []}
+    assert Lease.from_dict(old).ifname == "eth0" and "ifname" not in Lease.from_dict(old).to_dict()
+    for bad in ("wlan0", "eth", "eth1x", 3, "eth123456"):
+        with pytest.raises(ValueError):
+            Lease.from_dict(dict(old, ifname=bad))
+    a = Attachment("n", "/p", "10.89.0.5", 24, "10.89.0.1", aliases=("w",), ifname="eth1")
+    assert Attachment.from_dict(a.to_dict()) == a

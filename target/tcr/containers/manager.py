@@ -32,7 +32,7 @@ from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
 from tcr.containers.adjust import AdjustOps
 from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
-from tcr.containers.record import NAME_RE, ContainerRecord, NetSummary, new_id
+from tcr.containers.record import NAME_RE, ContainerRecord, NetSummary, endpoints_from_options, new_id
 from tcr.kernel.pidfd import pid_alive
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -266,7 +266,8 @@ class ContainerManager(AdjustOps):
             raise
         rec = ContainerRecord(id=cid, name=name, image_id=image.id, image_ref=image.display_ref,
                               options=opts.to_dict(), command=list(opts.command), created=time.time(),
-                              state="created", interactive=interactive)
+                              state="created", interactive=interactive,
+                              networks=endpoints_from_options(opts.to_dict()))
         c = Container(rec, paths)
         self.containers[cid] = c
         try:
@@ -541,6 +542,9 @@ class ContainerManager(AdjustOps):
             raise
 
     def _attach(self, c: Container, view: Any, image_config: Optional[Dict[str, Any]] = None) -> NetSummary:
+        """Plumb every network of the record, in order: the first gets eth0, the default route
+        and the published ports (attach), the others ethN (connect). None at all (every network
+        disconnected): a namespace with only lo, which `network connect` can plug into."""
         mode = view.network or "tcr_default"
         if mode == "none":
             return NetSummary("none")
@@ -550,13 +554,37 @@ class ContainerManager(AdjustOps):
         if nets is None:
             raise StartFailed("NAT networking is not available in this tcrd",
                               hint="use --network none or --network host")
+        rec = c.rec
+        if not rec.networks:
+            nets.sandbox(rec.id)
+            return self.net_summary(c)
         publish = list(view.publish)
         if view.publish_all and image_config is not None:
             publish += exposed_ports(image_config)
-        att = nets.attach(c.rec.id, c.rec.name, mode, publish, create=view.network_create,
-                          aliases=view.network_aliases)
-        ports = [_port_text(p) for p in getattr(att, "ports", ())]
-        return NetSummary("nat", att.network, att.ip, att.gateway, att.netns_path, ports)
+        first = rec.networks[0]
+        nets.attach(rec.id, rec.name, first.network, publish,
+                    create=view.network_create and first.network == mode, aliases=first.aliases,
+                    ip=first.ip or None)
+        for ep in rec.networks[1:]:
+            nets.connect(rec.id, rec.name, ep.network, ep.aliases, ep.ip or None)
+        return self.net_summary(c)
+
+    def net_summary(self, c: Container) -> NetSummary:
+        """What ps/inspect show of a running NAT container: its attachments, primary first."""
+        nets = self.daemon.networks
+        atts = nets.attachments(c.rec.id)
+        views = []
+        for a in atts:
+            d = a.to_dict()
+            d.pop("netnsPath", None)
+            d.pop("dns", None)
+            d["ports"] = [_port_text(p) for p in a.ports]
+            views.append(d)
+        if not atts:
+            return NetSummary("nat", netns_path=nets.netns_path(c.rec.id))
+        p = atts[0]
+        ports = [_port_text(x) for a in atts for x in a.ports]
+        return NetSummary("nat", p.network, p.ip, p.gateway, p.netns_path, ports, attachments=views)
 
     def _teardown(self, c: Container) -> None:
         """Undo a start: crun state, overlay mount, network attachment. Idempotent, best effort."""
@@ -663,7 +691,7 @@ class ContainerManager(AdjustOps):
             self._save(c, state="exited", pid=0, error=str(exc), finished_at=time.time())
             raise
         self._save(c, state="running", pid=pid, exit_code=None, started_at=time.time(), finished_at=0.0,
-                   stopped_by_user=False, interrupted=False)
+                   stopped_by_user=False, interrupted=False, oom_killed=False)
         log.info("container %s (%s) started, pid %d", rec.id[:12], rec.name, pid)
         self._health_begin(c)
 
@@ -789,6 +817,8 @@ class ContainerManager(AdjustOps):
                 c.pump.close()
                 c.pump = None
             self._close_stdio(c)
+        if _oom_killed(c.rec.id):  # read before the teardown deletes the cgroup
+            c.rec = replace(c.rec, oom_killed=True)
         self._teardown(c)
         self._exited(c, code)
 
@@ -948,7 +978,8 @@ class ContainerManager(AdjustOps):
         self._unsaved.discard(cid)
         fault("container.rm.after_state_delete")
         self.containers.pop(cid, None)
-        self._prune_network(c.opts.network)
+        for network in dict.fromkeys([c.opts.network] + [e.network for e in c.rec.networks]):
+            self._prune_network(network)
         if volumes or c.opts.rm:  # docker's --rm takes the anonymous volumes along
             self._drop_anonymous(c.opts)
         waiters, c.exit_waiters = c.exit_waiters, []
@@ -960,7 +991,8 @@ class ContainerManager(AdjustOps):
         """A network made on first use goes with the last container that refers to it."""
         nets = self.daemon.networks
         if nets is None or network in ("none", "host") or any(
-                o.opts.network == network for o in self.containers.values()):
+                o.opts.network == network or any(e.network == network for e in o.rec.networks)
+                for o in self.containers.values()):
             return
         try:
             nets.prune_auto(network)
@@ -1178,6 +1210,15 @@ class ContainerManager(AdjustOps):
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+
+
+def _oom_killed(cid: str) -> bool:
+    """Did the kernel's OOM killer act in the container's cgroup? One read of a counter at the
+    exit (no polling, no eventfd kept per container): the cgroup lives until `crun delete`."""
+    from tcr.kernel.cgroupfs import Cgroups
+
+    # ociconfig's cgroupsPath: "/tcr/<id>" (tcr never sets another).
+    return bool(Cgroups.of_path(f"/tcr/{cid}").oom_kills())
 
 
 def _port_text(p: Any) -> str:

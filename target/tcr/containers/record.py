@@ -15,9 +15,12 @@ from tcr.common.record import dataclass, field
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional
+    from typing import Any, Dict, List, Optional, Tuple
 
-VERSION = 1
+# 2: `networks` (the NAT networks it is connected to, in order: docker's network connect). A
+#    version-1 record had one network, in options.network (+ options.networkAliases).
+VERSION = 2
+NOT_NAT = ("host", "none")
 
 # creating: dir/overlay/network being made (rolled back on recovery)
 # created:  ready, never started (or `create`)
@@ -35,6 +38,45 @@ def new_id() -> str:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """One network the container is connected to (run --network, or network connect): kept while
+    it is stopped and plumbed again at every start, in this order (the first is the primary)."""
+
+    network: str
+    aliases: Tuple[str, ...] = ()
+    ip: str = ""  # network connect --ip: the address it asks for ("" = the lowest free one)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d: Dict[str, Any] = {"network": self.network}
+        if self.aliases:
+            d["aliases"] = list(self.aliases)
+        if self.ip:
+            d["ip"] = self.ip
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> Endpoint:
+        if not isinstance(d, dict):
+            raise ValueError("a network endpoint must be an object")
+        aliases = d.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ValueError("network aliases must be a list of strings")
+        net = _s(d, "network")
+        if not net or net in NOT_NAT:
+            raise ValueError(f"bad network endpoint {net!r}")
+        return cls(network=net, aliases=tuple(aliases), ip=_s(d, "ip"))
+
+
+def endpoints_from_options(options: Dict[str, Any]) -> Tuple[Endpoint, ...]:
+    """The version-1 form: one network in the run options (none for host/none)."""
+    net = options.get("network") or "tcr_default"
+    if not isinstance(net, str) or net in NOT_NAT:
+        return ()
+    aliases = options.get("networkAliases") or []
+    return (Endpoint(net, tuple(str(a) for a in aliases)),)
+
+
+@dataclass(frozen=True)
 class NetSummary:
     """What `ps`/`inspect` show about a container's network attachment."""
 
@@ -44,10 +86,16 @@ class NetSummary:
     gateway: str = ""
     netns_path: str = ""
     ports: List[str] = field(default_factory=list)
+    # Every attachment while it runs, primary first: {network, ip, gateway, prefixlen, mac,
+    # aliases, ifname} (network/records.py Attachment.to_dict without the netns path).
+    attachments: List[Dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"mode": self.mode, "network": self.network, "ip": self.ip, "gateway": self.gateway,
-                "netnsPath": self.netns_path, "ports": list(self.ports)}
+        d = {"mode": self.mode, "network": self.network, "ip": self.ip, "gateway": self.gateway,
+             "netnsPath": self.netns_path, "ports": list(self.ports)}
+        if self.attachments:
+            d["attachments"] = [dict(a) for a in self.attachments]
+        return d
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> NetSummary:
@@ -57,8 +105,12 @@ class NetSummary:
         ports = d.get("ports", [])
         if not isinstance(ports, list) or not all(isinstance(p, str) for p in ports):
             raise ValueError("network ports must be a list of strings")
+        atts = d.get("attachments") or []
+        if not isinstance(atts, list) or not all(isinstance(a, dict) and isinstance(a.get("network"), str)
+                                                 for a in atts):
+            raise ValueError("network attachments must be a list of objects")
         return cls(mode=mode, network=_s(d, "network"), ip=_s(d, "ip"), gateway=_s(d, "gateway"),
-                   netns_path=_s(d, "netnsPath"), ports=list(ports))
+                   netns_path=_s(d, "netnsPath"), ports=list(ports), attachments=[dict(a) for a in atts])
 
 
 @dataclass(frozen=True)
@@ -81,6 +133,8 @@ class ContainerRecord:
     net: Optional[NetSummary] = None
     error: str = ""  # last start failure, shown by inspect
     interrupted: bool = False  # stopped by a tcrd shutdown (not by the user): comes back at start-up
+    networks: Tuple[Endpoint, ...] = ()  # NAT networks, in connect order (none for host/none)
+    oom_killed: bool = False  # its last run ended with the kernel's OOM killer in its cgroup
 
     def __post_init__(self) -> None:
         if not ID_RE.fullmatch(self.id):
@@ -120,6 +174,8 @@ class ContainerRecord:
             "net": self.net.to_dict() if self.net else None,
             "error": self.error,
             "interrupted": self.interrupted,
+            "networks": [e.to_dict() for e in self.networks],
+            "oomKilled": self.oom_killed,
         }
 
     @classmethod
@@ -141,6 +197,15 @@ class ContainerRecord:
         if exit_code is not None and type(exit_code) is not int:
             raise ValueError("exitCode must be an integer or null")
         net = d.get("net")
+        if v == 1:
+            endpoints = endpoints_from_options(options)
+        else:
+            eps = d.get("networks", [])
+            if not isinstance(eps, list):
+                raise ValueError("networks must be a list")
+            endpoints = tuple(Endpoint.from_dict(e) for e in eps)
+            if len({e.network for e in endpoints}) != len(endpoints):
+                raise ValueError("a network is listed twice")
         return cls(
             id=_s(d, "id"),
             name=_s(d, "name"),
@@ -160,6 +225,8 @@ class ContainerRecord:
             net=NetSummary.from_dict(net) if isinstance(net, dict) else None,
             error=_s(d, "error"),
             interrupted=bool(d.get("interrupted", False)),
+            networks=endpoints,
+            oom_killed=d.get("oomKilled") is True,
         )
 
 

@@ -98,10 +98,14 @@ def _event(e: Tuple[int, str, str, str, Tuple[Tuple[str, Any], ...]]) -> Event:
 def _summary(typ: str, d: Dict[str, Any]) -> Dict[str, Any]:
     if typ == "container":
         return {"state": d.get("state"), "exitCode": d.get("exitCode"),
-                "stoppedByUser": bool(d.get("stoppedByUser")),
+                "stoppedByUser": bool(d.get("stoppedByUser")), "oomKilled": d.get("oomKilled") is True,
                 "attrs": {"name": d.get("name", ""), "image": d.get("imageRef", "")}}
     if typ == "image":
         return {"tags": list(d.get("tags") or []), "attrs": {"name": ", ".join(d.get("tags") or [])}}
+    if typ == "network":
+        leases = d.get("leases") or []
+        return {"cids": [le.get("cid", "") for le in leases if isinstance(le, dict)],
+                "attrs": {"name": d.get("name", ""), "type": "bridge"}}
     return {"attrs": {"name": d.get("name", "")}}
 
 
@@ -115,7 +119,12 @@ def _transitions(typ: str, before: Optional[Dict[str, Any]], now: Dict[str, Any]
         gained = [t for t in now["tags"] if t not in before["tags"]]
         lost = [t for t in before["tags"] if t not in now["tags"]]
         return [("tag", {"name": t}) for t in gained] + [("untag", {"name": t}) for t in lost]
-    return [("create", {})] if before is None else []
+    out: List[Any] = [("create", {})] if before is None else []
+    if typ == "network":  # docker's network connect/disconnect (also at each start and exit)
+        old = (before or {}).get("cids") or []
+        out += [("connect", {"container": c}) for c in now["cids"] if c not in old]
+        out += [("disconnect", {"container": c}) for c in old if c not in now["cids"]]
+    return out
 
 
 def _container(before: Optional[Dict[str, Any]], now: Dict[str, Any]) -> List[Any]:
@@ -129,6 +138,8 @@ def _container(before: Optional[Dict[str, Any]], now: Dict[str, Any]) -> List[An
     if new == "running":
         out.append(("restart" if old == "restarting" else "start", {}))
     elif new in ("exited", "restarting") and old in ("running", "paused"):
+        if now.get("oomKilled"):  # docker reports the OOM kill before the death it caused
+            out.append(("oom", {}))
         code = now["exitCode"]
         out.append(("die", {"exitCode": "" if code is None else str(code)}))
         if now["stoppedByUser"]:

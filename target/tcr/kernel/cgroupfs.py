@@ -75,6 +75,32 @@ class Cgroups:
                 v1[ctrl] = d + path
         return cls(v1, v2)
 
+    @classmethod
+    def of_path(cls, path: str, root: str = CGROUP_ROOT) -> Cgroups:
+        """The memory cgroup a runtime made at `path` (crun's cgroupfs manager puts an absolute
+        cgroupsPath under each hierarchy's root): usable after its processes are gone."""
+        v1: Dict[str, str] = {}
+        v2: Optional[str] = None
+        mem = os.path.join(root, "memory")
+        if os.path.exists(os.path.join(mem, "memory.limit_in_bytes")):  # hybrid or pure v1
+            v1["memory"] = mem + path
+        for base in (os.path.join(root, "unified"), root):
+            if os.path.exists(os.path.join(base, "cgroup.controllers")):
+                v2 = base + path
+                break
+        return cls(v1, v2)
+
+    def oom_kills(self) -> Optional[int]:
+        """How many processes the kernel's OOM killer took in this cgroup (None = unknown). v1:
+        memory.oom_control's oom_kill (kernel 4.13+); v2: memory.events' oom_kill."""
+        if "memory" in self.v1:
+            n = _keyed(os.path.join(self.v1["memory"], "memory.oom_control")).get("oom_kill")
+            if n is not None:
+                return n
+        if self._v2_has("memory.events"):
+            return _keyed(os.path.join(self.v2 or "", "memory.events")).get("oom_kill")
+        return None
+
     def _v2_has(self, name: str) -> bool:
         return self.v2 is not None and os.path.exists(os.path.join(self.v2, name))
 

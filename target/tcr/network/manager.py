@@ -201,11 +201,19 @@ class NetworkManager:
                                   hint="see 'tcr network ls'; create it with 'tcr network create NAME'")
         return rec
 
-    def network_of(self, cid: str) -> Optional[NetworkRecord]:
+    def leases_of(self, cid: str) -> List[Tuple[NetworkRecord, Lease]]:
+        """Every network container cid is attached to, primary (eth0, the default route) first."""
+        out = []
         for rec in self._nets.values():
-            if rec.lease(cid) is not None:
-                return rec
-        return None
+            le = rec.lease(cid)
+            if le is not None:
+                out.append((rec, le))
+        return sorted(out, key=lambda x: netplan.if_index(x[1].ifname))
+
+    def network_of(self, cid: str) -> Optional[NetworkRecord]:
+        """The container's primary network (the one its default route goes through)."""
+        both = self.leases_of(cid)
+        return both[0][0] if both else None
 
     def _published(self) -> List[Tuple[str, PortMapping]]:
         return [(le.cid, m) for rec in self._nets.values() for le in rec.leases for m in le.ports]
@@ -214,14 +222,15 @@ class NetworkManager:
         return os.path.join(self.netns_dir, cid)
 
     def attachment(self, cid: str) -> Optional[Attachment]:
-        rec = self.network_of(cid)
-        if rec is None:
-            return None
-        le = rec.lease(cid)
-        assert le is not None
-        return Attachment(network=rec.name, netns_path=self.netns_path(cid), ip=le.ip,
-                          prefixlen=rec.prefixlen, gateway=rec.gateway, dns=(rec.gateway,), mac=le.mac,
-                          ports=le.ports)
+        both = self.attachments(cid)
+        return both[0] if both else None
+
+    def attachments(self, cid: str) -> List[Attachment]:
+        """One per network the container is on, primary first."""
+        return [Attachment(network=rec.name, netns_path=self.netns_path(cid), ip=le.ip,
+                           prefixlen=rec.prefixlen, gateway=rec.gateway, dns=(rec.gateway,), mac=le.mac,
+                           ports=le.ports, aliases=le.aliases, ifname=le.ifname)
+                for rec, le in self.leases_of(cid)]
 
     def resolv_conf(self, cid: str) -> str:
         """resolv.conf for the container: the DNS forwarder on its gateway, or (without it) the
@@ -241,14 +250,17 @@ class NetworkManager:
         return "".join(f"nameserver {s}\n" for s in servers or ["8.8.8.8"])
 
     def hosts_entries(self, cid: str) -> List[Tuple[str, str]]:
-        """(ip, names) lines for the container's /etc/hosts: itself and its network neighbours."""
-        rec = self.network_of(cid)
-        if rec is None:
-            return []
+        """(ip, names) lines for the container's /etc/hosts: itself and its neighbours on every
+        network it is on (primary first)."""
         out = []
-        for le in rec.leases:
-            names = " ".join(n for n in (le.name, le.cid[:12], *le.aliases) if n)
-            out.append((le.ip, names))
+        seen = set()
+        for rec, _own in self.leases_of(cid):
+            for le in rec.leases:
+                if le.ip in seen:
+                    continue
+                seen.add(le.ip)
+                names = " ".join(n for n in (le.name, le.cid[:12], *le.aliases) if n)
+                out.append((le.ip, names))
         return out
 
     def list(self) -> List[Dict[str, Any]]:
@@ -351,134 +363,261 @@ class NetworkManager:
 
     # -- containers ----------------------------------------------------------------------------
 
-    def attach(self, cid: str, name: str, network: str, publish: List[str],
-               create: bool = False, aliases: Sequence[str] = ()) -> Attachment:
-        """Give container cid a lease on `network`. The default network is made on first use; any
-        other must exist, unless create=True (it is then made, marked auto: see prune_auto)."""
+    def _check_target(self, cid: str, network: str, create: bool) -> Optional[NetworkRecord]:
         if not isinstance(cid, str) or not _CID_RE.fullmatch(cid):
             raise InvalidArgument(f"invalid container id {cid!r}")
         if network in NOT_ATTACHED:
             raise InvalidArgument(f"--network {network} needs no network attachment")
         if network != netplan.DEFAULT_NETWORK:
             netplan.validate_name(network)
-        mappings = ports.parse_all(publish or [])
         rec = self._nets.get(network)
         if rec is None and network != netplan.DEFAULT_NETWORK and not create:
             self.get(network)  # raises NetworkNotFound
-        ports.check_conflicts(self._published(), mappings, owner=cid)
-        if self.network_of(cid) is not None:
-            self.detach(cid)  # a stale attachment (restart): start clean
-        if rec is None and network != netplan.DEFAULT_NETWORK:
-            rec = self._create(network, None, auto=True)  # create=True: the first free subnet
-        elif rec is None:
-            from tcr.network import ipaddr
+        return rec
 
-            default = ipaddr.IPv4Network(netplan.DEFAULT_SUBNET)
-            try:
-                free = not netplan.host_conflicts(default, self._host_nets()) and not any(
-                    ipaddr.IPv4Network(r.subnet).overlaps(default) for r in self._nets.values())
-            except OSError as exc:
-                raise _oserr("cannot read the host's routes", exc)
-            rec = self._create(network, default if free else None)
-        mappings, held = self._reserve_ports(mappings)
+    def _make(self, network: str) -> NetworkRecord:
+        """A missing network on first use: tcr_default (preferring 10.88.0.0/24) or, with
+        create=True, an auto network on the first free subnet."""
+        if network != netplan.DEFAULT_NETWORK:
+            return self._create(network, None, auto=True)
         from tcr.network import ipaddr
 
-        subnet = ipaddr.IPv4Network(rec.subnet)
-        ip = netplan.allocate_ip(subnet, {le.ip for le in rec.leases})
-        lease = Lease(cid=cid, ip=ip, mac=netplan.mac_for(ip), name=name or "", ports=tuple(mappings),
-                      aliases=tuple(aliases))
+        default = ipaddr.IPv4Network(netplan.DEFAULT_SUBNET)
         try:
-            self._plumb(rec, lease)
+            free = not netplan.host_conflicts(default, self._host_nets()) and not any(
+                ipaddr.IPv4Network(r.subnet).overlaps(default) for r in self._nets.values())
+        except OSError as exc:
+            raise _oserr("cannot read the host's routes", exc)
+        return self._create(network, default if free else None)
+
+    def attach(self, cid: str, name: str, network: str, publish: List[str],
+               create: bool = False, aliases: Sequence[str] = (), ip: Optional[str] = None) -> Attachment:
+        """Give container cid a fresh network namespace and its first (primary) lease, on
+        `network`: eth0 with the default route and the published ports. The default network is
+        made on first use; any other must exist, unless create=True (it is then made, marked
+        auto: see prune_auto). More networks: connect()."""
+        rec = self._check_target(cid, network, create)
+        mappings = ports.parse_all(publish or [])
+        ports.check_conflicts(self._published(), mappings, owner=cid)
+        if self.leases_of(cid):
+            self.detach(cid)  # a stale attachment (restart): start clean
+        if rec is None:
+            rec = self._make(network)
+        plan = netplan.plan_attachment(cid, self.tag, rec.subnet, rec.gateway, [le.ip for le in rec.leases],
+                                       (), ip)
+        mappings, held = self._reserve_ports(mappings)
+        lease = Lease(cid=cid, ip=plan.ip, mac=plan.mac, name=name or "", ports=tuple(mappings),
+                      aliases=tuple(aliases), ifname=plan.ifname)
+        try:
+            self._plumb(rec, lease, plan)
         except BaseException:
             _close_all(held)
             raise
         self._held[cid] = held
+        try:
+            self._commit(rec, lease)
+        except BaseException:
+            self._unplumb(cid, [plan.ifname], defer=False)
+            _close_all(self._held.pop(cid, []))
+            raise
+        att = self.attachment(cid)
+        assert att is not None
+        return att
+
+    def sandbox(self, cid: str) -> str:
+        """A NAT container on no network at all (every network disconnected, as docker allows):
+        its own namespace with only lo, so that `network connect` can plug into it later."""
+        if not isinstance(cid, str) or not _CID_RE.fullmatch(cid):
+            raise InvalidArgument(f"invalid container id {cid!r}")
+        if self.leases_of(cid):
+            self.detach(cid)
+        path = self.netns_path(cid)
+        try:
+            self._new_netns(path)
+        except OSError as exc:
+            netns.remove(path)
+            raise _oserr(f"cannot make the network namespace of container {cid[:12]}", exc)
+        return path
+
+    def connect(self, cid: str, name: str, network: str, aliases: Sequence[str] = (),
+                ip: Optional[str] = None) -> Attachment:
+        """Plug a running container (its namespace exists) into one more network: ethN with an
+        address of that network, its NAT rules and its DNS names. All or nothing."""
+        rec = self._check_target(cid, network, False)
+        if rec is None:
+            rec = self._make(network)  # tcr_default, made on first use as at run
+        if rec.lease(cid) is not None:
+            raise InUse(f"endpoint with name {name or cid[:12]} already exists in network {network}")
+        if not netns.is_netns(self.netns_path(cid)):
+            raise InvalidArgument(f"container {name or cid[:12]} has no network namespace of tcr's",
+                                  hint="restart it, then connect it")
+        own = [le.ifname for _r, le in self.leases_of(cid)]
+        plan = netplan.plan_attachment(cid, self.tag, rec.subnet, rec.gateway, [le.ip for le in rec.leases],
+                                       own, ip)
+        lease = Lease(cid=cid, ip=plan.ip, mac=plan.mac, name=name or "", aliases=tuple(aliases),
+                      ifname=plan.ifname)
+        try:
+            self._link(rec, lease, plan)
+        except OSError as exc:
+            self._drop_link(plan.veth)
+            raise _oserr(f"cannot connect container {cid[:12]} to network {rec.name}", exc)
+        except BaseException:
+            self._drop_link(plan.veth)
+            raise
+        try:
+            self._commit(rec, lease)
+        except BaseException:
+            self._drop_link(plan.veth)
+            raise
+        return next(a for a in self.attachments(cid) if a.network == rec.name)
+
+    def _commit(self, rec: NetworkRecord, lease: Lease) -> None:
+        """State after the kernel objects: the record (durable), the ruleset, the DNS names. A
+        failure puts the record back (the caller removes the kernel objects)."""
         new = rec.with_lease(lease)
         try:
-            self._nets[network] = new
+            self._nets[rec.name] = new
             self._save(new)
             fault("network.attach.after_lease")
             self._apply_nft()
             fault("network.ports.after_nft")
         except BaseException:
-            self._nets[network] = rec
+            self._nets[rec.name] = rec
             try:
                 self._save(rec)
             except Exception:
                 pass
-            self._unplumb(cid, defer=False)
-            _close_all(self._held.pop(cid, []))
             raise
         self._dns_sync(new)
-        att = self.attachment(cid)
-        assert att is not None
-        return att
 
-    def _plumb(self, rec: NetworkRecord, lease: Lease) -> None:
-        """netns file + veth (peer born as eth0 inside the netns) + address, lo, default route."""
+    def disconnect(self, cid: str, network: str) -> bool:
+        """Take one network away from a container: its lease, NAT rules and DNS names at once, its
+        interface (and with it the address) before returning. If that was the primary network, the
+        default route moves to the next one. False if it was not attached there."""
+        rec = self._nets.get(network)
+        le = rec.lease(cid) if rec is not None else None
+        if rec is None or le is None:
+            return False
+        rest = [x for _r, x in self.leases_of(cid) if x.cid == cid and _r.name != network]
+        if le.ports:  # only the primary lease publishes ports
+            _close_all(self._held.pop(cid, []))
+        self._release(rec, cid)
+        self._apply_nft_logged(cid)
+        self._drop_link(netplan.veth_name(cid, self.tag, le.ifname))
+        if rest and netplan.if_index(le.ifname) < netplan.if_index(rest[0].ifname):
+            nxt = next(r for r, x in self.leases_of(cid) if x is rest[0])
+            self._default_route(cid, nxt, rest[0])
+        return True
+
+    def _default_route(self, cid: str, rec: NetworkRecord, le: Lease) -> None:
         from tcr.network.links import Netlink
 
-        path = self.netns_path(lease.cid)
-        veth = netplan.veth_name(lease.cid, self.tag)
-        os.makedirs(self.netns_dir, mode=0o755, exist_ok=True)
-        netns.remove(path)  # leftovers of an earlier life of this id
-        self.nl.delete(veth)
         try:
-            br = self._bridge_idx.get(rec.bridge)
-            if br is None:
-                br = self._ensure_bridge(rec)
-            netns.create(path)
-            fault("network.attach.after_netns")
-            with netns.inside(path):
+            with netns.inside(self.netns_path(cid)):
                 inner = Netlink()
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    try:
-                        self.nl.add_veth(veth, br, "eth0", fd, lease.mac)
-                    except OSError as exc:
-                        if exc.errno not in (errno.ENODEV, errno.EINVAL):
-                            raise
-                        br = self._ensure_bridge(rec)  # the bridge vanished under us: rebuild once
-                        self.nl.add_veth(veth, br, "eth0", fd, lease.mac)
-                finally:
-                    os.close(fd)
-                # Hairpin: with br_netfilter loaded, a container reaching its OWN published port via a
-                # host address is DNATed back out of the port it came in on; the bridge drops such
-                # frames unless the port is in hairpin mode.
-                fault("network.attach.after_veth")
-                _write_sysctl(f"/sys/class/net/{veth}/brport/hairpin_mode", "1")
-                eth0 = inner.index("eth0")
-                if eth0 is None:
-                    raise OSError(errno.ENODEV, "eth0 missing in the new namespace")
-                inner.set_up(1)  # lo is always ifindex 1 in a fresh namespace
-                inner.add_addr(eth0, lease.ip, rec.prefixlen)
-                inner.set_up(eth0)
-                inner.add_default_route(rec.gateway, eth0)
+                idx = inner.index(le.ifname)
+                if idx is not None:
+                    inner.add_default_route(rec.gateway, idx)
             finally:
                 inner.close()
         except OSError as exc:
-            self._unplumb(lease.cid, defer=False)
+            log.warning("container %s: no default route via %s: %s", cid[:12], rec.name, exc.strerror)
+
+    def _new_netns(self, path: str) -> None:
+        """A fresh namespace file with lo up (leftovers of an earlier life of this id go first)."""
+        from tcr.network.links import Netlink
+
+        os.makedirs(self.netns_dir, mode=0o755, exist_ok=True)
+        netns.remove(path)
+        netns.create(path)
+        fault("network.attach.after_netns")
+        with netns.inside(path):
+            inner = Netlink()
+        try:
+            inner.set_up(1)  # lo is always ifindex 1 in a fresh namespace
+        finally:
+            inner.close()
+
+    def _plumb(self, rec: NetworkRecord, lease: Lease, plan: netplan.AttachPlan) -> None:
+        """netns file + the first veth (peer born as eth0 inside the netns) + address, default route."""
+        path = self.netns_path(lease.cid)
+        self._drop_link(plan.veth)
+        try:
+            self._new_netns(path)
+            self._link(rec, lease, plan)
+        except OSError as exc:
+            self._unplumb(lease.cid, [plan.ifname], defer=False)
             raise _oserr(f"cannot attach container {lease.cid[:12]} to network {rec.name}", exc)
         except BaseException:
-            self._unplumb(lease.cid, defer=False)
+            self._unplumb(lease.cid, [plan.ifname], defer=False)
             raise
 
-    def _unplumb(self, cid: str, defer: bool = True) -> None:
-        veth = netplan.veth_name(cid, self.tag)
-        netns.remove(self.netns_path(cid))
+    def _link(self, rec: NetworkRecord, lease: Lease, plan: netplan.AttachPlan) -> None:
+        """One veth pair: the host end on the network's bridge, the peer born inside the
+        container's namespace as plan.ifname, with its address (and the default route if primary)."""
+        from tcr.network.links import Netlink
+
+        path = self.netns_path(lease.cid)
+        br = self._bridge_idx.get(rec.bridge)
+        if br is None:
+            br = self._ensure_bridge(rec)
+        with netns.inside(path):
+            inner = Netlink()
         try:
-            idx = self.nl.index(veth)
-        except OSError:
-            idx = None
-        if idx is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                try:
+                    self.nl.add_veth(plan.veth, br, plan.ifname, fd, plan.mac)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENODEV, errno.EINVAL):
+                        raise
+                    br = self._ensure_bridge(rec)  # the bridge vanished under us: rebuild once
+                    self.nl.add_veth(plan.veth, br, plan.ifname, fd, plan.mac)
+            finally:
+                os.close(fd)
+            # Hairpin: with br_netfilter loaded, a container reaching its OWN published port via a
+            # host address is DNATed back out of the port it came in on; the bridge drops such
+            # frames unless the port is in hairpin mode.
+            fault("network.attach.after_veth")
+            _write_sysctl(f"/sys/class/net/{plan.veth}/brport/hairpin_mode", "1")
+            idx = inner.index(plan.ifname)
+            if idx is None:
+                raise OSError(errno.ENODEV, f"{plan.ifname} missing in the container's namespace")
+            inner.add_addr(idx, plan.ip, plan.prefixlen)
+            inner.set_up(idx)
+            if plan.default_route:
+                inner.add_default_route(plan.gateway, idx)
+        finally:
+            inner.close()
+
+    def _drop_link(self, veth: str) -> None:
+        """Delete a veth pair now (its peer and address in the container go with it)."""
+        try:
+            self.nl.delete(veth)
+        except OSError as exc:
+            log.warning("cannot delete %s: %s", veth, exc.strerror)
+
+    def _unplumb(self, cid: str, ifnames: Sequence[str] = ("eth0",), defer: bool = True) -> None:
+        netns.remove(self.netns_path(cid))
+        idxs = []
+        for ifname in ifnames:
+            veth = netplan.veth_name(cid, self.tag, ifname)
+            try:
+                idx = self.nl.index(veth)
+            except OSError:
+                idx = None
+            if idx is not None:
+                idxs.append((veth, idx))
+        if not idxs:
             return
 
         def reap() -> None:
-            try:
-                self.nl.delete(index=idx)
-            except OSError as exc:
-                log.warning("cannot delete %s: %s", veth, exc.strerror)
+            for veth, idx in idxs:
+                try:
+                    self.nl.delete(index=idx)
+                except OSError as exc:
+                    log.warning("cannot delete %s: %s", veth, exc.strerror)
 
         # By ifindex, so a re-attach of the same id (same veth name) meanwhile is never hit.
         self._later(reap) if defer else reap()
@@ -543,56 +682,62 @@ class NetworkManager:
     def reacquire(self, cid: str) -> List[str]:
         """Bind a live container's published ports again (after a daemon restart). A port some
         other process took meanwhile is reported, not fatal: the DNAT rule still serves it."""
-        rec = self.network_of(cid)
-        le = rec.lease(cid) if rec is not None else None
-        if le is None or cid in self._held:
+        if cid in self._held:
             return []
         from tcr.kernel.portsock import hold
 
         problems, held = [], []
-        for m in le.ports:
-            try:
-                held.append(_hold(hold, m))
-            except TcrError as exc:
-                problems.append(f"container {cid[:12]}: {exc.message}")
+        for _rec, le in self.leases_of(cid):
+            for m in le.ports:
+                try:
+                    held.append(_hold(hold, m))
+                except TcrError as exc:
+                    problems.append(f"container {cid[:12]}: {exc.message}")
         self._held[cid] = held
         return problems
 
-    def detach(self, cid: str) -> None:
-        """Idempotent. Lease, ports and DNS name go at once; kernel objects are reaped after."""
-        _close_all(self._held.pop(cid, []))
-        rec = self.network_of(cid)
-        if rec is not None:
-            new = rec.without(cid)
-            self._nets[rec.name] = new
-            try:
-                self._save(new)
-            except OSError as exc:
-                # A full disk must not keep the veth, netns, ports and DNS name alive: the next
-                # write of this network saves the release, and recovery drops stale leases anyway.
-                from tcr.common import oserrors
+    def _release(self, rec: NetworkRecord, cid: str) -> None:
+        new = rec.without(cid)
+        self._nets[rec.name] = new
+        try:
+            self._save(new)
+        except OSError as exc:
+            # A full disk must not keep the veth, netns, ports and DNS name alive: the next
+            # write of this network saves the release, and recovery drops stale leases anyway.
+            from tcr.common import oserrors
 
-                oserrors.warn(log, "network.save", "network %s: lease release not saved yet: %s", rec.name,
-                              oserrors.describe(exc))
-            fault("network.detach.after_state_write")
-            try:
-                self._apply_nft()
-            except TcrError as exc:
-                log.warning("nft update after detaching %s failed: %s", cid[:12], exc)
-            self._dns_sync(new)
+            oserrors.warn(log, "network.save", "network %s: lease release not saved yet: %s", rec.name,
+                          oserrors.describe(exc))
+        fault("network.detach.after_state_write")
+        self._dns_sync(new)
+
+    def _apply_nft_logged(self, cid: str) -> None:
+        try:
+            self._apply_nft()
+        except TcrError as exc:
+            log.warning("nft update after detaching %s failed: %s", cid[:12], exc)
+
+    def detach(self, cid: str) -> None:
+        """Idempotent: every network of the container. Leases, ports and DNS names go at once;
+        kernel objects are reaped after."""
+        _close_all(self._held.pop(cid, []))
+        both = self.leases_of(cid)
+        for rec, _le in both:
+            self._release(rec, cid)
+        if both:
+            self._apply_nft_logged(cid)
         if _CID_RE.fullmatch(cid or ""):
-            self._unplumb(cid)
+            self._unplumb(cid, [le.ifname for _r, le in both] or ["eth0"])
 
     def rename(self, cid: str, name: str) -> None:
-        """A renamed container answers to its new DNS name at once (docker)."""
-        rec = self.network_of(cid)
-        le = rec.lease(cid) if rec is not None else None
-        if rec is None or le is None:
-            return
-        new = rec.with_lease(Lease(cid=le.cid, ip=le.ip, mac=le.mac, name=name, ports=le.ports))
-        self._nets[rec.name] = new
-        self._save(new)
-        self._dns_sync(new)
+        """A renamed container answers to its new DNS name at once (docker), on every network."""
+        from tcr.common import record as dataclasses
+
+        for rec, le in self.leases_of(cid):
+            new = rec.with_lease(dataclasses.replace(le, name=name))
+            self._nets[rec.name] = new
+            self._save(new)
+            self._dns_sync(new)
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -616,9 +761,10 @@ class NetworkManager:
             except (OSError, TcrError) as exc:
                 log.error("network %s: cannot bring up bridge %s: %s", rec.name, rec.bridge, exc)
         bridges = {r.bridge for r in self._nets.values()}
-        veths = {netplan.veth_name(le.cid, self.tag) for r in self._nets.values() for le in r.leases}
+        veths = {netplan.veth_name(le.cid, self.tag, le.ifname)
+                 for r in self._nets.values() for le in r.leases}
         leased = {le.cid for r in self._nets.values() for le in r.leases}
-        veth_master = {netplan.veth_name(le.cid, self.tag): self._bridge_idx[r.bridge]
+        veth_master = {netplan.veth_name(le.cid, self.tag, le.ifname): self._bridge_idx[r.bridge]
                        for r in self._nets.values() if r.bridge in self._bridge_idx for le in r.leases}
         try:
             links = self.nl.links()
@@ -645,7 +791,7 @@ class NetworkManager:
         except FileNotFoundError:
             entries = []
         for e in entries:
-            if e not in leased:
+            if e not in leased and e not in live:  # a live container on no network keeps its lo-only netns
                 log.info("removing leftover netns %s", e)
                 netns.remove(os.path.join(self.netns_dir, e))
         self._apply_nft(force=True)

@@ -55,8 +55,74 @@ def bridge_name(network: str, tag: str = "") -> str:
     return (p + "-" + h)[:IFNAMSIZ]
 
 
-def veth_name(cid: str, tag: str = "") -> str:
-    return (if_prefix(tag) + "v" + cid)[:IFNAMSIZ]
+def veth_name(cid: str, tag: str = "", ifname: str = "eth0") -> str:
+    """Host end of a container's veth. eth0 keeps the historic name; ethN (a `network connect`)
+    ends in ".N": a container id is hex, so these never collide with another container's eth0."""
+    base = if_prefix(tag) + "v" + cid
+    if ifname == "eth0":
+        return base[:IFNAMSIZ]
+    suffix = "." + ifname[3:]
+    return base[:IFNAMSIZ - len(suffix)] + suffix
+
+
+def if_index(ifname: str) -> int:
+    """N of ethN (-1 when it is not one)."""
+    n = ifname[3:]
+    return int(n) if ifname.startswith("eth") and n.isdigit() else -1
+
+
+def next_ifname(used: Iterable[str]) -> str:
+    """eth0 first; then one past the highest in use (docker counts up too), so the connect order
+    is the interface order and the lowest ethN is always the primary attachment."""
+    idx = [if_index(n) for n in used]
+    return f"eth{max(idx) + 1}" if idx else "eth0"
+
+
+class AttachPlan:
+    """What attaching one container to one network means for the kernel (see plan_attachment)."""
+
+    __slots__ = ("ifname", "veth", "ip", "mac", "prefixlen", "gateway", "default_route")
+
+    def __init__(self, ifname: str, veth: str, ip: str, mac: str, prefixlen: int, gateway: str,
+                 default_route: bool):
+        self.ifname, self.veth, self.ip, self.mac = ifname, veth, ip, mac
+        self.prefixlen, self.gateway, self.default_route = prefixlen, gateway, default_route
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AttachPlan) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "AttachPlan(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+def plan_attachment(cid: str, tag: str, subnet: str, gateway: str, used_ips: Iterable[str],
+                    own_ifnames: Iterable[str], requested_ip: Optional[str] = None) -> AttachPlan:
+    """The interface, host veth, address, MAC and route of container cid on one more network.
+
+    own_ifnames: the container's interfaces on its other networks. The first attachment (eth0)
+    carries the default route; later ones (`network connect`) only their subnet's route. A
+    requested address (--ip) must lie in the subnet and be free (docker's errors)."""
+    net = ipaddr.IPv4Network(subnet)
+    used = set(used_ips)
+    ifname = next_ifname(own_ifnames)
+    if requested_ip:
+        try:
+            want = ipaddr.IPv4Address(requested_ip)
+        except ValueError:
+            raise InvalidArgument(f"invalid IPv4 address: {requested_ip[:64]!r}")
+        first = int(net.network_address) + 2
+        last = int(net.broadcast_address) - 1
+        if not first <= int(want) <= last:
+            raise InvalidArgument(f"no configured subnet contains IP address {requested_ip}",
+                                  hint=f"the network's subnet is {subnet}")
+        if str(want) in used:
+            raise InUse(f"Address already in use: {requested_ip}")
+        ip = str(want)
+    else:
+        ip = allocate_ip(net, used)
+    return AttachPlan(ifname=ifname, veth=veth_name(cid, tag, ifname), ip=ip, mac=mac_for(ip),
+                      prefixlen=net.prefixlen, gateway=gateway, default_route=ifname == "eth0")
 
 
 def nft_table(tag: str = "") -> str:

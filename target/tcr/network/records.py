@@ -50,19 +50,30 @@ class Lease:
     name: str = ""
     ports: Tuple[PortMapping, ...] = ()
     aliases: Tuple[str, ...] = ()  # --network-alias: more names on this network (compose: the service)
+    # The interface inside the container: eth0 for its first network, ethN for `network connect`.
+    ifname: str = "eth0"
 
     def to_dict(self) -> Dict[str, Any]:
         d = {"cid": self.cid, "name": self.name, "ip": self.ip, "mac": self.mac,
              "ports": [p.to_dict() for p in self.ports]}
         if self.aliases:
             d["aliases"] = list(self.aliases)
+        if self.ifname != "eth0":  # absent in records of a tcr before `network connect`: eth0
+            d["ifname"] = self.ifname
         return d
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> Lease:
         return cls(cid=str(d["cid"]), ip=str(d["ip"]), mac=str(d["mac"]), name=str(d.get("name", "")),
                    ports=tuple(PortMapping.from_dict(p) for p in d.get("ports", ())),
-                   aliases=tuple(str(a) for a in d.get("aliases") or ()))
+                   aliases=tuple(str(a) for a in d.get("aliases") or ()),
+                   ifname=_ifname(d.get("ifname", "eth0")))
+
+
+def _ifname(v: Any) -> str:
+    if not isinstance(v, str) or not v.startswith("eth") or not v[3:].isdigit() or len(v) > 8:
+        raise ValueError(f"bad interface name {v!r}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -130,15 +141,20 @@ class Attachment:
     dns: Tuple[str, ...] = field(default_factory=tuple)
     mac: str = ""
     ports: Tuple[PortMapping, ...] = ()
+    aliases: Tuple[str, ...] = ()
+    ifname: str = "eth0"
 
     def to_dict(self) -> Dict[str, Any]:
         return {"network": self.network, "netnsPath": self.netns_path, "ip": self.ip,
                 "prefixlen": self.prefixlen, "gateway": self.gateway, "dns": list(self.dns),
-                "mac": self.mac, "ports": [p.to_dict() for p in self.ports]}
+                "mac": self.mac, "ports": [p.to_dict() for p in self.ports],
+                "aliases": list(self.aliases), "ifname": self.ifname}
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> Attachment:
         return cls(network=str(d["network"]), netns_path=str(d["netnsPath"]), ip=str(d["ip"]),
                    prefixlen=int(d["prefixlen"]), gateway=str(d["gateway"]),
                    dns=tuple(str(x) for x in d.get("dns", ())), mac=str(d.get("mac", "")),
-                   ports=tuple(PortMapping.from_dict(p) for p in d.get("ports", ())))
+                   ports=tuple(PortMapping.from_dict(p) for p in d.get("ports", ())),
+                   aliases=tuple(str(a) for a in d.get("aliases") or ()),
+                   ifname=_ifname(d.get("ifname", "eth0")))
