@@ -356,7 +356,7 @@ def test_user_network_isolation_and_rm(d, stub):
 
     # rm refused while in use; nothing changes
     r = cli(d, "network", "rm", name, ok=False)
-    assert r.returncode != 0 and "in use" in r.stderr and "inweb" in r.stderr, r.stderr
+    assert r.returncode == 1 and "has active endpoints" in r.stderr and "inweb" in r.stderr, r.stderr
     assert len(net_inspect(d, name)["containers"]) == 2
 
     cli(d, "rm", "-f", "inweb", "inclient")
@@ -371,7 +371,7 @@ def test_user_network_isolation_and_rm(d, stub):
 
     # the default network: refused while web is on it, then the table goes with the last network
     r = cli(d, "network", "rm", netplan.DEFAULT_NETWORK, ok=False)
-    assert r.returncode != 0 and "in use" in r.stderr
+    assert r.returncode != 0 and "has active endpoints" in r.stderr
     cli(d, "rm", "-f", "web")
     assert default_net(d)["containers"] == []
     cli(d, "network", "rm", netplan.DEFAULT_NETWORK)

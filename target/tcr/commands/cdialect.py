@@ -509,7 +509,8 @@ def network_rm(ctx: Ctx, args: List[str]) -> Output:
     nets = ctx.daemon.networks
     rec = nets.get(name)
     # Like the C tool, a network is in use while any container (running or not) refers to it.
-    users = {c.rec.id for c in _containers(ctx).list() if c.opts.network == name}
+    users = {c.rec.id for c in _containers(ctx).list()
+             if c.opts.network == name or name in {e.network for e in getattr(c.rec, "networks", ())}}
     users |= {le.cid for le in rec.leases}
     if users:
         raise CError(IN_USE, f"network in use by {len(users)} container(s)")

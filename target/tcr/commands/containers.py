@@ -392,7 +392,7 @@ def _ps_filter(ctx: Ctx, cs: List[Any], filters: Dict[str, List[str]]) -> List[A
                 hit = any(r.image_id.startswith(w) or r.image_ref == w or r.image_id in _ancestor_ids(ctx, w)
                           for w in wanted)
             elif key == "network":
-                hit = r.net is not None and (r.net.network or r.net.mode) in wanted
+                hit = any(n in wanted for n in views.network_names(r))
             elif key == "exited":
                 hit = r.state == "exited" and r.exit_code in [views.optional_int(w) for w in wanted]
             else:  # before / since: relative to another container's creation

@@ -312,9 +312,12 @@ def prune_networks(ctx: Ctx) -> List[str]:
     nets = ctx.daemon.networks
     if nets is None:
         return []
+    from tcr.commands.networks import users
+
+    used = users(ctx)
     gone = []
     for n in nets.list():
-        if n["containers"] or n["name"] == "tcr_default":
+        if n["containers"] or n["name"] == "tcr_default" or used.get(n["name"]):
             continue
         try:
             nets.remove(n["name"])

@@ -7,9 +7,9 @@ from tcr.commands.base import Ctx, Output, Parser
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
-    from typing import Any, List, Sequence
+    from typing import Any, Dict, List, Sequence
 
-USAGE = "usage: tcr network create|ls|rm|inspect|prune ..."
+USAGE = "usage: tcr network create|ls|rm|inspect|prune|connect|disconnect ..."
 
 
 def _nets(ctx: Ctx) -> Any:
@@ -64,18 +64,70 @@ def _docker_names(i: Any) -> Any:
     return d
 
 
+def users(ctx: Ctx) -> Dict[str, List[str]]:
+    """network -> names of the containers connected to it, running or not (their records)."""
+    out: Dict[str, List[str]] = {}
+    cm = getattr(ctx.daemon, "containers", None)
+    for c in cm.list() if cm is not None else ():
+        for e in c.rec.networks:
+            out.setdefault(e.network, []).append(c.rec.name)
+    return out
+
+
+def check_unused(ctx: Ctx, name: str) -> None:
+    """docker's refusal for a network with connected containers. Stopped ones count too (docker
+    lets the network go and their next start fails; tcr keeps what they need)."""
+    rec = _nets(ctx).get(name)
+    who = list(dict.fromkeys(users(ctx).get(name, []) + [le.name or le.cid[:12] for le in rec.leases]))
+    if who:
+        from tcr.common.errors import InUse
+
+        more = f" and {len(who) - 5} more" if len(who) > 5 else ""
+        raise InUse(f"error while removing network: network {name} has active endpoints "
+                    f"({', '.join(who[:5])}{more})",
+                    hint=f"disconnect them first ('tcr network disconnect {name} CONTAINER') or remove them")
+
+
 def network_rm(ctx: Ctx, args: List[str]) -> Output:
     p = Parser("network rm", description="Remove networks (refused while a container uses one).")
     p.add_argument("names", nargs="+", metavar="NAME")
     ns = p.parse(args)
     mgr = _nets(ctx)
     for n in ns.names:  # all must exist and be unused before anything is removed
-        rec = mgr.get(n)
-        if rec.leases:
-            mgr.remove(n)  # raises InUse with the details
+        check_unused(ctx, n)
     for n in dict.fromkeys(ns.names):
         mgr.remove(n)
     return Output(0, "".join(n + "\n" for n in dict.fromkeys(ns.names)))
+
+
+def network_connect(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("network connect", description="Connect a container to a network (running: at once, "
+               "as a new interface ethN; stopped: at its next start).")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME",
+                   help="another DNS name of the container on this network")
+    p.add_argument("--ip", default=None, metavar="ADDR", help="IPv4 address (default: the lowest free one)")
+    p.add_argument("network", metavar="NETWORK")
+    p.add_argument("container", metavar="CONTAINER")
+    ns = p.parse(args)
+    from tcr.containers import netconnect
+
+    cm = ctx.daemon.containers
+    netconnect.connect(cm, cm.find(ns.container), ns.network, ns.alias, ns.ip)
+    return Output(0, "")
+
+
+def network_disconnect(ctx: Ctx, args: List[str]) -> Output:
+    p = Parser("network disconnect", description="Disconnect a container from a network (its "
+               "interface, address and DNS names go at once).")
+    p.add_argument("-f", "--force", action="store_true", help="no error if it is not connected")
+    p.add_argument("network", metavar="NETWORK")
+    p.add_argument("container", metavar="CONTAINER")
+    ns = p.parse(args)
+    from tcr.containers import netconnect
+
+    cm = ctx.daemon.containers
+    netconnect.disconnect(cm, cm.find(ns.container), ns.network, ns.force)
+    return Output(0, "")
 
 
 def network_inspect(ctx: Ctx, args: List[str]) -> Output:
@@ -94,7 +146,8 @@ def network_prune(ctx: Ctx, args: List[str]) -> Output:
 
 
 HANDLERS = {"create": network_create, "ls": network_ls, "list": network_ls, "rm": network_rm,
-            "remove": network_rm, "inspect": network_inspect, "prune": network_prune}
+            "remove": network_rm, "inspect": network_inspect, "prune": network_prune,
+            "connect": network_connect, "disconnect": network_disconnect}
 
 
 @base.command("network", "Manage NAT networks: create, ls, rm, inspect")
@@ -105,6 +158,8 @@ def cmd_network(ctx: Ctx) -> Output:
         "  rm NAME...                   remove networks no container uses\n"
         "  inspect NAME...              details as JSON (leases, published ports)\n"
         "  prune                        remove every network no container uses\n"
+        "  connect [--alias A] [--ip ADDR] NETWORK CONTAINER   one more network for a container\n"
+        "  disconnect [-f] NETWORK CONTAINER                   take one network away\n"
         "The default network tcr_default (10.88.0.0/24) is created on first use.\n"))
 
 

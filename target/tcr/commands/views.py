@@ -53,11 +53,42 @@ def container_ports(rec: Any) -> List[str]:
     return list(rec.net.ports)
 
 
+def network_names(rec: Any) -> List[str]:
+    """The container's networks, in connect order (host or none: that mode), running or not."""
+    mode = rec.options.get("network") or "tcr_default"
+    if mode in ("host", "none"):
+        return [mode]
+    return [e.network for e in rec.networks]
+
+
+def networks_view(rec: Any) -> Dict[str, Any]:
+    """inspect's NetworkSettings.Networks: one entry per network (docker's field names); the
+    addresses only while it runs."""
+    live: Dict[str, Any] = {}
+    if rec.net is not None and rec.state in ("running", "restarting") and rec.net.mode == "nat":
+        live = {a.get("network"): a for a in rec.net.attachments}
+        if not live and rec.net.network:  # a summary written before `network connect` existed
+            live = {rec.net.network: {"ip": rec.net.ip, "gateway": rec.net.gateway, "prefixlen": 24}}
+    out: Dict[str, Any] = {}
+    names = network_names(rec)
+    aliases = {e.network: list(e.aliases) for e in rec.networks}
+    for n in names:
+        a = live.get(n) or {}
+        out[n] = {"IPAMConfig": None, "Aliases": aliases.get(n) or None, "NetworkID": n,
+                  "Gateway": a.get("gateway", ""), "IPAddress": a.get("ip", ""),
+                  "IPPrefixLen": a.get("prefixlen", 0) if a else 0, "MacAddress": a.get("mac", ""),
+                  "InterfaceName": a.get("ifname", "")}
+    for e in rec.networks:
+        if e.ip:
+            out[e.network]["IPAMConfig"] = {"IPv4Address": e.ip}
+    return out
+
+
 def ps_item(c: Any, now: float, status: str, image: str) -> Dict[str, Any]:
     """One `ps` row with docker's --format field names (plus tcr's earlier names, kept)."""
     r = c.rec
     ports = ", ".join(container_ports(r))
-    network = (r.net.network or r.net.mode) if r.net else ""
+    network = ",".join(network_names(r))
     lab = labels(r)
     from tcr.commands.render import human_ago
 
@@ -95,9 +126,7 @@ def container_inspect(c: Any, status: str, paths: Dict[str, str]) -> Dict[str, A
     o = r.options
     restart = o.get("restart") or {}
     net = r.net
-    networks: Dict[str, Any] = {}
-    if net is not None and net.mode == "nat":
-        networks[net.network] = {"IPAddress": net.ip, "Gateway": net.gateway, "IPPrefixLen": 24}
+    networks = networks_view(r)
     cpus = o.get("cpus")
     paused = bool(getattr(c, "paused", False))
     view: Dict[str, Any] = {
@@ -110,7 +139,7 @@ def container_inspect(c: Any, status: str, paths: Dict[str, str]) -> Dict[str, A
             "Running": r.state == "running",
             "Paused": paused,
             "Restarting": r.state == "restarting",
-            "OOMKilled": False,
+            "OOMKilled": r.oom_killed,
             "Dead": False,
             "Pid": r.pid if r.state == "running" else 0,
             "ExitCode": r.exit_code if r.exit_code is not None else 0,

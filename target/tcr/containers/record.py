@@ -91,8 +91,8 @@ class NetSummary:
     attachments: List[Dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
-        d = {"mode": self.mode, "network": self.network, "ip": self.ip, "gateway": self.gateway,
-             "netnsPath": self.netns_path, "ports": list(self.ports)}
+        d: Dict[str, Any] = {"mode": self.mode, "network": self.network, "ip": self.ip,
+                             "gateway": self.gateway, "netnsPath": self.netns_path, "ports": list(self.ports)}
         if self.attachments:
             d["attachments"] = [dict(a) for a in self.attachments]
         return d

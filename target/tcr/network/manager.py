@@ -201,6 +201,9 @@ class NetworkManager:
                                   hint="see 'tcr network ls'; create it with 'tcr network create NAME'")
         return rec
 
+    def find(self, name: str) -> Optional[NetworkRecord]:
+        return self._nets.get(name)
+
     def leases_of(self, cid: str) -> List[Tuple[NetworkRecord, Lease]]:
         """Every network container cid is attached to, primary (eth0, the default route) first."""
         out = []
@@ -277,6 +280,16 @@ class NetworkManager:
         d["containers"] = d.pop("leases")
         for c in d["containers"]:
             c["netns"] = self.netns_path(c["cid"])
+            c.setdefault("ifname", "eth0")
+        # docker's shape beside tcr's own keys: one entry per attached (running) container
+        d["Name"] = rec.name
+        d["Driver"] = "bridge"
+        d["Scope"] = "local"
+        d["IPAM"] = {"Driver": "default", "Config": [{"Subnet": rec.subnet, "Gateway": rec.gateway}]}
+        d["Labels"] = dict(rec.labels)
+        d["Containers"] = {le.cid: {"Name": le.name, "EndpointID": f"{le.cid}-{le.ifname}",
+                                    "MacAddress": le.mac, "IPv4Address": f"{le.ip}/{rec.prefixlen}",
+                                    "IPv6Address": ""} for le in rec.leases}
         return d
 
     # -- networks ------------------------------------------------------------------------------
@@ -335,8 +348,8 @@ class NetworkManager:
         rec = self.get(name)
         if rec.leases:
             who = ", ".join(le.name or le.cid[:12] for le in rec.leases[:5])
-            raise InUse(f"network {name!r} is in use by {len(rec.leases)} container(s): {who}",
-                        hint="stop and remove those containers first")
+            raise InUse(f"error while removing network: network {name} has active endpoints ({who})",
+                        hint="disconnect or remove those containers first")
         del self._nets[name]
         self.store.delete(KIND, name)
         fault("network.rm.after_state_delete")
