@@ -1113,6 +1113,25 @@ class ContainerManager(AdjustOps):
             self._prune_network(name)
         return problems
 
+    def _live_networks(self, c: Container) -> Dict[str, Any]:
+        """A re-adopted container's networks are what is plumbed (the leases, kept by the network
+        recovery): a tcrd that died inside `network connect`/`disconnect` after the network record
+        and before this one is rolled forward."""
+        nets = self.daemon.networks
+        if nets is None or not hasattr(nets, "attachments") or c.opts.network in ("host", "none"):
+            return {}
+        from tcr.containers.record import Endpoint
+
+        atts = nets.attachments(c.rec.id)
+        plumbed = {a.network for a in atts}
+        listed = {e.network for e in c.rec.networks}
+        keep = tuple(e for e in c.rec.networks if e.network in plumbed)
+        new = keep + tuple(Endpoint(a.network, a.aliases) for a in atts if a.network not in listed)
+        if new == tuple(c.rec.networks):
+            return {}
+        log.info("container %s: networks %s after recovery", c.rec.id[:12], [e.network for e in new])
+        return {"networks": new, "net": self.net_summary(c)}
+
     def _crun_alive(self, cid: str) -> bool:
         st = crun.state(self.crun_root, cid)
         return st is not None and st.get("status") in LIVE and pid_alive(int(st.get("pid") or 0))
@@ -1160,7 +1179,7 @@ class ContainerManager(AdjustOps):
             c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
             if os.path.exists(c.paths.log_fifo) and not c.opts.tty:
                 c.pump = self._new_pump(c)
-            self._save(c, state="running", pid=pid)
+            self._save(c, state="running", pid=pid, **self._live_networks(c))
             log.info("container %s (%s) re-adopted, pid %d", rec.id[:12], rec.name, pid)
             self._recover_health(c)
             return False
