@@ -646,7 +646,11 @@ class ContainerManager(AdjustOps):
             from tcr.common.run import run
 
             head = [crun.crun_path(), "--root", self.crun_root, f"--log=file:{crun_log}"]
-            if attached and not c.opts.tty:
+            # A foreground crun deletes the cgroup itself when the container ends, before tcrd
+            # could read its OOM counter (crun 1.8 has no run --keep): a container with a memory
+            # limit, the one the OOM killer takes inside its cgroup, runs the detached way.
+            foreground = attached and not c.opts.tty and not c.opts.memory
+            if foreground:
                 from tcr.common.run import spawn
 
                 mark = _size(crun_log)
@@ -661,7 +665,7 @@ class ContainerManager(AdjustOps):
                                "--bundle", paths.bundle, rec.id]
             else:
                 argv = head + crun.run_detached_argv(self.crun_root, paths.bundle, rec.id, paths.pid_file)[3:]
-            if not (attached and not c.opts.tty):
+            if not foreground:
                 r = run(argv, check=False, timeout=60, stdout=io.stdout, stderr=io.stderr, stdin=io.stdin)
                 if r.returncode != 0:
                     msg = _last_line(crun_log) or f"crun exited with {r.returncode}"
