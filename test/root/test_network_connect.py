@@ -125,6 +125,9 @@ def test_connect_and_disconnect_a_running_container(d):
     assert default_route(d, "c1") == route  # the primary network keeps the default route
     # the network's DNS forwarder answers for it; the peer resolves and reaches it
     assert resolves(d, "peer", "c1") == [ip] and resolves(d, "peer", "c1alias") == [ip]
+    # and it resolves the names of its new network (through its primary network's forwarder)
+    assert resolves(d, "c1", "peer") == [ip_on(d, "peer", "ncA")]
+    assert resolves(d, "peer", "c1") == [ip]
     cli(d, "exec", "peer", "ping", "-c", "1", "-W", "3", ip)
     cli(d, "exec", "c1", "ping", "-c", "1", "-W", "3", ip_on(d, "peer", "ncA"))
     assert subnet in nft_text(d)
@@ -161,6 +164,7 @@ def test_connect_and_disconnect_a_running_container(d):
     cli(d, "network", "disconnect", "ncA", "c1")
     assert addrs(d, "c1") == before and default_route(d, "c1") == route
     assert resolves(d, "peer", "c1") == [] and resolves(d, "peer", "c1alias") == []
+    assert resolves(d, "c1", "peer") == []
     assert sorted(inspect(d, "c1")["NetworkSettings"]["Networks"]) == ["tcr_default"]
     assert ps_names(d, "--filter", "network=ncA") == ["peer"]
     assert cid not in net_inspect(d, "ncA")["Containers"]

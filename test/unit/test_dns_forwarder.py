@@ -249,3 +249,26 @@ def test_upstreams_reload_on_change_and_rate_limit(tmp_path):
     path.unlink()
     now[0] += 5
     assert ups.get() == []
+
+
+def test_a_multi_network_client_gets_its_other_networks_names_only():
+    """network connect: a container on two networks asks its primary forwarder; the names of its
+    other network answer for it alone, and never enter the shared reply cache."""
+    fwd, zone = mk()
+    zone.set_peers({CLIENT[0]: {"db": "10.89.0.3", "web": "10.89.0.9"}})
+    r = DNSRecord.parse(fwd.handle_query(q("DB").pack(), CLIENT, zone))
+    assert [str(a.rdata) for a in r.rr] == ["10.89.0.3"] and zone.cache == {}
+    # this network's own names win over the other network's
+    r = DNSRecord.parse(fwd.handle_query(q("web").pack(), CLIENT, zone))
+    assert [str(a.rdata) for a in r.rr] == ["10.88.0.5"]
+    # another client of this network does not see them: forwarded upstream
+    assert isinstance(fwd.handle_query(q("db").pack(), ("10.88.0.8", 4000), zone), Pending)
+
+    class Tcp:
+        addr = CLIENT
+
+    assert isinstance(fwd.handle_query(q("db").pack(), Tcp(), zone, tcp=True), bytes)
+    with pytest.raises(ValueError):
+        zone.set_peers({"not-an-ip": {"x": "10.0.0.1"}})
+    with pytest.raises(ValueError):
+        zone.set_peers({"10.0.0.2": {"bad..name": "10.0.0.1"}})

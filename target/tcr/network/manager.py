@@ -174,6 +174,37 @@ class NetworkManager:
             dns.set_names(rec.gateway, self._names(rec))
         except Exception as exc:
             log.warning("DNS on %s: %s", rec.gateway if rec else gone_gateway, exc)
+        self._dns_peers()
+
+    def _dns_peers(self) -> None:
+        """A container on several networks asks its primary network's forwarder (its resolv.conf)
+        and gets the names of its other networks too (docker's DNS answers for every network of
+        the asking container): per forwarder, client address -> those names. Networks are few on
+        a board, so all of it is recomputed on each change."""
+        dns = self.dns
+        if dns is None or not hasattr(dns, "set_peers"):
+            return
+        names = {n: self._names(r) for n, r in self._nets.items()}
+        multi: Dict[str, List[str]] = {}
+        for n, r in self._nets.items():
+            for le in r.leases:
+                multi.setdefault(le.cid, []).append(n)
+        for n, r in self._nets.items():
+            if r.gateway not in self._dns_up:
+                continue
+            peers: Dict[str, Dict[str, str]] = {}
+            for le in r.leases:
+                others = [o for o in multi.get(le.cid, ()) if o != n]
+                if others:
+                    merged: Dict[str, str] = {}
+                    for o in others:
+                        for k, v in names[o].items():
+                            merged.setdefault(k, v)
+                    peers[le.ip] = merged
+            try:
+                dns.set_peers(r.gateway, peers)
+            except Exception as exc:
+                log.warning("DNS on %s: %s", r.gateway, exc)
 
     @staticmethod
     def _names(rec: NetworkRecord) -> Dict[str, str]:

@@ -53,13 +53,19 @@ class Zone:
     plain query (one question, no other records) the reply depends on nothing else, so a repeated
     query costs one dict lookup. It holds only answers we built, is cleared when the names change,
     and is cleared when full (bounded, no eviction bookkeeping on the hot path).
+
+    `peers`: for a client that is also on other networks (`network connect`), those networks'
+    names by the client's address on this one — what docker's DNS answers a container for every
+    network it is on. Looked up only after a miss in `table`, and never cached (the shared cache
+    would hand them to every client).
     """
 
-    __slots__ = ("table", "cache", "ttl")
+    __slots__ = ("table", "cache", "ttl", "peers")
 
     def __init__(self, names: Optional[Dict[str, str]] = None, ttl: int = DEFAULT_TTL):
         self.table: Dict[bytes, bytes] = {}
         self.cache: Dict[bytes, bytes] = {}
+        self.peers: Dict[str, Dict[bytes, bytes]] = {}
         self.ttl = ttl
         if names:
             self.set_names(names)
@@ -74,6 +80,22 @@ class Zone:
             table[key] = ipaddr.IPv4Address(ip).packed
         self.table = table
         self.cache = {}
+
+    def set_peers(self, peers: Dict[str, Dict[str, str]]) -> None:
+        """client IPv4 -> {name: IPv4} of its other networks. Bad input raises ValueError."""
+        out: Dict[str, Dict[bytes, bytes]] = {}
+        for client, names in peers.items():
+            ipaddr.IPv4Address(client)
+            out[client] = Zone(names).table
+        self.peers = out
+
+
+def _client_ip(client: Any) -> str:
+    """The asking container's address: a UDP (ip, port) tuple, or a TCP connection's `addr`."""
+    if client.__class__ is tuple:
+        return str(client[0])
+    addr = getattr(client, "addr", None)
+    return str(addr[0]) if addr else ""
 
 
 class Pending:
@@ -145,13 +167,21 @@ class Forwarder:
         if (data[2] >> 3) & 0x0F != packet.OPCODE_QUERY:
             self.notimp += 1
             return packet.empty_reply(data, end, packet.NOTIMP, aa=False)
-        ip4 = zone.table.get(data[packet.HEADER_LEN:end].lower())
+        key = data[packet.HEADER_LEN:end].lower()
+        ip4 = zone.table.get(key)
         if ip4 is not None and data[end + 2:end + 4] in _LOCAL_CLASSES:
             self.local += 1
             return self._local_answer(data, end, ip4, zone)
+        if zone.peers and ip4 is None:
+            own = zone.peers.get(_client_ip(client))
+            ip4 = own.get(key) if own is not None else None
+            if ip4 is not None and data[end + 2:end + 4] in _LOCAL_CLASSES:
+                self.local += 1
+                return self._local_answer(data, end, ip4, zone, cache=False)
         return self._forward(data, end, client, tcp)
 
-    def _local_answer(self, data: bytes, end: int, ip4: bytes, zone: Zone) -> Optional[bytes]:
+    def _local_answer(self, data: bytes, end: int, ip4: bytes, zone: Zone,
+                      cache: bool = True) -> Optional[bytes]:
         qtype = (data[end] << 8) | data[end + 1]
         if packet.has_extra_sections(data):
             return self._local_answer_slow(data, end, ip4, qtype, zone.ttl)
@@ -159,11 +189,11 @@ class Forwarder:
             reply = packet.a_reply(data, end, ip4, zone.ttl)
         else:
             reply = packet.empty_reply(data, end)  # the name exists, just not with this type
-        if end + 4 == len(data):
-            cache = zone.cache
-            if len(cache) >= REPLY_CACHE_MAX:
-                cache.clear()
-            cache[data[2:]] = reply[2:]
+        if cache and end + 4 == len(data):
+            replies = zone.cache
+            if len(replies) >= REPLY_CACHE_MAX:
+                replies.clear()
+            replies[data[2:]] = reply[2:]
         return reply
 
     def _local_answer_slow(self, data: bytes, end: int, ip4: bytes, qtype: int, ttl: int) -> Optional[bytes]:

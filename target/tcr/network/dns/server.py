@@ -185,6 +185,19 @@ class DnsService:
         else:
             zone.table, zone.cache = new.table, new.cache  # in place: listeners hold this zone
 
+    def set_peers(self, gateway_ip: str, peers: Dict[str, Dict[str, str]]) -> None:
+        """Names of the other networks of multi-network clients on gateway_ip (Zone.peers)."""
+        ip = _check_ip(gateway_ip)
+        zone = self._zones.get(ip)
+        if zone is None:
+            zone = self._zones[ip] = Zone(ttl=self.ttl)
+        new = Zone(ttl=self.ttl)
+        try:
+            new.set_peers(peers)
+        except ValueError as e:
+            raise InvalidArgument(f"dns: {e}")
+        zone.peers = new.peers
+
     def close(self) -> None:
         for ip in list(self._listeners):
             self.unlisten(ip)
@@ -330,7 +343,7 @@ class DnsService:
                 self.fwd.dropped += 1
                 continue
             sock.setblocking(False)
-            conn = _TcpClient(self, lst, sock)
+            conn = _TcpClient(self, lst, sock, addr)
             lst.conns.add(conn)
             self.tcp_conns += 1
             self.loop.add_reader(sock.fileno(), conn.on_readable)
@@ -339,10 +352,11 @@ class DnsService:
 class _TcpClient:
     """One client TCP connection: length-prefixed queries in, length-prefixed replies out."""
 
-    def __init__(self, svc: DnsService, lst: _Listener, sock: socket.socket):
+    def __init__(self, svc: DnsService, lst: _Listener, sock: socket.socket, addr: Any = None):
         self.svc = svc
         self.lst = lst
         self.sock = sock
+        self.addr = addr  # the client's (ip, port): its own names of other networks (Zone.peers)
         self.buf = bytearray()
         self.out = bytearray()
         self.pending: Set[Pending] = set()
