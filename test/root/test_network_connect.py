@@ -19,8 +19,10 @@ import pytest
 
 from test.fixtures.images import c_tool_sqfs
 from test.fixtures.process import wait_for
+from test.root import test_full_disk
 
 pytestmark = pytest.mark.root
+small_root = test_full_disk.small  # tcrd on a 20 MB tmpfs state root, busybox loaded
 
 
 def cli(d, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -56,6 +58,13 @@ def ip_on(d, ctr: str, network: str) -> str:
 def addrs(d, ctr: str) -> List[str]:
     """'ifname ip/plen' of every IPv4 address inside the container (busybox ip)."""
     out = cli(d, "exec", ctr, "ip", "-o", "-4", "addr", "show").stdout
+    return sorted(f"{ln.split()[1]} {ln.split()[3]}" for ln in out.splitlines() if " inet " in ln)
+
+
+def ns_addrs(d, ctr: str) -> List[str]:
+    """addrs() as the host sees the container's namespace (for images without `ip`)."""
+    netns = os.path.join(d.run_dir, "netns", inspect(d, ctr)["Id"])
+    out = sh("nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show").stdout
     return sorted(f"{ln.split()[1]} {ln.split()[3]}" for ln in out.splitlines() if " inet " in ln)
 
 
@@ -313,3 +322,21 @@ def test_tcrd_killed_inside_a_connect(d, point):
     cli(d, "network", "disconnect", "-f", "ncF", "c6")
     cli(d, "network", "connect", "ncF", "c6")
     assert [a.split()[0] for a in addrs(d, "c6")] == ["eth0", "eth1", "lo"]
+
+
+def test_connect_on_a_full_disk_leaves_nothing(small_root):
+    """The state root is full when the network record is written, after the veth is in the
+    container: the connect fails in one line and takes its veth, lease and rules back."""
+    d = small_root
+    cli(d, "network", "create", "ncfull")
+    run_d(d, "c7")
+    test_full_disk.fill(d, "rootfs")
+    before = (veths(d), nft_text(d), net_inspect(d, "ncfull")["containers"], ns_addrs(d, "c7"))
+    r = cli(d, "network", "connect", "ncfull", "c7", ok=False)
+    assert r.returncode != 0 and "cannot connect container" in r.stderr, r.stderr
+    assert "space" in r.stderr and len(r.stderr.strip().splitlines()) <= 2, r.stderr
+    assert (veths(d), nft_text(d), net_inspect(d, "ncfull")["containers"], ns_addrs(d, "c7")) == before
+    assert list(inspect(d, "c7")["NetworkSettings"]["Networks"]) == ["tcr_default"]
+    cli(d, "rm", "-f", "filler")
+    cli(d, "network", "connect", "ncfull", "c7")
+    assert [a.split()[0] for a in ns_addrs(d, "c7")] == ["eth0", "eth1", "lo"]

@@ -510,8 +510,10 @@ class NetworkManager:
             raise
         try:
             self._commit(rec, lease)
-        except BaseException:
+        except BaseException as exc:
             self._drop_link(plan.veth)
+            if isinstance(exc, OSError):  # e.g. a full disk: the record could not be written
+                raise _oserr(f"cannot connect container {cid[:12]} to network {rec.name}", exc)
             raise
         return next(a for a in self.attachments(cid) if a.network == rec.name)
 
