@@ -43,6 +43,8 @@ USAGE_BAD = [
     ["ps", "--filter", "noequals"], ["inspect", "-f", "{{if .X}}", "x"],
     ["images", "--format", "{{nofunc .X}}"],
     ["cp"], ["cp", "x:/a"], ["cp", "--bogus", "x:/a", "/tmp"], ["cp", "x:/a", "/tmp", "extra"],
+    ["network", "connect"], ["network", "connect", "n"], ["network", "connect", "--bogus", "n", "c"],
+    ["network", "connect", "--ip"], ["network", "disconnect", "n"], ["network", "disconnect", "-x", "n", "c"],
 ]
 # Bad values outside the run-like commands: refused with a one-line error (1, or 125 for a flag).
 VALUE_BAD = [
@@ -51,6 +53,9 @@ VALUE_BAD = [
     ["network", "create", "bad name!"], ["kill", "-s", "NOSIG", "x"], ["image", "rm", "no-such-image-cbf"],
     ["image", "load", "/nonexistent-cbf.sqfs"],
     ["cp", "no-such-container-cbf:/a", "/tmp"], ["cp", "/tmp/a", "/tmp/b"],
+    ["network", "connect", "no-such-net-cbf", "no-such-container-cbf"],
+    ["network", "connect", "--alias", "bad alias!", "tcr_default", "no-such-container-cbf"],
+    ["network", "disconnect", "tcr_default", "no-such-container-cbf"],
 ]
 
 
