@@ -340,3 +340,20 @@ def test_connect_on_a_full_disk_leaves_nothing(small_root):
     cli(d, "rm", "-f", "filler")
     cli(d, "network", "connect", "ncfull", "c7")
     assert [a.split()[0] for a in ns_addrs(d, "c7")] == ["eth0", "eth1", "lo"]
+
+
+def test_rename_follows_on_every_network_and_keeps_aliases(d):
+    """rename: the new name answers on every network the container is on, and its aliases stay
+    (a rename used to drop the lease's --network-alias names)."""
+    cli(d, "network", "create", "ncG")
+    run_d(d, "r1", "--network-alias", "ralias")
+    run_d(d, "r0")
+    cli(d, "rename", "r1", "r2")
+    ip0 = ip_on(d, "r2", "tcr_default")
+    assert resolves(d, "r0", "ralias") == [ip0] and resolves(d, "r0", "r2") == [ip0]
+    run_d(d, "rpeer", "--network", "ncG")
+    cli(d, "network", "connect", "--alias", "galias", "ncG", "r2")
+    cli(d, "rename", "r2", "r3")
+    ip_g = ip_on(d, "r3", "ncG")
+    assert resolves(d, "rpeer", "r3") == [ip_g] and resolves(d, "rpeer", "galias") == [ip_g]
+    assert resolves(d, "rpeer", "r2") == [] and resolves(d, "r0", "ralias") == [ip0]
