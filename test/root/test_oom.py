@@ -76,3 +76,14 @@ def test_oom_then_restart_policy_and_detached(d):
     assert all(acts[i - 1] == "oom" for i, a in enumerate(acts) if a == "die 137"), acts
     st = state(d, "hog2")
     assert st["OOMKilled"] is True and st["ExitCode"] == 137
+
+
+def test_a_memory_limited_foreground_run_still_streams_and_takes_stdin(d):
+    """`run -m` in the foreground starts the detached way (so the cgroup outlives the exit): its
+    output, its stdin (-i) and its exit code are still the client's."""
+    r = cli(d, "run", "--rm", "-m", "8m", "--network", "none", "busybox", "sh", "-c",
+            "echo out; echo err >&2")
+    assert (r.stdout, r.stderr) == ("out\n", "err\n")
+    r = d.cli("run", "--rm", "-i", "-m", "8m", "--network", "none", "busybox", "sh", "-c", "cat; exit 3",
+              input="piped\n")
+    assert (r.returncode, r.stdout) == (3, "piped\n"), r.stderr
