@@ -150,7 +150,9 @@ def test_connect_and_disconnect_a_running_container(d):
     assert nets["ncA"]["IPAddress"] == ip and nets["ncA"]["Aliases"] == ["c1alias"]
     assert nets["ncA"]["InterfaceName"] == "eth1" and nets["tcr_default"]["IPAddress"]
     cid = inspect(d, "c1")["Id"]
-    assert net_inspect(d, "ncA")["Containers"][cid]["IPv4Address"] == f"{ip}/{plen}"
+    ep = net_inspect(d, "ncA")["Containers"][cid]
+    assert ep["IPv4Address"] == f"{ip}/{plen}" and ep["EndpointID"] == nets["ncA"]["EndpointID"]
+    assert nets["ncA"]["DNSNames"] == ["c1", cid[:12], "c1alias"]
     assert len(veths(d)) == 3
 
     # refusals: one line, exit 1, nothing changes

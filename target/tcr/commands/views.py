@@ -74,10 +74,14 @@ def networks_view(rec: Any) -> Dict[str, Any]:
     aliases = {e.network: list(e.aliases) for e in rec.networks}
     for n in names:
         a = live.get(n) or {}
-        out[n] = {"IPAMConfig": None, "Aliases": aliases.get(n) or None, "NetworkID": n,
+        ifname = a.get("ifname", "")
+        dns = [rec.name, rec.id[:12], *aliases.get(n, [])] if a and n in aliases else None
+        out[n] = {"IPAMConfig": None, "Links": None, "Aliases": aliases.get(n) or None, "DriverOpts": None,
+                  "NetworkID": n, "EndpointID": f"{rec.id}-{ifname}" if a else "",
                   "Gateway": a.get("gateway", ""), "IPAddress": a.get("ip", ""),
-                  "IPPrefixLen": a.get("prefixlen", 0) if a else 0, "MacAddress": a.get("mac", ""),
-                  "InterfaceName": a.get("ifname", "")}
+                  "IPPrefixLen": a.get("prefixlen", 0) if a else 0, "IPv6Gateway": "",
+                  "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": a.get("mac", ""),
+                  "DNSNames": dns, "InterfaceName": ifname}
     for e in rec.networks:
         if e.ip:
             out[e.network]["IPAMConfig"] = {"IPv4Address": e.ip}
