@@ -359,3 +359,21 @@ def test_rename_follows_on_every_network_and_keeps_aliases(d):
     ip_g = ip_on(d, "r3", "ncG")
     assert resolves(d, "rpeer", "r3") == [ip_g] and resolves(d, "rpeer", "galias") == [ip_g]
     assert resolves(d, "rpeer", "r2") == [] and resolves(d, "r0", "ralias") == [ip0]
+
+
+def test_run_on_several_networks(d):
+    """docker 25's `run --network A --network B` (what compose uses for a service on several
+    networks): eth0 on A with the default route, eth1 on B, the alias on both."""
+    cli(d, "network", "create", "ncH")
+    cli(d, "network", "create", "ncI")
+    run_d(d, "m1", "--network", "ncH", "--network", "ncI", "--network-alias", "malias")
+    run_d(d, "hpeer", "--network", "ncH")
+    run_d(d, "ipeer", "--network", "ncI")
+    ip_h, ip_i = ip_on(d, "m1", "ncH"), ip_on(d, "m1", "ncI")
+    have = addrs(d, "m1")
+    assert f"eth0 {ip_h}/" in " ".join(have) and f"eth1 {ip_i}/" in " ".join(have)
+    assert net_inspect(d, "ncH")["gateway"] in default_route(d, "m1")
+    assert resolves(d, "hpeer", "malias") == [ip_h] and resolves(d, "ipeer", "malias") == [ip_i]
+    assert resolves(d, "m1", "ipeer") == [ip_on(d, "ipeer", "ncI")]
+    r = cli(d, "run", "--network", "none", "--network", "ncH", "busybox", "true", ok=False)
+    assert r.returncode == 125 and "conflicting options" in r.stderr

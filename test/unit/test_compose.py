@@ -106,8 +106,6 @@ def test_unknown_keys_are_refused_with_their_path(doc, path):
                    "db": {"image": "x"}}}, "not supported"),
     ({"services": {"web": {"image": "x", "volumes": ["undeclared:/d"]}}}, "not declared"),
     ({"services": {"web": {"image": "x", "volumes": ["/d"]}}}, "anonymous volumes"),
-    ({"services": {"web": {"image": "x", "networks": ["a", "b"]}}, "networks": {"a": None, "b": None}},
-     "one network only"),
     ({"services": {"web": {"image": "x", "restart": "sometimes"}}}, "invalid policy"),
     ({"services": {"web": {"image": "x", "healthcheck": {"interval": "soon"}}}}, "invalid duration"),
     ({"services": {"web": {"image": "x", "labels": {"com.docker.compose.service": "y"}}}}, "reserved"),
@@ -321,3 +319,17 @@ def test_yaml_found_by_the_installed_client_that_skips_site(tmp_path):
     r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['web']"
+
+
+def test_a_service_on_several_networks():
+    """More than one network per service: `run --network A --network B` (the first is the
+    primary); the service name is an alias on each; a change of the list changes the hash."""
+    doc = {"services": {"web": {"image": "x", "networks": ["front", "back"]}},
+           "networks": {"front": None, "back": None}}
+    p = norm(doc)
+    a = plan.service_args(p, "web")
+    nets = [x for x in a if x.startswith("--network=")]
+    assert nets == [f"--network={p['networks'][n]['name']}" for n in ("front", "back")]
+    assert "--network-alias=web" in a
+    one = norm({"services": {"web": {"image": "x", "networks": ["front"]}}, "networks": {"front": None}})
+    assert plan.config_hash(plan.service_args(one, "web")) != plan.config_hash(a)

@@ -453,3 +453,19 @@ def test_network_alias():
     for bad in (["--network-alias", "a b"], ["--network", "host", "--network-alias", "db"]):
         with pytest.raises(InvalidArgument):
             parse_run_args([*bad, "img"], "/")
+
+
+def test_several_networks():
+    """docker 25's `run --network A --network B`: the first is the primary, the others are
+    connected too at start; with host/none, or a repeat, it is refused."""
+    o = parse("--network", "front", "--net", "back", "--network-alias", "web", "busybox")
+    assert (o.network, o.extra_networks, o.network_aliases) == ("front", ("back",), ("web",))
+    assert RunOptions.from_dict(o.to_dict()) == o
+    from tcr.containers.record import Endpoint, endpoints_from_options
+
+    assert endpoints_from_options(o.to_dict()) == (Endpoint("front", ("web",)), Endpoint("back", ("web",)))
+    assert parse("--network", "bridge", "busybox").extra_networks == ()
+    with pytest.raises(InvalidArgument, match="conflicting options"):
+        parse("--network", "host", "--network", "front", "busybox")
+    with pytest.raises(InvalidArgument, match="specified multiple times"):
+        parse("--network", "front", "--network", "front", "busybox")

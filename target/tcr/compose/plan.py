@@ -53,9 +53,9 @@ def service_args(project: Mapping[str, Any], name: str) -> List[str]:
     """`tcr run` arguments for one service, without the compose labels (pure)."""
     s = project["services"][name]
     a: List[str] = ["-d", f"--name={container_name(project['name'], name)}"]
-    net = s["networks"][0]
-    a.append(f"--network={project['networks'][net]['name']}")
-    a.append(f"--network-alias={name}")  # reachable by its service name, as with docker compose
+    for net in s["networks"]:  # the first is the primary (eth0, default route, ports)
+        a.append(f"--network={project['networks'][net]['name']}")
+    a.append(f"--network-alias={name}")  # reachable by its service name on each, as with docker compose
     for k, v in sorted(s.get("environment", {}).items()):
         a.append(f"--env={k}={v}")
     for p in s.get("ports", []):

@@ -432,8 +432,6 @@ def _service(name: str, raw: Any, project_dir: str, top_nets: Dict[str, Any], to
         for x in nets:
             if x not in top_nets:
                 raise _fail(f"{p}.networks", f"network {x!r} is not declared in the top-level networks")
-        if len(nets) > 1:
-            raise _fail(f"{p}.networks", "tcr attaches a container to one network only")
     s["networks"] = nets or ["default"]
     if "restart" in d:
         r = _str(d["restart"], f"{p}.restart", False)

@@ -68,12 +68,15 @@ class Endpoint:
 
 
 def endpoints_from_options(options: Dict[str, Any]) -> Tuple[Endpoint, ...]:
-    """The version-1 form: one network in the run options (none for host/none)."""
+    """The networks a new container is created with (and the version-1 form, one network in the
+    run options): none for host/none."""
     net = options.get("network") or "tcr_default"
     if not isinstance(net, str) or net in NOT_NAT:
         return ()
-    aliases = options.get("networkAliases") or []
-    return (Endpoint(net, tuple(str(a) for a in aliases)),)
+    aliases = tuple(str(a) for a in options.get("networkAliases") or [])
+    # run --network A --network B: every network gets the --network-alias names
+    extra = [str(n) for n in options.get("extraNetworks") or [] if n not in NOT_NAT and n != net]
+    return tuple(Endpoint(n, aliases) for n in dict.fromkeys([net, *extra]))
 
 
 @dataclass(frozen=True)

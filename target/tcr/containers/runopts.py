@@ -194,7 +194,10 @@ class RunOptions:
     shm_size: Optional[int] = None
     publish_all: bool = False
     health: Optional[Dict[str, Any]] = None  # --health-* flags (healthcfg.py); None = the image's
-    network_aliases: Tuple[str, ...] = ()  # --network-alias: more DNS names on its network
+    network_aliases: Tuple[str, ...] = ()  # --network-alias: more DNS names on its network(s)
+    # More NAT networks from a repeated --network (docker 25's run --network A --network B): the
+    # container is connected to them too at its start, as by `network connect` (docs/networking.md).
+    extra_networks: Tuple[str, ...] = ()
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -245,6 +248,7 @@ class RunOptions:
             "publishAll": self.publish_all,
             "health": self.health,
             "networkAliases": list(self.network_aliases),
+            "extraNetworks": list(self.extra_networks),
         }
 
     def label_dict(self) -> Dict[str, str]:
@@ -302,6 +306,7 @@ class RunOptions:
             publish_all=bool(d.get("publishAll", False)),
             health=_health_record(d.get("health")),
             network_aliases=tuple(str(x) for x in d.get("networkAliases") or ()),
+            extra_networks=tuple(str(x) for x in d.get("extraNetworks") or ()),
         )
 
 
@@ -846,8 +851,9 @@ def _parser(prog: str):
         "--network",
         "--net",
         dest="network",
+        action="append",
         metavar="NAME",
-        help="tcr_default (default), host, none, or a network",
+        help="tcr_default (default), host, none, or a network; repeat it for more networks",
     )
     a("--read-only", action="store_true", default=None, help="mount the root filesystem read-only")
     a("--restart", metavar="POLICY", help="no, on-failure[:N], unless-stopped, always")
@@ -1047,8 +1053,17 @@ def parse_run_args(
             fields[attr] = True
     if ns.name is not None:
         fields["name"] = ns.name
-    if ns.network is not None:
-        fields["network"] = parse_network(ns.network)
+    if ns.network:
+        nets = [parse_network(n) for n in ns.network]
+        if len(nets) > 1 and any(n in ("host", "none") for n in nets):
+            raise InvalidArgument("conflicting options: cannot attach both user-defined and non-user-defined "
+                                  "network-modes")
+        for n in nets:
+            if nets.count(n) > 1:
+                raise InvalidArgument(f"network {n} is specified multiple times")
+        fields["network"] = nets[0]
+        if len(nets) > 1:
+            fields["extra_networks"] = tuple(nets[1:])
     if ns.restart is not None:
         fields["restart"] = parse_restart(ns.restart)
     if ns.stop_timeout is not None:
