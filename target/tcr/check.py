@@ -6,8 +6,8 @@ The parsing functions are pure (tested on canned /proc content); run_checks() re
 from __future__ import annotations
 
 import os
-import re
 
+from tcr.common import syntax
 from tcr.common.record import dataclass
 from tcr.kernel import loopdev, mountinfo
 
@@ -64,8 +64,14 @@ def parse_modules_list(text: str) -> Set[str]:
 
 
 def parse_crun_version(text: str) -> Optional[Tuple[int, ...]]:
-    m = re.search(r"crun version (\d+(?:\.\d+)*)", text)
-    return tuple(int(x) for x in m.group(1).split(".")) if m else None
+    """re.search(r"crun version (\\d+(?:\\.\\d+)*)") as numbers (not re: tcrd runs this at start-up)."""
+    at = text.find("crun version ")
+    while at >= 0:
+        numbers = syntax.leading_ints(text[at + len("crun version "):], 64)
+        if numbers:
+            return tuple(numbers)
+        at = text.find("crun version ", at + 1)
+    return None
 
 
 def parse_crun_features(text: str) -> Set[str]:

@@ -159,9 +159,9 @@ def _text(v: Any) -> str:
 
 
 def _json(v: Any) -> str:
-    import json
+    from tcr.common import jsonc
 
-    return json.dumps(v, separators=(",", ":"), sort_keys=False)
+    return jsonc.dumps(v, ascii=True)
 
 
 def _printf(fmt: str, args: Sequence[Any]) -> str:

@@ -277,9 +277,9 @@ def _event_matches(ev: Dict[str, Any], filters: Dict[str, List[str]]) -> bool:
 
 def _event_text(fmt: str, ev: Dict[str, Any]) -> str:
     if fmt == "json":
-        import json
+        from tcr.common import jsonc
 
-        return json.dumps(ev, separators=(",", ":")) + "\n"
+        return jsonc.dumps(ev, ascii=True) + "\n"
     if fmt not in ("", "table"):
         from tcr.commands import gotemplate
 

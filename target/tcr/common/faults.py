@@ -23,9 +23,9 @@ ERRNO_POINTS, where fail(name, path) raises the OSError the kernel would:
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums bring enum and functools (docs/profile.md)
 import errno
 import os
-import signal
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

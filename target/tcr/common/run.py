@@ -6,9 +6,9 @@ and one exception type (CommandError) carrying the argv, the exit code and stder
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums bring enum and functools (docs/profile.md)
 import os
 import select
-import signal
 import time
 
 from tcr.common.errors import CommandError, TcrError

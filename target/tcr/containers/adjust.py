@@ -9,6 +9,7 @@ uses them too; `--restart` changes the policy.
 
 from __future__ import annotations
 
+from tcr.common import syntax
 from tcr.common.errors import CommandError, InUse, InvalidArgument, TcrError
 from tcr.common.record import replace
 from tcr.containers import crun
@@ -65,9 +66,8 @@ class AdjustOps:
     # ---- rename ------------------------------------------------------------------------------
 
     def rename(self, c: Any, new: str) -> None:
-        from tcr.containers.record import NAME_RE
 
-        if not NAME_RE.fullmatch(new):
+        if not syntax.name(new):
             raise InvalidArgument(f"invalid container name {new[:64]!r}",
                                   hint="use letters, digits, '_', '.', '-' (up to 128 characters)")
         if new == c.rec.name:

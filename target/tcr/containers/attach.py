@@ -58,7 +58,7 @@ class StdinWriter:
     small backlog; on_room() when the backlog drained (the client is read again)."""
 
     def __init__(self, loop: Any, fd: int):
-        from collections import deque
+        from _collections import deque  # not `collections` (~0.4 MB in tcrd: docs/profile.md)
 
         self.loop = loop
         self.fd: Optional[int] = fd

@@ -371,7 +371,7 @@ class SyslogSink:
     Never blocks: a full or missing syslog loses lines, as syslog does."""
 
     def __init__(self, name: str, path: Optional[str] = None):
-        import socket
+        from tcr.kernel import sockets as socket
 
         self.tag = f"tcr/{name}".encode()
         # TCR_SYSLOG_SOCKET: another syslog socket for tcrd (tests, a syslogd in a chroot)

@@ -12,7 +12,6 @@ pump, so following never misses or repeats a line across a rotation.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from tcr.common.errors import InvalidArgument
@@ -26,23 +25,26 @@ READ_CHUNK = 64 * 1024
 STEPS = 8  # chunks per loop turn, so one big log does not starve other clients
 LIVE_CAP = 1 << 20  # records queued from the pump while the snapshot is still streaming
 
-_REL = re.compile(r"^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+# patterns for `re`, which parse_time imports only for --since/--until (~1 MB in tcrd: docs/profile.md)
+_REL = r"^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$"
+_PART = r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)"
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_time(text: str, flag: str, now: Optional[float] = None) -> float:
     """docker's --since/--until: RFC 3339 (date, date-time, with or without zone: local time),
     a Unix timestamp, or a duration before now (10m, 1h30m, 45s)."""
+    import re
+
     t = text.strip()
     now = time.time() if now is None else now
-    if _REL.match(t):
-        return now - sum(float(v) * _UNIT[u] for v, u in _PART.findall(t))
+    if re.match(_REL, t):
+        return now - sum(float(v) * _UNIT[u] for v, u in re.findall(_PART, t))
     try:
         return float(t)
     except ValueError:
         pass
-    m = _RFC3339.match(t)
+    m = re.match(_RFC3339, t)
     if not m:
         raise InvalidArgument(f"invalid {flag} {text!r}",
                               hint="use RFC 3339 (2024-05-01T10:00:00Z), a Unix time or a duration (10m)")
@@ -61,8 +63,8 @@ def parse_time(text: str, flag: str, now: Optional[float] = None) -> float:
     return _days_from_civil(y, mo, d) * 86400 + hh * 3600 + mm * 60 + ss + frac - offset
 
 
-_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?"
-                      r"([Zz]|[+-]\d{2}:?\d{2})?$")
+_RFC3339 = (r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?"
+            r"([Zz]|[+-]\d{2}:?\d{2})?$")
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -179,7 +181,7 @@ class Streamer:
 
     def __init__(self, loop: Any, channel: Any, reader: LogReader, fmt: Formatter, pump: Any,
                  done: Callable[[int], None]):
-        from collections import deque
+        from _collections import deque  # not `collections` (~0.4 MB in tcrd: docs/profile.md)
 
         self.loop = loop
         self.channel = channel
@@ -278,7 +280,7 @@ class Streamer:
 def collect(reader: LogReader, fmt: Formatter, cap: int) -> Tuple[Dict[str, List[bytes]], bool]:
     """For clients without a data channel (the C client): at most the last `cap` bytes of output
     per stream, in one reply. Returns ({stream: chunks}, cut?)."""
-    from collections import deque
+    from _collections import deque  # not `collections` (~0.4 MB in tcrd: docs/profile.md)
 
     kept: Dict[str, Deque[bytes]] = {"stdout": deque(), "stderr": deque()}
     size = {"stdout": 0, "stderr": 0}

@@ -22,7 +22,7 @@ import errno
 import os
 import time
 
-from tcr.common import oserrors
+from tcr.common import oserrors, syntax
 from tcr.common.errors import ContainerNotFound, InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
@@ -32,7 +32,7 @@ from tcr.containers import crun, supervisor
 from tcr.containers import logs as clogs
 from tcr.containers.adjust import AdjustOps
 from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
-from tcr.containers.record import NAME_RE, ContainerRecord, NetSummary, endpoints_from_options, new_id
+from tcr.containers.record import ContainerRecord, NetSummary, endpoints_from_options, new_id
 from tcr.kernel.pidfd import pid_alive
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -236,7 +236,7 @@ class ContainerManager(AdjustOps):
         self.daemon.images.check_usable(image)  # its file changed since load: never run it
         name = opts.name
         if name:
-            if not NAME_RE.fullmatch(name):
+            if not syntax.name(name):
                 raise InvalidArgument(f"invalid container name {name!r}",
                                       hint="use letters, digits, '_', '.', '-' (up to 63 characters)")
             if any(c.rec.name == name for c in self.containers.values()):

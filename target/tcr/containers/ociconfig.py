@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from tcr.common import jsonc, syntax
 from tcr.common.errors import InvalidArgument
 from tcr.common.record import dataclass, field
 from tcr.containers import caps as capsmod
@@ -103,9 +104,9 @@ class HostInfo:
     @classmethod
     def detect(cls) -> HostInfo:
         """Read the facts from this host (uname, /sys/fs/cgroup, getrlimit, /proc)."""
-        import re
         import resource
-        import socket
+
+        from tcr.kernel import sockets as socket
 
         machine = os.uname().machine
         arch = _MACHINE_TO_ARCH.get(machine, machine)
@@ -119,8 +120,8 @@ class HostInfo:
         for name in ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK"):
             hard = resource.getrlimit(getattr(resource, name))[1]
             limits[name] = -1 if hard == resource.RLIM_INFINITY else hard
-        m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release)
-        kernel = tuple(int(x) for x in m.groups() if x is not None) if m else (0, 0)
+        numbers = syntax.leading_ints(os.uname().release, 3)  # '6.1.0-13-amd64' -> 6, 1, 0
+        kernel = tuple(numbers) if len(numbers) >= 2 else (0, 0)
         try:
             with open("/proc/sys/kernel/cap_last_cap") as f:
                 last: Optional[int] = int(f.read().strip())
@@ -370,14 +371,12 @@ def resolve_groups(specs: Tuple[str, ...], root: Optional[str]) -> List[int]:
 
 
 def _image_entrypoint_cmd(image_config: Dict[str, Any]) -> Tuple[List[str], List[str]]:
-    import json
-
     ann = image_config.get("annotations") or {}
     proc = image_config.get("process") or {}
     try:
         if ANN_ENTRYPOINT in ann or ANN_CMD in ann:
-            ep = json.loads(ann.get(ANN_ENTRYPOINT) or "[]") or []
-            cmd = json.loads(ann.get(ANN_CMD) or "[]") or []
+            ep = jsonc.loads(ann.get(ANN_ENTRYPOINT) or "[]") or []
+            cmd = jsonc.loads(ann.get(ANN_CMD) or "[]") or []
             return [str(x) for x in ep], [str(x) for x in cmd]
     except (ValueError, TypeError):
         pass

@@ -9,8 +9,8 @@ read through the helpers below so a record written by an older tcr still loads.
 from __future__ import annotations
 
 import os
-import re
 
+from tcr.common import syntax
 from tcr.common.record import dataclass, field
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -29,8 +29,6 @@ NOT_NAT = ("host", "none")
 # exited:   stopped; exit_code says how (None = unknown, e.g. re-adopted then lost)
 STATES = ("creating", "created", "running", "restarting", "exited")
 
-ID_RE = re.compile(r"^[0-9a-f]{16}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # as tcr.containers.runopts
 
 
 def new_id() -> str:
@@ -140,9 +138,9 @@ class ContainerRecord:
     oom_killed: bool = False  # its last run ended with the kernel's OOM killer in its cgroup
 
     def __post_init__(self) -> None:
-        if not ID_RE.fullmatch(self.id):
+        if not syntax.hex_id(self.id):
             raise ValueError(f"bad container id {self.id!r}")
-        if not NAME_RE.fullmatch(self.name):
+        if not syntax.name(self.name):
             raise ValueError(f"bad container name {self.name!r}")
         if self.state not in STATES:
             raise ValueError(f"bad container state {self.state!r}")

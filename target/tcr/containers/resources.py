@@ -6,8 +6,7 @@ crun translates them, so nothing here depends on the cgroup version.
 
 from __future__ import annotations
 
-import re
-
+from tcr.common import syntax
 from tcr.common.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -15,7 +14,6 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 CPU_PERIOD = 100000  # microseconds, docker's --cpus period
 MIN_MEMORY = 6 << 20  # docker's minimum: below this the runtime itself cannot start
@@ -23,14 +21,34 @@ DEFAULT_NOFILE = 1024  # docker/containerd soft limit: select()-safe, big enough
 MAX_NOFILE = 1 << 20
 
 
+# what may follow the number: a unit letter and an optional "b" or "ib" ("64m", "64mb", "64MiB")
+_SUFFIXES = {u + s: u.strip("b") for u in ("", "b", "k", "m", "g", "t") for s in ("", "b", "ib")}
+
+
+def _split_size(text: str) -> Optional[Tuple[str, str]]:
+    """' 1.5 GiB' -> ('1.5', 'g'); None if it is not a size
+    (re: ^\\s*(\\d+(?:\\.\\d+)?)\\s*([bkmgt]?)(?:i?b)?\\s*$, case-insensitive)."""
+    text = text.strip()
+    n = len(text) - len(text.lstrip(syntax.DIGITS))
+    if not n:
+        return None
+    if text[n:n + 1] == ".":
+        frac = len(text) - n - 1 - len(text[n + 1:].lstrip(syntax.DIGITS))
+        if not frac:
+            return None
+        n += 1 + frac
+    unit = _SUFFIXES.get(text[n:].lstrip().lower())
+    return None if unit is None else (text[:n], unit)
+
+
 def parse_size(text: str, what: str = "size") -> int:
     """'64m', '1g', '512k', '1048576', '1.5g' -> bytes (binary units, like docker)."""
-    m = _SIZE_RE.match(str(text))
-    if not m:
+    parsed = _split_size(str(text))
+    if parsed is None:
         raise InvalidArgument(
             f"invalid {what}: {text!r}", hint="use a number with an optional unit b, k, m, g"
         )
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    value = int(float(parsed[0]) * _UNITS[parsed[1]])
     if value <= 0:
         raise InvalidArgument(f"invalid {what}: {text!r} must be greater than 0")
     return value

@@ -11,9 +11,8 @@ on the command line override it, and list flags (-e, -v, --tmpfs, -p) add to it.
 from __future__ import annotations
 
 import os
-import re
-import signal
 
+from tcr.common import signames, syntax
 from tcr.common.errors import InvalidArgument, UsageError
 from tcr.common.record import dataclass, field, replace
 from tcr.containers import caps as capsmod
@@ -33,10 +32,16 @@ MIN_LOG_SIZE = 4 << 10  # below this a log file holds no useful line
 DEFAULT_TMPFS_SIZE = 64 << 20  # the C tool's default; docker's "half of RAM" is too much on a board
 RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
-USER_PART_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31}\$?$")
-ENV_KEY_RE = re.compile(r"^[^=\0]+$")
+
+
+def valid_hostname(text: str) -> bool:
+    """^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$"""
+    return syntax.word(text, syntax.ALNUM, syntax.ALNUM + ".-", 63)
+
+
+def valid_user_part(text: str) -> bool:
+    """^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31}\\$?$ (a user or group name; a trailing $ as Samba's)."""
+    return syntax.word(text[:-1] if text.endswith("$") else text, syntax.ALNUM + "_", syntax.NAME_CHARS, 32)
 
 
 @dataclass(frozen=True)
@@ -331,7 +336,6 @@ def _host_path(path: str, base: str) -> str:
     return os.path.normpath(os.path.join(base or "/", path))
 
 
-VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
 
 def parse_volume(spec: str, pwd: str) -> Volume:
@@ -354,7 +358,7 @@ def parse_volume(spec: str, pwd: str) -> Volume:
     if dst == "/":
         raise InvalidArgument(f"invalid volume {spec!r}: cannot mount over /")
     if not (src.startswith("/") or src.startswith(".") or "/" in src):
-        if not VOLUME_NAME_RE.fullmatch(src):
+        if not syntax.name(src):
             raise InvalidArgument(f"invalid volume name {src!r}",
                                   hint="letters, digits, '_', '.', '-'; must start with a letter or digit")
         return Volume(src, dst, mode == "ro", "volume")
@@ -393,7 +397,7 @@ def parse_mount(spec: str, pwd: str) -> Any:
             t = replace(t, size=resources.parse_size(kv.pop("tmpfs-size"), "tmpfs-size"))
         if "tmpfs-mode" in kv:
             mode = kv.pop("tmpfs-mode")
-            if not re.match(r"^[0-7]{1,4}$", mode):
+            if not syntax.octal_mode(mode):
                 raise InvalidArgument(f"invalid tmpfs-mode {mode!r} in --mount: use octal like 1777")
             t = replace(t, mode=int(mode, 8))
         rest = sorted(kv) + sorted(flags)
@@ -406,7 +410,7 @@ def parse_mount(spec: str, pwd: str) -> Any:
             vol = Volume(_host_path(src, pwd), dst, ro, "bind", create=False)
         elif not src:
             vol = Volume("", dst, ro, "volume", anonymous=True)
-        elif not VOLUME_NAME_RE.fullmatch(src):
+        elif not syntax.name(src):
             raise InvalidArgument(f"invalid volume name {src!r} in --mount")
         else:
             vol = Volume(src, dst, ro, "volume")
@@ -439,23 +443,34 @@ def parse_device(spec: str) -> Device:
     return Device(host, ctr, "".join(c for c in "rwm" if c in perms))
 
 
-_CGROUP_RULE_RE = re.compile(r"^([abc]) (\*|\d+):(\*|\d+) ([rwm]{1,3})$")
+
+
+def _cgroup_rule_parts(norm: str) -> Tuple[str, str, str, str]:
+    """^([abc]) (\\*|\\d+):(\\*|\\d+) ([rwm]{1,3})$: 'c 189:* rwm' -> ('c', '189', '*', 'rwm');
+    all empty if it is not a rule."""
+    parts = norm.split(" ")
+    if len(parts) == 3 and parts[0] in ("a", "b", "c"):
+        major, colon, minor = parts[1].partition(":")
+        if (colon and all(n == "*" or syntax.number(n) for n in (major, minor))
+                and 0 < len(parts[2]) <= 3 and syntax.only(parts[2], "rwm")):
+            return parts[0], major, minor, parts[2]
+    return "", "", "", ""
 
 
 def parse_cgroup_rule(text: str) -> str:
     """--device-cgroup-rule 'c 189:* rwm' (type a|b|c, major and minor a number or *)."""
     norm = " ".join(text.split())
-    m = _CGROUP_RULE_RE.fullmatch(norm)
-    if not m or len(set(m.group(4))) != len(m.group(4)):
+    kind, major, minor, perms = _cgroup_rule_parts(norm)
+    if not kind or len(set(perms)) != len(perms):
         raise InvalidArgument(f"invalid --device-cgroup-rule {text!r}", hint="e.g. 'c 189:* rwm'")
     # the kernel's dev_t: 12-bit majors, 20-bit minors
-    if (m.group(2) != "*" and int(m.group(2)) > 4095) or (m.group(3) != "*" and int(m.group(3)) > 0xFFFFF):
+    if (major != "*" and int(major) > 4095) or (minor != "*" and int(minor) > 0xFFFFF):
         raise InvalidArgument(f"invalid --device-cgroup-rule {text!r}: major or minor out of range")
     return norm
 
 
 def parse_group(text: str) -> str:
-    if not (text.isdigit() or USER_PART_RE.fullmatch(text)) or text.endswith("$"):
+    if not (text.isdigit() or valid_user_part(text)) or text.endswith("$"):
         raise InvalidArgument(f"invalid --group-add {text!r}: use a gid or a group name of the image")
     if text.isdigit() and int(text) > 0xFFFFFFFE:
         raise InvalidArgument(f"invalid --group-add {text!r}: gid out of range")
@@ -477,7 +492,7 @@ def parse_add_host(text: str) -> str:
     sep = "=" if "=" in text else ":"
     name, _, ip = text.partition(sep)
     ip = ip.strip("[]")
-    if not name or not HOSTNAME_RE.fullmatch(name) or not _is_ip(ip):
+    if not name or not valid_hostname(name) or not _is_ip(ip):
         raise InvalidArgument(f"invalid --add-host {text!r}", hint="use NAME:IP, e.g. db:10.0.0.5")
     return f"{name}:{ip}"
 
@@ -488,11 +503,8 @@ def parse_dns(text: str) -> str:
     return text
 
 
-_DNS_WORD_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
-
-
 def parse_dns_word(text: str, flag: str) -> str:
-    if not _DNS_WORD_RE.fullmatch(text):
+    if not (0 < len(text) <= 253 and syntax.only(text, syntax.ALNUM + "_.:-")):  # ^[A-Za-z0-9_.:-]{1,253}$
         raise InvalidArgument(f"invalid {flag} {text!r}")
     return text
 
@@ -538,13 +550,17 @@ def parse_label(text: str) -> str:
 _SYSCTL_PREFIXES = ("net.",)
 _SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
-_SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$")
+
+
+def _sysctl_key(key: str) -> bool:
+    """^[a-z0-9_]+(\\.[a-zA-Z0-9_-]+)+$"""
+    return syntax.dotted(key, syntax.DIGITS + syntax.LOWER + "_", syntax.ALNUM + "_-")
 
 
 def parse_sysctl(text: str) -> str:
     key, eq, val = text.partition("=")
     key = key.replace("/", ".")
-    if not eq or not _SYSCTL_KEY_RE.fullmatch(key) or "\n" in val or not val:
+    if not eq or not _sysctl_key(key) or "\n" in val or not val:
         raise InvalidArgument(f"invalid --sysctl {text!r}", hint="use KEY=VALUE, e.g. net.ipv4.ip_forward=1")
     if not (key.startswith(_SYSCTL_PREFIXES) or key in _SYSCTL_IPC or key.startswith("fs.mqueue.")):
         raise InvalidArgument(f"--sysctl {key} is not namespaced: it would change the host",
@@ -565,7 +581,7 @@ def parse_tmpfs(spec: str) -> Tmpfs:
         if key == "size" and eq:
             t = replace(t, size=resources.parse_size(val, "tmpfs size"))
         elif key == "mode" and eq:
-            if not re.match(r"^[0-7]{1,4}$", val):
+            if not syntax.octal_mode(val):
                 raise InvalidArgument(f"invalid tmpfs mode {val!r} in {spec!r}: use octal like 1777")
             t = replace(t, mode=int(val, 8))
         elif opt in ("exec", "noexec"):
@@ -574,7 +590,7 @@ def parse_tmpfs(spec: str) -> Tmpfs:
             t = replace(t, ro=opt == "ro")
         elif opt in ("nosuid", "nodev", "rprivate", "private"):
             pass  # always applied / the default anyway
-        elif not eq and re.match(r"^\d", opt):
+        elif not eq and opt[0] in syntax.DIGITS:
             t = replace(t, size=resources.parse_size(opt, "tmpfs size"))
         else:
             raise InvalidArgument(
@@ -604,9 +620,9 @@ def parse_signal(text: str) -> str:
     raw = text.strip().upper()
     try:
         if raw.isdigit():
-            return signal.Signals(int(raw)).name
+            return signames.name(int(raw))
         name = raw if raw.startswith("SIG") else "SIG" + raw
-        return signal.Signals[name].name
+        return signames.name(signames.number(name))
     except (KeyError, ValueError):
         raise InvalidArgument(f"invalid signal: {text!r}")
 
@@ -629,7 +645,7 @@ def parse_user(text: str) -> str:
     if not user or (sep and not group):
         raise InvalidArgument(f"invalid --user {text!r}", hint="use UID[:GID] or NAME[:GROUP]")
     for part in (user, group) if sep else (user,):
-        if not (part.isdigit() or USER_PART_RE.fullmatch(part)):
+        if not (part.isdigit() or valid_user_part(part)):
             raise InvalidArgument(f"invalid --user {text!r}: {part!r} is not a uid or a user/group name")
     return text
 
@@ -638,7 +654,7 @@ def parse_env_line(text: str) -> Optional[str]:
     """-e K=V -> 'K=V'. -e K (docker copies K from the client's environment; the daemon's is not
     the user's, so, like an unset client variable, it is skipped) -> None."""
     key, eq, _ = text.partition("=")
-    if not key or not ENV_KEY_RE.fullmatch(key) or key != key.strip():
+    if not key or "=" in key or "\0" in key or key != key.strip():
         raise InvalidArgument(f"invalid environment variable {text!r}")
     return text if eq else None
 
@@ -662,7 +678,7 @@ def parse_env_file(text: str, path: str) -> List[str]:
 def parse_network(text: str) -> str:
     if text in ("bridge", "default"):  # docker's name for the default NAT network
         return DEFAULT_NETWORK
-    if not NAME_RE.fullmatch(text):
+    if not syntax.name(text):
         raise InvalidArgument(f"invalid network name: {text!r}")
     return text
 
@@ -1083,7 +1099,7 @@ def parse_run_args(
     if ns.entrypoint is not None:
         fields["entrypoint"] = (ns.entrypoint,) if ns.entrypoint else ()
     if ns.hostname is not None:
-        if not HOSTNAME_RE.fullmatch(ns.hostname):
+        if not valid_hostname(ns.hostname):
             raise InvalidArgument(f"invalid hostname: {ns.hostname!r}")
         fields["hostname"] = ns.hostname
     for lo in ns.log_opt:
@@ -1109,7 +1125,7 @@ def parse_run_args(
 
         fields["health"] = healthcfg.from_flags(*health, disabled=bool(ns.no_healthcheck))
     for alias in ns.network_alias:
-        if not HOSTNAME_RE.fullmatch(alias):
+        if not valid_hostname(alias):
             raise InvalidArgument(f"invalid --network-alias: {alias[:64]!r}",
                                   hint="letters, digits, '.', '-'")
     if ns.network_alias:
@@ -1147,7 +1163,7 @@ def validate(opts: RunOptions, created: bool = False, client_runs_crun: bool = F
     client's foreground run (execArgs: crun runs in the client, nothing to restart)."""
     if not opts.image or opts.image.startswith("-"):
         raise InvalidArgument(f"invalid image reference: {opts.image!r}")
-    if opts.name is not None and not NAME_RE.fullmatch(opts.name):
+    if opts.name is not None and not syntax.name(opts.name):
         raise InvalidArgument(
             f"invalid container name {opts.name!r}",
             hint="letters, digits, '_', '.', '-'; must start with a letter or digit",

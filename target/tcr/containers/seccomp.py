@@ -8,9 +8,9 @@ for the native architecture and the granted capabilities, the way docker does it
 
 from __future__ import annotations
 
-import json
 import os
 
+from tcr.common import jsonc
 from tcr.common.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -50,7 +50,7 @@ def _package_data(path: str) -> bytes:
 def load_default() -> Dict[str, Any]:
     """The shipped default profile (parsed once per process)."""
     if "default" not in _cache:
-        _cache["default"] = json.loads(_package_data(_DEFAULT_PATH))
+        _cache["default"] = jsonc.loads(_package_data(_DEFAULT_PATH))
     return _cache["default"]
 
 
@@ -100,7 +100,7 @@ def evaluate(
             out["args"] = [
                 {k: a[k] for k in ("index", "value", "valueTwo", "op") if k in a} for a in entry["args"]
             ]
-        key = json.dumps([out["action"], out.get("errnoRet"), out.get("args")], sort_keys=True)
+        key = jsonc.dumps([out["action"], out.get("errnoRet"), out.get("args")], sort_keys=True)
         slot = merged.setdefault(key, out)
         for n in names:
             if n not in slot["names"]:

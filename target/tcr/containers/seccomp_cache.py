@@ -11,8 +11,7 @@ is not (the next run tries again).
 
 from __future__ import annotations
 
-import json
-
+from tcr.common import jsonc
 from tcr.common.log import get_logger
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -43,7 +42,7 @@ def annotate(config: Dict[str, Any], loop: Any = None) -> bool:
     oci = (config.get("linux") or {}).get("seccomp")
     if not oci:
         return False
-    key = json.dumps(oci, sort_keys=True, separators=(",", ":"))
+    key = jsonc.dumps(oci, sort_keys=True, ascii=True)
     if key not in _cache:
         if loop is None:
             _cache[key] = compile_b64(oci)

@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import array
 import os
-import socket
+import struct
 
 from tcr.common.errors import TcrError
 from tcr.containers import logs as clogs
+from tcr.kernel import sockets as socket
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -92,14 +92,14 @@ def receive_master(s: Stdio) -> int:
         raise TcrError("crun did not send the container's terminal")
     with conn:
         conn.setblocking(False)
-        fds = array.array("i")
+        fds: List[int] = []  # C ints (not the array module: it imports collections, docs/profile.md)
         try:
-            _msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+            _msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4))
         except BlockingIOError:
             raise TcrError("crun did not send the container's terminal")
         for level, typ, data in anc:
             if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+                fds.extend(struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4]))
     if not fds:
         raise TcrError("crun did not send the container's terminal")
     for extra in fds[1:]:
@@ -112,7 +112,6 @@ def receive_master(s: Stdio) -> int:
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
     import fcntl
-    import struct
     import termios
 
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -120,7 +119,6 @@ def set_winsize(fd: int, rows: int, cols: int) -> None:
 
 def get_winsize(fd: int) -> Tuple[int, int]:
     import fcntl
-    import struct
     import termios
 
     rows, cols, _x, _y = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))

@@ -12,8 +12,8 @@ handled through the loop (not SIG_IGN, which crun and the containers would inher
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums bring enum and functools (docs/profile.md)
 import os
-import signal
 
 from tcr.commands.argv import Namespace
 from tcr.common import oserrors

@@ -12,7 +12,7 @@ watchers are plain callbacks, so nobody watching costs nothing (no timer, no buf
 from __future__ import annotations
 
 import time
-from collections import deque
+from _collections import deque  # not `collections` (~0.4 MB in tcrd: docs/profile.md)
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

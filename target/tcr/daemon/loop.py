@@ -1,6 +1,7 @@
-"""The daemon's event loop: one thread, one selector, nothing polls.
+"""The daemon's event loop: one thread, one epoll, nothing polls.
 
-- fds: add_reader()/remove_reader() on a selectors.DefaultSelector (epoll).
+- fds: add_reader()/remove_reader() on a select.epoll (not `selectors`, which brings collections
+  and functools: docs/profile.md).
 - timers: a heap of (deadline, seq, handle); select() sleeps exactly until the next deadline.
 - signals: signal.set_wakeup_fd() writes signal numbers to a socketpair the selector watches;
   handlers then run as ordinary callbacks, never inside the Python signal handler.
@@ -16,23 +17,25 @@ Callback exceptions are logged and swallowed: the daemon never dies of one bad c
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`, which builds enums at import (enum, functools: docs/profile.md)
 import errno
-import heapq
 import os
-import selectors
-import signal
-import socket
+import select
 import time
-from collections import deque
+from _collections import deque
+from _heapq import heappop, heappush
 
 from tcr.common.log import get_logger
 from tcr.kernel import pidfd as _pidfd
+from tcr.kernel import sockets as socket
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 log = get_logger("tcr.loop")
+
+_READ, _WRITE = select.EPOLLIN, select.EPOLLOUT
 
 if TYPE_CHECKING:
     Callback = Callable[[], None]
@@ -76,7 +79,8 @@ class Watch:
 
 class EventLoop:
     def __init__(self, use_pidfd: Optional[bool] = None):
-        self._sel = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._masks: Dict[int, int] = {}  # fd -> epoll mask registered
         self._readers: Dict[int, Callback] = {}
         self._writers: Dict[int, Callback] = {}
         self._ready: Deque[Callback] = deque()
@@ -98,22 +102,21 @@ class EventLoop:
     # ---- fds ---------------------------------------------------------------------------------
 
     def _register(self, fd: int) -> None:
-        mask = (selectors.EVENT_READ if fd in self._readers else 0) | (
-            selectors.EVENT_WRITE if fd in self._writers else 0)
-        try:
-            registered = self._sel.get_key(fd) is not None
-        except KeyError:
-            registered = False
+        mask = (_READ if fd in self._readers else 0) | (_WRITE if fd in self._writers else 0)
+        old = self._masks.get(fd)
         if not mask:
-            if registered:
+            if old is not None:
+                del self._masks[fd]
                 try:
-                    self._sel.unregister(fd)
-                except (KeyError, ValueError):
-                    pass
-        elif registered:
-            self._sel.modify(fd, mask)
-        else:
-            self._sel.register(fd, mask)
+                    self._epoll.unregister(fd)
+                except (OSError, ValueError):
+                    pass  # already closed: the kernel dropped it from the epoll set
+        elif old is None:
+            self._epoll.register(fd, mask)
+            self._masks[fd] = mask
+        elif old != mask:
+            self._epoll.modify(fd, mask)
+            self._masks[fd] = mask
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         self._readers[fd] = callback
@@ -140,7 +143,7 @@ class EventLoop:
     def call_later(self, delay: float, callback: Callback) -> TimerHandle:
         h = TimerHandle(time.monotonic() + max(0.0, delay), callback)
         self._seq += 1
-        heapq.heappush(self._timers, (h.when, self._seq, h))
+        heappush(self._timers, (h.when, self._seq, h))
         return h
 
     def time(self) -> float:
@@ -307,30 +310,30 @@ class EventLoop:
             wait = 0
         else:
             while self._timers and self._timers[0][2].cancelled:
-                heapq.heappop(self._timers)
+                heappop(self._timers)
             if self._timers:
                 until = max(0.0, self._timers[0][0] - time.monotonic())
                 wait = until if wait is None else min(wait, until)
         if self._readers or self._writers:
-            events = self._sel.select(wait)
+            events = self._poll(wait)
         else:
             events = []
             if wait is None:
                 raise RuntimeError("event loop would block forever: nothing to wait for")
             time.sleep(wait)  # only timers left: sleeping until the next deadline is not polling
-        for key, mask in events:
-            fd = key.fd
-            if mask & selectors.EVENT_WRITE:
-                wcb = self._writers.get(fd)  # type: ignore[arg-type]
+        for fd, mask in events:
+            # as selectors maps them: errors and hang-ups wake both sides
+            if mask & ~_READ:
+                wcb = self._writers.get(fd)
                 if wcb is not None:
                     self._run_callback(wcb)
-            if mask & selectors.EVENT_READ:
-                cb = self._readers.get(fd)  # type: ignore[arg-type]
+            if mask & ~_WRITE:
+                cb = self._readers.get(fd)
                 if cb is not None:
                     self._run_callback(cb)
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
-            _when, _seq, h = heapq.heappop(self._timers)
+            _when, _seq, h = heappop(self._timers)
             if not h.cancelled:
                 h.cancelled = True
                 self._run_callback(h.callback)
@@ -370,7 +373,16 @@ class EventLoop:
             assert self._wake_w is not None
             self._wake_w.close()
             self._wake_r = self._wake_w = None
-        self._sel.close()
+        self._epoll.close()
+        self._masks.clear()
+
+    def _poll(self, timeout: Optional[float]) -> List[Tuple[int, int]]:
+        # selectors' rounding: up to the next millisecond, so a timer is never woken early
+        ms = -1 if timeout is None else (0 if timeout <= 0 else -(-timeout * 1000 // 1) / 1000)
+        try:
+            return self._epoll.poll(ms, max(len(self._masks), 1))
+        except InterruptedError:  # PEP 475 retries; a signal with a handler lands on the wakeup fd
+            return []
 
 
 def _noop_handler(signum, frame) -> None:

@@ -9,9 +9,8 @@ to <name>.corrupt; it never stops the daemon.
 from __future__ import annotations
 
 import os
-import re
 
-from tcr.common import jsonc
+from tcr.common import jsonc, syntax
 from tcr.common.atomic import remove_durable, write_atomic
 from tcr.common.errors import InvalidArgument
 from tcr.common.faults import fail
@@ -23,14 +22,18 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 VERSION = 1
-_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_RECORD = 4 * 1024 * 1024
 
 
+def _key(text: str) -> bool:
+    """^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"""
+    return syntax.tag(text)
+
+
 def _check(kind: str, key: str) -> None:
-    if not _KEY_RE.fullmatch(kind):
+    if not _key(kind):
         raise InvalidArgument(f"invalid state kind {kind!r}")
-    if not _KEY_RE.fullmatch(key):
+    if not _key(key):
         raise InvalidArgument(f"invalid state key {key!r}")
 
 
@@ -131,7 +134,7 @@ class StateStore:
             key = name[: -len(".json")]
             problem = None
             try:
-                if not _KEY_RE.fullmatch(key):
+                if not _key(key):
                     raise ValueError("file name is not a valid key")
                 with open(p, "rb") as f:
                     raw = f.read(MAX_RECORD + 1)

@@ -29,12 +29,12 @@ in the daemon's state); `cancel_on_disconnect=True` kills it instead, for read-o
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums bring enum and functools (docs/profile.md)
 import errno
 import gc
-import json
 import os
-import signal
 
+from tcr.common import jsonc, signames
 from tcr.common.errors import InternalError, TcrError
 from tcr.common.log import get_logger
 
@@ -123,7 +123,7 @@ class Job:
                                      if code - 128 == signal.SIGKILL else None)
             return InternalError(f"{what}: worker process exited with code {code} and no reply")
         try:
-            msg = json.loads(bytes(self._buf))
+            msg = jsonc.loads(bytes(self._buf))
         except ValueError:
             return InternalError(f"{what}: worker process sent a bad reply (not JSON)")
         if isinstance(msg, dict) and "ok" in msg and len(msg) == 1:
@@ -175,7 +175,7 @@ class Job:
 
 def _signame(n: int) -> str:
     try:
-        return signal.Signals(n).name
+        return signames.name(n)
     except ValueError:
         return f"signal {n}"
 
@@ -282,9 +282,9 @@ def _child_main(parent: int, wfd: int, keep_fds: Sequence[int], fn: Callable[...
     try:
         _child_setup(parent, wfd, keep_fds)
         try:
-            reply = json.dumps({"ok": fn(*args)}, separators=(",", ":"))
+            reply = jsonc.dumps({"ok": fn(*args)}, ascii=True)
         except BaseException as exc:  # noqa: BLE001 - everything the function raises is reported
-            reply = json.dumps({"error": _error_to_dict(exc)}, separators=(",", ":"))
+            reply = jsonc.dumps({"error": _error_to_dict(exc)}, ascii=True)
         _write_all(wfd, reply.encode())
     except BaseException:  # noqa: BLE001 - even a failed write must not return into the daemon's code
         code = 70

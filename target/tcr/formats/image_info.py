@@ -7,9 +7,7 @@ strictly and ignore unknown keys. An `id` missing from an older file is derived 
 
 from __future__ import annotations
 
-import re
-
-from tcr.common import jsonc
+from tcr.common import jsonc, syntax
 from tcr.common.errors import InvalidArgument
 from tcr.common.record import dataclass
 from tcr.formats.xxh64 import image_id
@@ -21,12 +19,15 @@ if TYPE_CHECKING:
 VERSION = 1
 MAX_SIZE = 64 * 1024  # a real image-info.json is ~300 bytes; refuse anything absurd
 
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
-_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-_ARCH_RE = re.compile(r"^[a-z0-9_]+(?:/v[0-9]+)?$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9._/:\[\]-]*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_BUNDLE_RE = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")
+_NAME_CHARS = syntax.ALNUM + "._/:[]-"  # ^[A-Za-z0-9._/:\\[\\]-]*$
+_BUNDLE_CHARS = syntax.ALNUM + "._-"  # ^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$
+
+
+def _arch(text: str) -> bool:
+    """^[a-z0-9_]+(?:/v[0-9]+)?$"""
+    base, slash, variant = text.partition("/")
+    return (bool(base) and syntax.only(base, syntax.DIGITS + syntax.LOWER + "_")
+            and (not slash or (variant[:1] == "v" and syntax.number(variant[1:]))))
 
 
 def _bad(msg: str) -> InvalidArgument:
@@ -89,26 +90,26 @@ class ImageInfo:
             if len(v) > 512:
                 raise _bad(f"'image.{key}' is too long")
             fields[key] = v
-        if not _DIGEST_RE.fullmatch(fields["digest"]):
+        if not syntax.digest(fields["digest"]):
             raise _bad(f"'image.digest' is not a digest: {fields['digest'][:80]!r}")
         repo = fields["repository"]
-        if not repo or not _NAME_RE.fullmatch(repo) or ".." in repo:
+        if not repo or not syntax.only(repo, _NAME_CHARS) or ".." in repo:
             raise _bad("'image.repository' is empty or has invalid characters")
-        if not _NAME_RE.fullmatch(fields["registry"]) or ".." in fields["registry"]:
+        if not syntax.only(fields["registry"], _NAME_CHARS) or ".." in fields["registry"]:
             raise _bad("'image.registry' has invalid characters")
-        if fields["tag"] and not _TAG_RE.fullmatch(fields["tag"]):
+        if fields["tag"] and not syntax.tag(fields["tag"]):
             raise _bad(f"'image.tag' is not a valid tag: {fields['tag'][:80]!r}")
-        if not _ARCH_RE.fullmatch(fields["arch"]):
+        if not _arch(fields["arch"]):
             raise _bad(f"'image.arch' is not an architecture: {fields['arch'][:80]!r}")
         iid = img.get("id")
         if iid is None:
             iid = image_id(fields["digest"])
-        elif not isinstance(iid, str) or not _ID_RE.fullmatch(iid):
+        elif not isinstance(iid, str) or not syntax.hex_id(iid):
             raise _bad("'image.id' must be 16 lowercase hex digits")
         bundle = d.get("bundlePath")
         if not isinstance(bundle, str):
             raise _bad("'bundlePath' must be a string")
-        if not _BUNDLE_RE.fullmatch(bundle) or any(p in (".", "..") for p in bundle.split("/")):
+        if not syntax.path_of(bundle, _BUNDLE_CHARS) or any(p in (".", "..") for p in bundle.split("/")):
             raise _bad(f"'bundlePath' must be a relative path inside the image: {bundle[:80]!r}")
         created = d.get("created")
         if type(created) is not int or not 0 <= created < 2**63:

@@ -6,8 +6,7 @@ as docker.io/NAME and docker.io/library/NAME), then a unique id prefix of at lea
 
 from __future__ import annotations
 
-import re
-
+from tcr.common import syntax
 from tcr.common.errors import ImageNotFound, InvalidArgument
 from tcr.images.record import ImageRecord
 
@@ -15,8 +14,6 @@ TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (d
 if TYPE_CHECKING:
     from typing import Iterable, List, Optional, Tuple
 
-_HEX = re.compile(r"^[0-9a-f]{4,16}$")
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 MIN_PREFIX = 4
 
 
@@ -52,7 +49,7 @@ def resolve(records: Iterable[ImageRecord], ref: str) -> ImageRecord:
     for r in recs:
         if r.id == ref:
             return r
-    if _DIGEST.match(ref) and "/" not in ref:
+    if syntax.digest(ref) and "/" not in ref:
         for r in recs:
             if r.info.digest == ref:
                 return r
@@ -69,7 +66,7 @@ def resolve(records: Iterable[ImageRecord], ref: str) -> ImageRecord:
                 for r in recs:
                     if w in r.tags:
                         return r
-    if _HEX.match(ref):
+    if syntax.hex_id(ref, 4, 16):
         hits = [r for r in recs if r.id.startswith(ref)]
         if len(hits) == 1:
             return hits[0]
@@ -79,8 +76,6 @@ def resolve(records: Iterable[ImageRecord], ref: str) -> ImageRecord:
     raise ImageNotFound(f"image {ref} not found", hint="see 'tcr image ls'")
 
 
-_NAME_PART = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def normalize_tag(ref: str) -> str:
@@ -93,7 +88,7 @@ def normalize_tag(ref: str) -> str:
     full = name_candidates(name)[-1]
     first = full.split("/", 1)[0]
     parts = full.split("/")[1:] if ("." in first or ":" in first or first == "localhost") else full.split("/")
-    if not _TAG.match(tag) or not parts or not all(_NAME_PART.match(p) for p in parts):
+    if not syntax.tag(tag) or not parts or not all(syntax.repo_component(p) for p in parts):
         raise InvalidArgument(f"invalid image reference {ref[:80]!r}",
                               hint="lower-case name parts of letters, digits and . _ -; a tag of up to 128")
     return f"{full}:{tag}"

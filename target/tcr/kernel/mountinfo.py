@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import re
-
 from tcr.common.record import dataclass
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import List, Optional, Tuple
 
-_ESC = re.compile(r"\\([0-7]{3})")
 
 
 def unescape(s: str) -> str:
     """Undo the kernel's octal escaping of space, tab, newline and backslash."""
-    return _ESC.sub(lambda m: chr(int(m.group(1), 8)), s)
+    if "\\" not in s:
+        return s
+    parts = s.split("\\")
+    out = [parts[0]]
+    for p in parts[1:]:  # re.sub(r"\\([0-7]{3})", chr(octal)): other backslashes stay
+        if len(p) >= 3 and p[0] in "01234567" and p[1] in "01234567" and p[2] in "01234567":
+            out.append(chr(int(p[:3], 8)) + p[3:])
+        else:
+            out.append("\\" + p)
+    return "".join(out)
 
 
 @dataclass(frozen=True)

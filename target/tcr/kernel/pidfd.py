@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: its enums bring enum and functools (docs/profile.md)
 import os
-import signal
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

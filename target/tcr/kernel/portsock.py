@@ -8,9 +8,9 @@ Stdlib only (C buffers through tcr.kernel.libc); the sockets are close-on-exec (
 containers never inherit them).
 """
 
-import socket
 import struct
 
+from tcr.kernel import sockets as socket
 from tcr.kernel.libc import addressof, c_buffer  # not the ctypes package: ~0.4 MB for one buffer
 
 SO_ATTACH_FILTER = 26

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import struct
+
+from tcr.kernel import sockets as socket
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

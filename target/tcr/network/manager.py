@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import time
 
+from tcr.common import syntax
 from tcr.common.errors import InternalError, InUse, InvalidArgument, NetworkNotFound, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 log = get_logger("tcr.network")
 
-_CID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 EPHEMERAL = (49152, 65535)  # where `-p CTR` picks its host port
 FD_RESERVE = 256  # open files tcrd keeps free for clients, logs and crun when it holds published ports
 NOT_ATTACHED = ("host", "none")
@@ -408,7 +407,7 @@ class NetworkManager:
     # -- containers ----------------------------------------------------------------------------
 
     def _check_target(self, cid: str, network: str, create: bool) -> Optional[NetworkRecord]:
-        if not isinstance(cid, str) or not _CID_RE.fullmatch(cid):
+        if not isinstance(cid, str) or not syntax.name(cid):
             raise InvalidArgument(f"invalid container id {cid!r}")
         if network in NOT_ATTACHED:
             raise InvalidArgument(f"--network {network} needs no network attachment")
@@ -471,7 +470,7 @@ class NetworkManager:
     def sandbox(self, cid: str) -> str:
         """A NAT container on no network at all (every network disconnected, as docker allows):
         its own namespace with only lo, so that `network connect` can plug into it later."""
-        if not isinstance(cid, str) or not _CID_RE.fullmatch(cid):
+        if not isinstance(cid, str) or not syntax.name(cid):
             raise InvalidArgument(f"invalid container id {cid!r}")
         if self.leases_of(cid):
             self.detach(cid)
@@ -772,7 +771,7 @@ class NetworkManager:
             self._release(rec, cid)
         if both:
             self._apply_nft_logged(cid)
-        if _CID_RE.fullmatch(cid or ""):
+        if syntax.name(cid or ""):
             self._unplumb(cid, [le.ifname for _r, le in both] or ["eth0"])
 
     def rename(self, cid: str, name: str) -> None:

@@ -6,8 +6,7 @@ existing records, so every decision is unit-tested with fake inputs.
 
 from __future__ import annotations
 
-import re
-
+from tcr.common import syntax
 from tcr.common.digest import sha256
 from tcr.common.errors import InUse, InvalidArgument
 from tcr.network import ipaddr
@@ -19,14 +18,13 @@ if TYPE_CHECKING:
 DEFAULT_NETWORK = "tcr_default"
 DEFAULT_SUBNET = "10.88.0.0/24"
 RESERVED = ("host", "none", "bridge", "default")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 
 IPv4Net = ipaddr.IPv4Network
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+    if not isinstance(name, str) or not syntax.name(name, 64):
         raise InvalidArgument(f"invalid network name {name!r}",
                               hint="use 1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
     if name in RESERVED:

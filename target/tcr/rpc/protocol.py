@@ -266,9 +266,7 @@ def encode(msg: Message) -> bytes:
     except (UnicodeError, ValueError, OverflowError):
         # A lone surrogate (e.g. echoed from a hostile request) has no UTF-8 form: escape it as
         # \uXXXX, which is still valid JSON for every client.
-        import json
-
-        return json.dumps(d, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+        return jsonc.dumps(d, ascii=True).encode("ascii")
 
 
 def decode_request(data: Union[bytes, str]) -> Request:

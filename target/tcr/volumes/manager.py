@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 
+from tcr.common import syntax
 from tcr.common.errors import InUse, InvalidArgument, TcrError
 from tcr.common.log import get_logger
 from tcr.common.tree import remove_tree
@@ -72,11 +73,10 @@ class VolumeManager:
     def create(self, name: Optional[str] = None, labels: Iterable[Tuple[str, str]] = (),
                anonymous: bool = False) -> VolumeRecord:
         """Idempotent for an existing name (docker's `volume create` and `-v NAME:` both are)."""
-        from tcr.containers.runopts import VOLUME_NAME_RE
 
         name = name or self.new_anonymous_name()
         # a record lives beside the directory as NAME.json: a volume named "x.json" would collide
-        if not VOLUME_NAME_RE.fullmatch(name) or name.endswith((".json", ".corrupt")):
+        if not syntax.name(name) or name.endswith((".json", ".corrupt")):
             raise InvalidArgument(f"invalid volume name {name!r}",
                                   hint="letters, digits, '_', '.', '-'; must start with a letter or digit")
         if name in self.vols:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import struct
-from array import array
 
 from tcr.network import ipaddr
 from tcr.network.dns import packet
@@ -234,7 +233,8 @@ class Forwarder:
 
     def _fresh_id(self) -> int:
         if not self._ids:
-            self._ids = array("H", self._random_bytes(512)).tolist()
+            # not the array module: it imports collections (docs/profile.md)
+            self._ids = list(struct.unpack("=256H", self._random_bytes(512)))
         return self._ids.pop()
 
     def _aim(self, p: Pending) -> None:
