@@ -102,9 +102,9 @@ board-test: deps
 # distribution or Buildroot/Yocto, never from here. Data in /var/lib/tcr is never touched;
 # tcr-purge removes it on purpose.
 # BYTECODE_ONLY=1 is the board install (Buildroot's and Yocto's recipes use it): the device
-# package only, as one zip of byte code, tcr.zip (no sources, docstrings, asserts or column
-# tables; about a third of the plain .pyc size), with tcr and tcrd but no tcr_host and no
-# tcr-create-image. $(PYTHON) compiles it and must be the board's Python version (Buildroot's
+# package only, as one zip of byte code, tcr.zip (host_tools/tcr_host/boardzip.py: no sources,
+# docstrings, asserts, column tables or annotations; line tables re-encoded, exact), with tcr and
+# tcrd but no tcr_host and no tcr-create-image. $(PYTHON) compiles it and must be the board's Python version (Buildroot's
 # host-python3, Yocto's python3-native); TARGET_PYTHON is the board's interpreter path.
 BINDIR      ?= $(PREFIX)/bin
 INITDIR     ?= $(SYSCONFDIR)/init.d
@@ -126,13 +126,7 @@ install:
 	@test -n "$(PYSITEDIR)" || { echo "cannot find the site directory of $(PYTHON)"; exit 1; }
 ifeq ($(BYTECODE_ONLY),1)
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	tar -C target --exclude=__pycache__ --exclude='*.pyc' --exclude=py.typed -cf - tcr | tar -xf - -C "$$tmp"; \
-	: "-o 2: no docstrings or asserts (tcr uses neither at run time); no_debug_ranges: no column tables"; \
-	$(PYTHON) -X no_debug_ranges -m compileall -q -b -o 2 -d "$(PYSITEDIR)/tcr.zip/tcr" "$$tmp/tcr" >/dev/null; \
-	find "$$tmp/tcr" -name '*.py' -delete; \
-	(cd "$$tmp" && find tcr -type f | LC_ALL=C sort >files && \
-	  $(PYTHON) -c 'import sys, zipfile; z = zipfile.ZipFile("tcr.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=9); \
-	    [z.write(n) for n in open("files").read().split()]; z.close()'); \
+	$(PYTHON) host_tools/tcr_host/boardzip.py target/tcr "$$tmp/tcr.zip" --prefix "$(PYSITEDIR)/tcr.zip"; \
 	install -d "$(DESTDIR)$(PYSITEDIR)" "$(DESTDIR)$(BINDIR)"; \
 	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr_host" "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info; \
 	install -m 0644 "$$tmp/tcr.zip" "$(DESTDIR)$(PYSITEDIR)/tcr.zip"; \
@@ -140,8 +134,7 @@ ifeq ($(BYTECODE_ONLY),1)
 	$(call TCR_SCRIPTS,$(PYSITEDIR)/tcr.zip); \
 	printf '#!$(TARGET_PYTHON)\nimport sys\nsys.path.insert(0, "$(PYSITEDIR)/tcr.zip")\nfrom tcr.daemon.main import main\nsys.exit(main())\n' \
 	  >"$(DESTDIR)$(BINDIR)/tcrd"; chmod 0755 "$(DESTDIR)$(BINDIR)/tcrd"; \
-	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"; \
-	echo "tcr.zip: $$(wc -c <"$$tmp/tcr.zip") bytes of byte code ($$(wc -l <"$$tmp/files") files)"
+	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"
 else
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	mkdir "$$tmp/src"; tar --exclude=__pycache__ --exclude='*.egg-info' -cf - $(INSTALL_SRC) | tar -xf - -C "$$tmp/src"; \
