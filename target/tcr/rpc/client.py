@@ -8,14 +8,13 @@ fallback; test_cli checks both agree. tcr.rpc.protocol holds the same message sh
 dataclasses for the daemon side; test_protocol checks that both agree.
 """
 
-from __future__ import annotations
-
 import _socket
 import posix as _posix
 
 from tcr.common import leanos as os  # the os subset on posix: `import os` costs ~1 ms
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations below are strings for mypy
+# (quoted by hand: `from __future__ import annotations` imports the __future__ module, ~0.1 ms)
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
 
@@ -58,7 +57,7 @@ try:
     _scan_once = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]
     _encode_str = _json.encode_basestring  # keeps non-ASCII as is, like jsonc
 
-    def dumps(obj: Any) -> str:
+    def dumps(obj: "Any") -> str:
         """Compact JSON for the few types a request holds."""
         if isinstance(obj, str):
             return _encode_str(obj)
@@ -76,7 +75,7 @@ try:
             return "[" + ",".join(dumps(v) for v in obj) + "]"
         return _fallback_codec()[0](obj)
 
-    def loads(data: Any) -> Any:
+    def loads(data: "Any") -> "Any":
         """Decode one JSON document; every failure is a ValueError (as jsonc)."""
         if isinstance(data, (bytes, bytearray, memoryview)):
             data = bytes(data).decode("utf-8")
@@ -98,7 +97,7 @@ except (ImportError, AttributeError, TypeError):  # not CPython: the portable pa
 class RpcError(Exception):
     """An error reply from the daemon (or a broken reply). code is the RPC error code."""
 
-    def __init__(self, code: int, message: str, hint: Optional[str] = None):
+    def __init__(self, code: int, message: str, hint: "Optional[str]" = None):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -119,7 +118,7 @@ def _address(path: str) -> str:
     return "\0" + path[1:] if path.startswith("@") else path
 
 
-def resolve_socket(explicit: Optional[str] = None) -> str:
+def resolve_socket(explicit: "Optional[str]" = None) -> str:
     """--socket, then TCR_SOCKET, then the default path, then the C daemon's abstract name."""
     if explicit:
         return explicit
@@ -131,7 +130,7 @@ def resolve_socket(explicit: Optional[str] = None) -> str:
     return "@" + ABSTRACT_NAME
 
 
-def connect(path: str) -> _socket.socket:
+def connect(path: str) -> "_socket.socket":
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     try:
         sock.connect(_address(path))
@@ -141,7 +140,7 @@ def connect(path: str) -> _socket.socket:
     return sock
 
 
-def recv_message(sock: _socket.socket) -> Optional[bytes]:
+def recv_message(sock: "_socket.socket") -> "Optional[bytes]":
     """One SEQPACKET message (any size), or None when the peer closed."""
     probe = bytearray(1)
     n = sock.recv_into(probe, 1, _socket.MSG_PEEK | _MSG_TRUNC)  # MSG_TRUNC: the real length
@@ -151,7 +150,7 @@ def recv_message(sock: _socket.socket) -> Optional[bytes]:
     return sock.recv(max(n, 1))
 
 
-def terminal_size() -> Optional[List[int]]:
+def terminal_size() -> "Optional[List[int]]":
     """[rows, cols] of the terminal on stdin (or stdout), None without one."""
     for fd in (0, 1):
         if _posix.isatty(fd):  # (leanos has no isatty: its fallback would import os)
@@ -166,8 +165,8 @@ def terminal_size() -> Optional[List[int]]:
     return None
 
 
-def build_request(rid: int, method: str, args: List[str], stream: bool = True,
-                  attach: bool = False) -> Dict[str, Any]:
+def build_request(rid: int, method: str, args: "List[str]", stream: bool = True,
+                  attach: bool = False) -> "Dict[str, Any]":
     params: Dict[str, Any] = {"args": list(args)}
     try:
         params["pwd"] = os.getcwd()
@@ -184,11 +183,11 @@ def build_request(rid: int, method: str, args: List[str], stream: bool = True,
     return {"id": rid, "method": method, "params": params}
 
 
-def _str(v: Any) -> str:
+def _str(v: "Any") -> str:
     return v if isinstance(v, str) else ""
 
 
-def parse_reply(obj: Any) -> Dict[str, Any]:
+def parse_reply(obj: "Any") -> "Dict[str, Any]":
     """Normalise a decoded reply into {'kind': 'result'|'exec'|'stream'|'error', ...}."""
     if not isinstance(obj, dict):
         raise RpcError(7, "invalid reply from tcrd: not a JSON object")
@@ -239,14 +238,14 @@ def parse_reply(obj: Any) -> Dict[str, Any]:
 
 
 def call(
-    sock: _socket.socket,
+    sock: "_socket.socket",
     method: str,
-    args: List[str],
-    on_stream: Optional[Callable[[str, str], None]] = None,
+    args: "List[str]",
+    on_stream: "Optional[Callable[[str, str], None]]" = None,
     rid: int = 1,
     where: str = "socket",
     attach: bool = False,
-) -> Dict[str, Any]:
+) -> "Dict[str, Any]":
     """Send one request and return its final parsed reply ('result' or 'exec'), or with attach,
     possibly an 'attach' announcement: the caller then runs the data channel (tcr.cli.attach).
 
