@@ -2,7 +2,10 @@
 containers, and after they are removed; wake-ups over 60 s with containers running and no client;
 what the daemon imports and what each import costs; the installed size of the package.
 
-tcrd runs as installed (`python3 -I -S`, bench/common.tcrd_command). Memory = the sum of VmRSS of
+tcrd runs as a board runs it: `python3 -I -S` (bench/common.tcrd_command) with the package from
+tcr.zip as `make install BYTECODE_ONLY=1` builds it for Buildroot and Yocto (host_tools/tcr_host/
+boardzip.py); a second tcrd from the source tree (.pyc as compileall writes them, what a plain
+`make install` or pip leaves) is measured idle for reference. Memory = the sum of VmRSS of
 tcr's own processes: tcrd and any descendant running the same Python interpreter (workers; crun and
 the containers' processes are not counted; they are listed). PSS (smaps_rollup) is shown too.
 
@@ -81,6 +84,28 @@ def settle_sample(pid: int, n: int = 5) -> Dict[str, Any]:
         time.sleep(0.2)
         samples.append(footprint(pid))
     return sorted(samples, key=lambda s: int(s["rss_kb"]))[n // 2]
+
+
+def board_zip(work: str) -> str:
+    """tcr.zip as `make install BYTECODE_ONLY=1` builds it (the board's package)."""
+    out = os.path.join(work, "tcr.zip")
+    subprocess.run([sys.executable, os.path.join(common.REPO, "host_tools", "tcr_host", "boardzip.py"),
+                    os.path.join(common.TARGET, "tcr"), out,
+                    "--prefix", "/usr/lib/python3/site-packages/tcr.zip"],
+                   check=True, capture_output=True, timeout=300)
+    return out
+
+
+def source_idle(work: str, img: str) -> Dict[str, Any]:
+    """Idle footprint of a tcrd running the source tree's .pyc (same workload)."""
+    d = common.BenchDaemon(os.path.join(work, "tcrd-source"))
+    try:
+        d.start()
+        workload(d, img)
+        return settle_sample(d.pid)
+    finally:
+        for p in d.cleanup():
+            print(f"cleanup (source tcrd): {p}", file=sys.stderr)
 
 
 def workload(d: common.BenchDaemon, img: str) -> None:
@@ -275,6 +300,9 @@ def main() -> int:
     try:
         img = common.build_sqfs(os.path.join(work, "busybox.sqfs"), common.busybox_bundle(),
                                 common.image_info("tcr-bench/busybox"))
+        zip_path = board_zip(work)
+        zip_kb = os.path.getsize(zip_path) / 1024
+        d.extra_path = [zip_path]  # first on tcrd's sys.path: tcr comes from the zip
         d.start()
         fresh = settle_sample(d.pid)
         d.rpc("image", "load", img)
@@ -299,6 +327,7 @@ def main() -> int:
     for p in problems:
         print(f"cleanup: {p}", file=sys.stderr)
     try:
+        src_idle = source_idle(work, img)
         imports = import_times(work, img, held)
         common.precompile()  # files edited meanwhile would be compiled by the probes: not the cost we want
         attr = attribute(held)
@@ -344,17 +373,20 @@ def main() -> int:
         Metric("memory", f"tcrd wake-ups per second, {running} containers running, no client",
                f"{wake['per_second']:.2f}", "0", wake["runs"] == 0,
                f"{wake['runs']} in {wake['seconds']:.0f} s"),
-        Metric("memory", "installed size of tcr/ (no deps; source / with bytecode)",
-               f"{src_kb:.0f} kB / {pyc_kb:.0f} kB"),
+        Metric("memory", "tcrd VmRSS idle from the source tree's .pyc (plain `make install`, pip)",
+               f"{mb(src_idle['rss_kb']):.1f} MB", "", None, "reference: the target row runs tcr.zip"),
+        Metric("memory", "installed size of tcr/ (no deps; source / with bytecode) / board tcr.zip",
+               f"{src_kb:.0f} kB / {pyc_kb:.0f} kB / {zip_kb:.0f} kB"),
     ])
     if not args.no_write:
         steps = [("tcrd just started", fresh), ("+ image loaded", after_load),
                  ("+ one `run --rm --network none`", after_run)]
-        write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, size, held)
+        write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, size, held, src_idle, zip_kb)
     return 0
 
 
-def write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, size, held) -> None:
+def write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, size, held, src_idle,
+          zip_kb) -> None:
     def mb(kb: Any) -> str:
         return f"{int(kb) / 1024:.1f} MB"
 
@@ -365,8 +397,10 @@ def write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, siz
     lines = [
         "## Memory and footprint",
         "",
-        "`bench/bench_memory.py`: " + common.machine_line() + ". tcrd runs as installed (`python3 -I -S`,",
-        "no site or .pth files); VmRSS summed over tcr's own processes (tcrd and descendants running",
+        "`bench/bench_memory.py`: " + common.machine_line() + ". tcrd runs as a board runs it: `python3",
+        "-I -S` (no site or .pth files) with the package from the board's tcr.zip (`make install",
+        "BYTECODE_ONLY=1`, host_tools/tcr_host/boardzip.py); VmRSS summed over tcr's own processes",
+        "(tcrd and descendants running",
         "the same interpreter: workers; crun and the containers' processes are not counted), median",
         "of 5 samples. The path from 23 MB to here: docs/profile.md.",
         "",
@@ -376,6 +410,7 @@ def write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, siz
                 f"<= {TARGET_IDLE_MB:.0f} MB"),
             row(f"{running} running containers on the default network", busy, f"<= {TARGET_10_MB:.0f} MB"),
             row("after they are removed", after_rm, f"<= idle + {TARGET_BACK_MB:.0f} MB"),
+            row("idle, tcrd from the source tree's .pyc instead of tcr.zip (reference)", src_idle, ""),
         ]),
         "",
         f"Processes counted with {running} containers: {busy['own']}; not counted: "
@@ -409,7 +444,8 @@ def write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, siz
         "",
         f"{size['how']}: `tcr/` holds {size['files']} files, "
         f"{size['source_bytes'] / 1024:.0f} kB of source; {size['with_pyc_bytes'] / 1024:.0f} kB with "
-        f"`__pycache__` (du: {size['du_kb_with_pyc']} kB).",
+        f"`__pycache__` (du: {size['du_kb_with_pyc']} kB). The board's tcr.zip (`make install "
+        f"BYTECODE_ONLY=1`): {zip_kb:.0f} kB (docs/board-integration.md).",
         "",
     ]
     common.write_section("Memory and footprint", "\n".join(lines))

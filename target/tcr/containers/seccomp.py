@@ -33,9 +33,6 @@ ARCHES: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
 _DEFAULT_PATH = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "seccomp_default.json"
 )
-_cache: Dict[str, Dict[str, Any]] = {}
-
-
 def _package_data(path: str) -> bytes:
     """A file shipped inside the tcr package, through the module's loader: the path may lie inside
     the zip of byte code that `make install BYTECODE_ONLY=1` installs on a board."""
@@ -48,10 +45,9 @@ def _package_data(path: str) -> bytes:
 
 
 def load_default() -> Dict[str, Any]:
-    """The shipped default profile (parsed once per process)."""
-    if "default" not in _cache:
-        _cache["default"] = jsonc.loads(_package_data(_DEFAULT_PATH))
-    return _cache["default"]
+    """The shipped default profile, parsed anew: ~0.3 ms, once per (arch, caps, kernel) through
+    default_for(); keeping it would hold ~60 kB in tcrd for nothing (docs/profile.md)."""
+    return jsonc.loads(_package_data(_DEFAULT_PATH))
 
 
 def _kernel_tuple(v: str) -> Tuple[int, ...]:
