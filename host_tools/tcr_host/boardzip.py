@@ -51,10 +51,14 @@ def _svarint(value: int) -> bytes:
     return _varint((-value << 1) | 1 if value < 0 else value << 1)
 
 
-def line_table(code) -> bytes:
-    """co_linetable with the same co_lines() and one entry per run of the same line."""
+def line_table(code, function_level: bool = False) -> bytes:
+    """co_linetable with the same co_lines() and one entry per run of the same line; with
+    function_level, every instruction on the function's first line (still a valid table: the
+    traceback module raises on an empty one)."""
     runs: List[List] = []
-    for start, end, line in code.co_lines():
+    if function_level:
+        runs.append([0, len(code.co_code), code.co_firstlineno])
+    for start, end, line in () if function_level else code.co_lines():
         if runs and runs[-1][2] == line and runs[-1][1] == start:
             runs[-1][1] = end
         else:
@@ -75,12 +79,12 @@ def line_table(code) -> bytes:
     return bytes(out)
 
 
-def slim(code):
+def slim(code, function_level: bool = False):
     """code and the code objects in its constants with re-encoded line tables."""
-    consts = tuple(slim(c) if hasattr(c, "co_code") else c for c in code.co_consts)
+    consts = tuple(slim(c, function_level) if hasattr(c, "co_code") else c for c in code.co_consts)
     if _NO_COLUMNS < 0:
         return code.replace(co_consts=consts)
-    return code.replace(co_consts=consts, co_linetable=line_table(code))
+    return code.replace(co_consts=consts, co_linetable=line_table(code, function_level))
 
 
 class _Strip(ast.NodeTransformer):
@@ -130,10 +134,11 @@ class _Strip(ast.NodeTransformer):
         return node
 
 
-def compile_module(source: bytes, filename: str):
+def compile_module(source: bytes, filename: str, function_lines: bool = False):
     strip = _Strip()
     tree = ast.fix_missing_locations(strip.visit(ast.parse(source, filename)))
-    return slim(compile(tree, filename, "exec", flags=strip.flags, optimize=2, dont_inherit=True))
+    return slim(compile(tree, filename, "exec", flags=strip.flags, optimize=2, dont_inherit=True),
+                function_lines)
 
 
 def pyc(code) -> bytes:
@@ -141,7 +146,7 @@ def pyc(code) -> bytes:
     return importlib.util.MAGIC_NUMBER + b"\0" * 12 + marshal.dumps(code)
 
 
-def build(src: str, out: str, prefix: str, exclude: Sequence[str] = ()) -> int:
+def build(src: str, out: str, prefix: str, exclude: Sequence[str] = (), function_lines: bool = False) -> int:
     """Zip src (the tcr package directory) into out; returns its size. Entries sorted, dated
     1980-01-01: the same sources give the same bytes (reproducible builds)."""
     base = os.path.dirname(os.path.abspath(src))
@@ -158,7 +163,8 @@ def build(src: str, out: str, prefix: str, exclude: Sequence[str] = ()) -> int:
             with open(os.path.join(base, rel), "rb") as fh:
                 data = fh.read()
             if rel.endswith(".py"):
-                data, rel = pyc(compile_module(data, prefix.rstrip("/") + "/" + rel)), rel + "c"
+                data = pyc(compile_module(data, prefix.rstrip("/") + "/" + rel, function_lines))
+                rel += "c"
             info = zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -172,8 +178,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("zip", help="the zip to write")
     ap.add_argument("--prefix", required=True, help="the zip's path on the board (for tracebacks)")
     ap.add_argument("--exclude", action="append", default=[], help="a module or package path to leave out")
+    ap.add_argument("--function-lines", action="store_true",
+                    help="tracebacks name the function's first line, not the statement's (-33 kB)")
     args = ap.parse_args(argv)
-    size = build(args.src, args.zip, args.prefix, args.exclude)
+    size = build(args.src, args.zip, args.prefix, args.exclude, args.function_lines)
     print(f"tcr.zip: {size} bytes of byte code")
     return 0
 

@@ -292,8 +292,14 @@ def dispatch(opts, method, args) -> int:
 
         args = loadinput.rewrite(args, lambda: _incoming_dir(opts))
     if method == "compose":  # client-side: parses the file, plans, then makes the CLI's own RPC calls
-        from tcr.compose import cli as compose
-
+        try:
+            from tcr.compose import cli as compose
+        except ModuleNotFoundError as exc:  # a board package built without it (docs/board-integration.md)
+            if exc.name not in ("tcr.compose", "tcr.compose.cli"):
+                raise
+            os.write(2, b"tcr: compose is not installed here (a board package built without it); run it "
+                        b"from another machine with -H ssh://THIS-BOARD, or install tcr with compose\n")
+            return 1
         return compose.main(opts.socket, args)
     return rpc(opts, method, args)
 
