@@ -117,7 +117,7 @@ TARGET_PYTHON ?= $(PYTHON)
 PYSITEDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = "$(PREFIX)".rstrip("/") + "/"; \
   d = [x for x in sys.path if x.startswith(p) and x.endswith(("-packages", "-packages/"))]; \
   print(d[0] if d else sysconfig.get_path("purelib", "posix_prefix", vars={"base": p[:-1]}))')
-INSTALL_SRC := pyproject.toml README.md LICENSE target host_tools
+INSTALL_SRC := pyproject.toml README.md LICENSE bin target host_tools
 # The client script: -I -S skip site and .pth files (~10 ms; the client needs only the stdlib).
 # $(1): what goes on sys.path (the site directory, or tcr.zip in it).
 define TCR_SCRIPTS

@@ -66,7 +66,7 @@ def client_scripts(d: common.BenchDaemon) -> Dict[str, List[str]]:
     """argv prefixes of the ways the client is installed, written next to the daemon.
 
     installed: what `make install` writes (#!python3 -IS). pip: what `pip install` leaves in a
-    fresh venv: the package in its site-packages and tcr's own script target/bin/tcr with the
+    fresh venv: the package in its site-packages and tcr's own script bin/tcr with the
     venv's interpreter on the first line (pip rewrites `#!python`), so site runs, with no .pth file
     but the venv's own. pip, system site: the same script on /usr/bin/python3, whose site runs this
     machine's dist-packages .pth files (not tcr's; for reference)."""
@@ -83,7 +83,7 @@ def client_scripts(d: common.BenchDaemon) -> Dict[str, List[str]]:
         shutil.copytree(os.path.join(common.TARGET, "tcr"), os.path.join(site, "tcr"),
                         ignore=shutil.ignore_patterns("__pycache__"))
         subprocess.run([os.path.join(venv, "bin", "python3"), "-m", "compileall", "-q", site], check=True)
-    with open(os.path.join(common.TARGET, "bin", "tcr")) as f:
+    with open(os.path.join(common.REPO, "bin", "tcr")) as f:
         body = f.read().split("\n", 1)[1]
     pip = os.path.join(venv, "bin", "tcr")
     with open(pip, "w") as f:
@@ -214,7 +214,7 @@ def main() -> int:
             f"CLI start-up with {ni} images and {nc} containers, interleaved with the bare interpreter, "
             f"byte-code cached, {args.runs} rounds ({CLIENT_PY}). `installed`: the `#!python3 -IS` "
             "script `make install` writes; `pip`: what `pip install` makes in a fresh venv (tcr's own "
-            "script target/bin/tcr, not a console-script wrapper, so site runs but nothing imports "
+            "script bin/tcr, not a console-script wrapper, so site runs but nothing imports "
             "`re`); `pip, system site`: the same script on the system interpreter, whose site runs this "
             "machine's dist-packages .pth files (not tcr's; reference only). This machine is shared "
             "with other work (load average often > 10 on 2 cores): the verdict uses the median of the "
