@@ -190,7 +190,7 @@ def main() -> int:
         print(exec_body)
         common.record("run", [common.Metric("run", "tcr run --rm / crun run", f"{ratio:.2f}x",
                                             f"<= {TARGET_RATIO}x", ratio <= TARGET_RATIO),
-                              common.Metric("run", "tcr exec / bare crun exec (no C tool here)",
+                              common.Metric("run", "tcr exec / bare crun exec, minimums (no C tool here)",
                                             f"{exec_ratio:.2f}x", f"<= {TARGET_EXEC}x",
                                             exec_ratio <= TARGET_EXEC)])
         if not ns.no_write:
@@ -233,14 +233,17 @@ def bench_exec(d, client, env, crun, ns):
     finally:
         d.cli("rm", "-f", "benchexec", check=False)
     t, c = common.median(res["tcr"]), common.median(res["crun"])
-    ratio = t / c
+    # the verdict on the minimums: under load crun exec's median grows far more than the client's
+    # start (cgroup and namespace work), which makes the ratio of medians look better than it is
+    ratio = min(res["tcr"]) / min(res["crun"])
+    ratio_median = t / c
     # per round: what tcr adds to an interpreter start and a crun exec (imports, one RPC, the exec)
     own = common.median([a - b - p for a, b, p in zip(res["tcr"], res["crun"], res["python"])])
-    floor = common.median([(p + b) / b for b, p in zip(res["crun"], res["python"])])
+    floor = (min(res["python"]) + min(res["crun"])) / min(res["crun"])
     body = (
         "## Exec\n\n"
         f"`bench/bench_run.py`: {common.machine_line()}; {ns.runs} interleaved runs after {ns.warmup} "
-        "warm-up, medians.\n"
+        "warm-up.\n"
         "`tcr exec CTR /bin/true` (the installed client: one RPC, then it execs `crun exec` itself) vs "
         "bare `crun exec` of the same running container. The issue's reference is the C "
         "implementation's exec, which is not available on this machine; bare crun is the stricter "
@@ -251,9 +254,12 @@ def bench_exec(d, client, env, crun, ns):
             ["python3 -I -S -c pass", common.ms(common.median(res["python"])), common.ms(min(res["python"])),
              common.ms(max(res["python"]))],
         ])
-        + f"\n\nRatio tcr / crun: **{ratio:.2f}x** ({'met' if ratio <= TARGET_EXEC else 'not met'}). "
-        f"The floor for any Python client is (interpreter start + crun exec) / crun exec = {floor:.2f}x "
-        f"here: the interpreter alone takes about as long as crun exec. What tcr itself adds on top "
+        + f"\n\nRatio tcr / crun of the minimums: **{ratio:.2f}x** "
+        f"({'met' if ratio <= TARGET_EXEC else 'not met'}); of the medians {ratio_median:.2f}x (this "
+        "shared machine was loaded: under load crun exec's median grows far more than the client's "
+        "start, which flatters the ratio of medians). The floor for any Python client is "
+        f"(interpreter start + crun exec) / crun exec = {floor:.2f}x (minimums): the interpreter alone "
+        "takes about as long as crun exec. What tcr itself adds on top "
         f"(imports, one RPC of ~0.2 ms in tcrd, the exec; median of per-round differences): "
         f"{own * 1000:.1f} ms.\n"
     )
