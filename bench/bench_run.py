@@ -245,8 +245,8 @@ def bench_exec(d, client, env, crun, ns):
     cpu_tcr, cpu_crun = common.median(cpu["tcr exec"]), common.median(cpu["crun exec"])
     cpu_py = common.median(cpu["python3 -I -S -c pass"])
     t, c = common.median(res["tcr"]), common.median(res["crun"])
-    # the verdict on the minimums: under load crun exec's median grows far more than the client's
-    # start (cgroup and namespace work), which makes the ratio of medians look better than it is
+    # the verdict on the minimums: medians move with the load of a shared machine, and crun exec's
+    # (cgroup and namespace work) differently from a client's start
     ratio = min(res["tcr"]) / min(res["crun"])
     ratio_median = t / c
     # per round: what tcr adds to an interpreter start and a crun exec (imports, one RPC, the exec)
@@ -267,9 +267,9 @@ def bench_exec(d, client, env, crun, ns):
              common.ms(max(res["python"]))],
         ])
         + f"\n\nRatio tcr / crun of the minimums: **{ratio:.2f}x** "
-        f"({'met' if ratio <= TARGET_EXEC else 'not met'}); of the medians {ratio_median:.2f}x (this "
-        "shared machine was loaded: under load crun exec's median grows far more than the client's "
-        "start, which flatters the ratio of medians). The floor for any Python client is "
+        f"({'met' if ratio <= TARGET_EXEC else 'not met'}); of the medians {ratio_median:.2f}x (on this "
+        "shared machine the medians move with its load, and crun exec's, doing cgroup and namespace "
+        "work, moves differently from a client's start). The floor for any Python client is "
         f"(interpreter start + crun exec) / crun exec = {floor:.2f}x (minimums): the interpreter alone "
         "takes about as long as crun exec. What tcr itself adds on top "
         f"(imports, one RPC of ~0.2 ms in tcrd, the exec; median of per-round differences): "
