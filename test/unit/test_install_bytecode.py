@@ -40,9 +40,9 @@ def test_only_the_zip_the_scripts_and_the_init_script(board):
 
 
 # The zip was 252 kB when BYTECODE_ONLY landed; main's later work (compose, volumes, ...) took
-# it to 488 kB (KiB, as LIMIT); boardzip's lossless cuts (exact line tables re-encoded, no annotations) to 446 kB.
-# The rest needs one of the two trade-offs below, which the default does not make (decision and
-# numbers: docs/board-integration.md); strict, so this turns into a failure once the default fits.
+# it to 488 kB (KiB, as LIMIT); boardzip's lossless cuts (exact line tables re-encoded, no
+# annotations) to 446 kB. The rest needs both trade-offs below, which the default does not make
+# (decision and numbers: docs/board-integration.md); strict, so this fails once the default fits.
 @pytest.mark.xfail(strict=True, reason="default tcr.zip is 446 kB: exact line numbers and compose kept "
                    "(limit 400 kB; BOARD_ZIP_FLAGS gives 387 kB)")
 def test_zip_within_400_kB(board):
