@@ -268,6 +268,10 @@ def test_tcr_local_site_copies_what_the_build_reads():
     where = re.search(r"^where\s*=\s*\[(.*?)\]", py, re.M)
     assert where
     needed += ["'/{}/***'".format(w.strip().strip('"')) for w in where.group(1).split(",")]
+    scripts = re.search(r"^script-files\s*=\s*\[(.*?)\]", py, re.M)  # setuptools reads them at build
+    if scripts:
+        tops = {f.strip().strip('"').split("/")[0] for f in scripts.group(1).split(",")}
+        needed += sorted(f"'/{t}/***'" for t in tops)
     for n in needed:
         assert f"--include {n}" in rules, f"tcr.mk does not copy {n}"
     assert rules.rstrip().endswith("--exclude '*'")

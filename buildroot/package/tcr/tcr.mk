@@ -12,7 +12,7 @@ TCR_SITE_METHOD = local
 TCR_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude __pycache__ --exclude '*.pyc' --exclude '*.egg-info' \
 	--include /pyproject.toml --include /README.md --include /LICENSE \
-	--include /Makefile --include '/target/***' --include '/host_tools/***' \
+	--include /Makefile --include '/bin/***' --include '/target/***' --include '/host_tools/***' \
 	--exclude '*'
 TCR_LICENSE = MIT
 TCR_LICENSE_FILES = LICENSE
