@@ -34,7 +34,7 @@ def _live(c: Any) -> bool:
 
 
 def connect(mgr: Any, c: Any, network: str, aliases: Sequence[str] = (), ip: Optional[str] = None) -> None:
-    from tcr.containers.runopts import HOSTNAME_RE, parse_network
+    from tcr.containers.runopts import parse_network, valid_hostname
     from tcr.network import ipaddr, netplan
 
     network = parse_network(network) if network not in ("host", "none") else network
@@ -45,7 +45,7 @@ def connect(mgr: Any, c: Any, network: str, aliases: Sequence[str] = (), ip: Opt
     if network != netplan.DEFAULT_NETWORK:
         nets.get(network)  # NetworkNotFound, before anything else is looked at
     for a in aliases:
-        if not HOSTNAME_RE.fullmatch(a):
+        if not valid_hostname(a):
             raise InvalidArgument(f"invalid --alias: {a[:64]!r}", hint="letters, digits, '.', '-'")
     if any(e.network == network for e in c.rec.networks):
         raise InUse(f"endpoint with name {c.rec.name} already exists in network {network}")
