@@ -110,8 +110,8 @@ BINDIR      ?= $(PREFIX)/bin
 INITDIR     ?= $(SYSCONFDIR)/init.d
 INIT        ?= both
 BYTECODE_ONLY ?=
-# a smaller board package: BOARD_ZIP_FLAGS="--function-lines --exclude tcr/compose" (417 kB
-# instead of 478 kB; tracebacks name functions' first lines, no `tcr compose` on the board)
+# a smaller board package: BOARD_ZIP_FLAGS="--function-lines --exclude tcr/compose" (429 kB
+# instead of 491 kB; tracebacks name functions' first lines, no `tcr compose` on the board)
 BOARD_ZIP_FLAGS ?=
 TARGET_PYTHON ?= $(PYTHON)
 PYSITEDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = "$(PREFIX)".rstrip("/") + "/"; \
