@@ -46,7 +46,6 @@ STORED_NAME = store.STORED_NAME
 MOUNT_FLAGS = store.MOUNT_FLAGS
 STAGING_PREFIX = ".load-"
 INCOMING = "incoming"
-STALE_UPLOAD_SECONDS = 600  # at start-up, uploads older than this are leftovers of a failed deploy
 
 if TYPE_CHECKING:
     Done = Callable[[Union[Any, TcrError]], None]
@@ -452,28 +451,44 @@ class ImageManager:
         return rec
 
     def _clean_incoming(self) -> List[str]:
-        """Uploads a failed deploy left in <root>/incoming: not touched for a while, or from before
-        this boot (no client of an earlier boot is still copying: a power cut mid-deploy)."""
+        """Uploads a failed deploy left in <root>/incoming, removed at start-up.
+
+        No load runs before tcrd does, so an upload that no live process holds open (a client still
+        copying does: sftp-server, `scp -t`, the stdin spooler) can only be left over: a client
+        killed mid-deploy, a power cut. Times cannot tell: a board without a battery-backed clock,
+        or one that boots again within a second (btime is whole seconds), gives a file of the last
+        boot an mtime after this boot's start (found on the emulated board).
+        """
         d = os.path.join(self.root, INCOMING)
-        booted = _boot_time()
-        out: List[str] = []
         try:
             names = os.listdir(d)
         except OSError:
-            return out
-        now = time.time()
+            return []
+        files: Dict[str, Any] = {}
         for n in names:
             p = os.path.join(d, n)
             try:
                 st = os.lstat(p)
-                stale = now - st.st_mtime > STALE_UPLOAD_SECONDS
-                before_boot = booted is not None and st.st_mtime < booted
-                if stat.S_ISREG(st.st_mode) and (stale or before_boot):
-                    os.unlink(p)
-                    what = "an upload from before this boot" if before_boot else "stale upload"
-                    out.append(f"removed {what} {p}")
             except OSError:
                 continue
+            if stat.S_ISREG(st.st_mode):
+                files[p] = (st.st_dev, st.st_ino)
+        if not files:
+            return []
+        from tcr.kernel import openfiles  # only when something was left: not at every start
+
+        busy = openfiles.holders(files.values())
+        out: List[str] = []
+        for p, key in files.items():
+            if key in busy:
+                log.info("kept %s: an upload in progress (held open by pid %d)", p, busy[key])
+                continue
+            try:
+                os.unlink(p)
+            except OSError as exc:
+                out.append(f"cannot remove the left-over upload {p}: {exc.strerror}")
+                continue
+            out.append(f"removed the left-over upload {p} (no client was copying it)")
         return out
 
     def _remount(self, rec: ImageRecord) -> ImageRecord:
@@ -627,13 +642,3 @@ def _mounted_loops() -> set:
 parse_sidecar = store.parse_sidecar  # kept for callers of the old name
 
 
-def _boot_time() -> Optional[float]:
-    """The wall-clock time the kernel booted (btime of /proc/stat), None if unknown."""
-    try:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
