@@ -24,6 +24,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,20 @@ def check(what: str, cond: bool, detail: str = "") -> bool:
     CHECKS.append((what, cond, detail))
     say(f"{'ok  ' if cond else 'FAIL'} {what}" + ("" if cond or not detail else f": {detail.strip()[:600]}"))
     return cond
+
+
+def until(probe, timeout: float, every: float = 2.0):
+    """Call probe() until it returns (True, detail) or timeout seconds passed; the last result.
+
+    The emulated board runs under TCG on a shared 2-core PC: how long a state takes to appear
+    varies several-fold from run to run, so checks wait for a condition (bounded generously),
+    never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, detail = probe()
+        if ok or time.monotonic() > deadline:
+            return ok, detail
+        time.sleep(every)
 
 
 def sh(argv: List[str], **kw) -> subprocess.CompletedProcess:
@@ -238,7 +253,10 @@ def make_disk(cached: str, work: str, pubkey: str) -> str:
     disk = os.path.join(work, "disk.img")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(disk)
-    must(["mkfs.ext4", "-q", "-F", "-L", "board", "-d", root, disk, "4G"])
+    # -O verity: tcr turns fs-verity on for every stored image where the kernel has it
+    # (CONFIG_FS_VERITY; Debian's arm64, armhf and amd64 kernels do), so the kernel checks every
+    # page the loop device reads (docs/security.md)
+    must(["mkfs.ext4", "-q", "-F", "-L", "board", "-O", "verity", "-d", root, disk, "4G"])
     shutil.rmtree(root, ignore_errors=True)
     return disk
 
@@ -297,6 +315,10 @@ class Board:
         self.init = "systemd"
         self.http_port = emulated["http_port"] if emulated else BOARD_PORT
         self.http_host = "127.0.0.1" if emulated else url.split("@")[-1].split(":")[0].strip("[]/")
+        http = os.environ.get("TCR_BOARD_HTTP", "")  # HOST:PORT where the board's :8080 is reached
+        if http and not emulated:
+            self.http_host, _, port = http.rpartition(":")
+            self.http_port = int(port)
 
     # -- talking to it --
     def env(self) -> Dict[str, str]:
@@ -314,9 +336,20 @@ class Board:
             return subprocess.CompletedProcess(args, 124, "", f"timed out after {timeout}s")
 
     def tcr_popen(self, *args: str) -> subprocess.Popen:
+        """A client left running in the background, in its own process group (see stop_client)."""
         return subprocess.Popen([sys.executable, "-m", "tcr.cli.main", "-H", self.url, *args],
                                 env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    @staticmethod
+    def stop_client(p: subprocess.Popen) -> str:
+        """Kill a tcr_popen client with everything it started: killing the client alone left its
+        scp running, and that scp reconnected to the next boot through the same forwarded port
+        and finished the upload there, after tcrd's start-up clean-up (seen on the board)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)  # our own child's group, by its id
+        _out, err = p.communicate()
+        return err or ""
 
     def ssh(self, command: str, timeout: float = 600) -> subprocess.CompletedProcess:
         from tcr.cli import ssh
@@ -468,7 +501,15 @@ def state_of(c: dict) -> str:
     return str(c.get("state") or c.get("State") or c.get("status") or "").lower()
 
 
-def http_get(board: Board, timeout: float = 60) -> str:
+def running(board: Board, name: str, timeout: float = 180) -> tuple:
+    """(running?, detail) once container name runs, or after timeout seconds."""
+    def probe() -> tuple:
+        c = by_name(ps_json(board)).get(name)
+        return "running" in state_of(c or {}), json.dumps(c)
+    return until(probe, timeout)
+
+
+def http_get(board: Board, timeout: float = 180) -> str:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -511,8 +552,10 @@ def scenario(board: Board, images: List[str], reboot: bool = True) -> Dict[str, 
         r = board.tcr("run", "-d", "--name", n, "--network", "boardnet", img, "sleep", "100000")
         check(f"[{board.init}] run -d {n} on boardnet", r.returncode == 0, r.stderr)
     for a, b in (("alpha", "beta"), ("beta", "alpha")):
-        r = board.tcr("exec", a, "ping", "-c", "1", "-W", "5", b)
-        check(f"[{board.init}] {a} resolves and reaches {b} by name", r.returncode == 0, r.stdout + r.stderr)
+        def ping(a: str = a, b: str = b) -> tuple:
+            r = board.tcr("exec", a, "ping", "-c", "1", "-W", "5", b)
+            return r.returncode == 0, r.stdout + r.stderr
+        check(f"[{board.init}] {a} resolves and reaches {b} by name", *until(ping, 60))
 
     r = board.tcr("run", "-d", "--name", "keeper", "--restart", "always", img, "sleep", "100000")
     check(f"[{board.init}] run -d --restart always", r.returncode == 0, r.stderr)
@@ -523,10 +566,8 @@ def scenario(board: Board, images: List[str], reboot: bool = True) -> Dict[str, 
 
     if reboot:
         times["reboot"] = board.reboot()
-        cs = by_name(ps_json(board))
         for n in ("keeper", "web"):
-            check(f"[{board.init}] --restart always: {n} runs again after a reboot",
-                  "running" in state_of(cs.get(n, {})), json.dumps(cs.get(n)))
+            check(f"[{board.init}] --restart always: {n} runs again after a reboot", *running(board, n))
         body = http_get(board)
         check(f"[{board.init}] httpd answers again after the reboot", "hello from tcr" in body, body)
 
@@ -570,9 +611,15 @@ echo "$out"
 """
 
 
-def leaks(board: Board, expect_containers: Optional[List[str]] = None) -> tuple:
+def leaks(board: Board, timeout: float = 60) -> tuple:
     """(no leak?, detail): half-written files, upload leftovers, mounts/loops/netns/veths/nft
-    rules that belong to no container, image or network tcr lists."""
+    rules that belong to no container, image or network tcr lists. Waits up to timeout seconds
+    for a clean state (a container that is starting has its overlay before ps says running); a
+    leak stays, so it still shows."""
+    return until(lambda: _leaks_now(board), timeout, every=5)
+
+
+def _leaks_now(board: Board) -> tuple:
     r = board.ssh(LEAK_SCRIPT)
     found = r.stdout.split()
     st = board.ssh("ip -o link show type veth | wc -l; ls /run/tcr/netns 2>/dev/null | wc -l; "
@@ -606,10 +653,9 @@ def after_power_cut(board: Board, moment: str, always: List[str], maybe: Dict[st
         iid = str(im.get("Id") or "")
         v = board.tcr("image", "verify", iid)
         check(f"{tag} image {iid[:12]} verifies", v.returncode == 0, v.stdout + v.stderr)
-    cs = by_name(ps_json(board))
     for n in always:
-        check(f"{tag} always-container {n} runs again", "running" in state_of(cs.get(n, {})),
-              json.dumps(cs.get(n)))
+        check(f"{tag} always-container {n} runs again", *running(board, n))
+    cs = by_name(ps_json(board))
     for name, kind in maybe.items():
         if kind == "container" and name in cs:
             # whole: it can be inspected, started and removed like any other
@@ -664,10 +710,9 @@ def power_cuts(board: Board, images: List[str]) -> None:
     ]
     for moment, args, name, kind, delay in plans:
         p = board.tcr_popen(*args)
-        time.sleep(delay)
+        time.sleep(delay)  # the moment of the cut; whatever it hits, the checks below must hold
         board.power_cut()
-        p.kill()
-        p.communicate()
+        board.stop_client(p)
         after_power_cut(board, moment, always, {name: kind})
         if kind == "image":
             board.tcr("image", "rm", "board:second")
@@ -677,6 +722,132 @@ def power_cuts(board: Board, images: List[str]) -> None:
     board.tcr("image", "rm", img)
     left = ps_json(board)
     check("[power] cleaned up after the power cuts", not left, json.dumps(left))
+
+
+# ---- fs-verity (issue 11) -----------------------------------------------------------------------
+
+# What the board's kernel says the file's fs-verity digest is: its own ioctl, not tcr's code.
+VERITY_MEASURE = r"""
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+buf = bytearray(struct.pack("=HH", 0, 64) + bytes(64))
+try:
+    fcntl.ioctl(fd, 0xC0046686, buf)  # FS_IOC_MEASURE_VERITY
+except OSError as e:
+    print("off:" + (e.strerror or str(e)))
+else:
+    alg, size = struct.unpack_from("=HH", buf)
+    print(f"{alg}:{bytes(buf[4:4 + size]).hex()}")
+"""
+
+
+def fsverity_digest(path: str, block: int = 4096) -> str:
+    """The fs-verity file digest (SHA-256, no salt, version 1) of path as the kernel measures it
+    after tcr enabled it: the Merkle tree over the file's blocks, then the descriptor's hash."""
+    def sha(b: bytes) -> bytes:
+        return hashlib.sha256(b).digest()
+
+    def pad(b: bytes) -> bytes:
+        return b + bytes(-len(b) % block)
+
+    with open(path, "rb") as f:
+        data = f.read()
+    root = bytes(32)
+    if data:
+        level = [sha(pad(data[i:i + block])) for i in range(0, len(data), block)]
+        while len(level) > 1:  # one block of data: its hash is the root
+            blob = b"".join(level)
+            level = [sha(pad(blob[i:i + block])) for i in range(0, len(blob), block)]
+        root = level[0]
+    desc = struct.pack("<BBBBIQ64s32s144s", 1, 1, block.bit_length() - 1, 0, 0, len(data), root, b"", b"")
+    return "1:" + sha(desc).hex()
+
+
+def kernel_has_verity(cached: str) -> Optional[bool]:
+    """CONFIG_FS_VERITY of the emulated board's kernel, from the cached tree's /boot/config-*."""
+    boot = os.path.join(cached, "rootfs", "boot")
+    for n in sorted(os.listdir(boot)) if os.path.isdir(boot) else ():
+        if n.startswith("config-"):
+            with open(os.path.join(boot, n)) as f:
+                return "CONFIG_FS_VERITY=y\n" in f.read()
+    return None
+
+
+def inspect_image(board: Board, ref: str) -> dict:
+    r = board.tcr("image", "inspect", ref)
+    try:
+        return json.loads(r.stdout)[0]
+    except (ValueError, IndexError, KeyError):
+        return {}
+
+
+def verity(board: Board, images: List[str], expect: Optional[bool]) -> None:
+    """A loaded image gets fs-verity where the board's kernel has it; then even root cannot open
+    it for writing, and a block changed behind the file system's back (on the disk, the board
+    off) makes the image broken instead of mounting changed bytes. expect: whether the kernel has
+    CONFIG_FS_VERITY (None: unknown, a real board)."""
+    ref = "board:second"
+    r = board.tcr("image", "load", "-q", images[1])
+    if not check("[verity] image load", r.returncode == 0, r.stderr):
+        return
+
+    def sealed() -> tuple:  # uploads take the --move path: hash and fs-verity follow the load
+        sf = inspect_image(board, ref).get("storedFile") or {}
+        return bool(sf.get("sha256")), json.dumps(sf)
+    done, detail = until(sealed, 300)
+    check("[verity] the upload was hashed after its load", done, detail)
+    d = inspect_image(board, ref)
+    on = bool((d.get("storedFile") or {}).get("verity"))
+    stored = str(d.get("stored") or "")
+    if expect is not None:
+        check(f"[verity] fs-verity is {'on' if expect else 'off'} for the stored image "
+              "(tcr image inspect: storedFile.verity), as the board's kernel has it"
+              f"{'' if expect else ' not'}", on == expect, json.dumps(d.get("storedFile")))
+    else:
+        say(f"[verity] the board's kernel config is unknown; fs-verity is {'on' if on else 'off'}")
+    if on:
+        m = board.ssh(f"python3 -c {shlex.quote(VERITY_MEASURE)} {shlex.quote(stored)}")
+        want = fsverity_digest(images[1])
+        check("[verity] the kernel's measure is the fs-verity digest of the file built on the PC",
+              m.stdout.strip() == want, f"board {m.stdout.strip()}{m.stderr} / PC {want}")
+        opener = "import sys; open(sys.argv[1], 'r+b')"
+        w = board.ssh(f"python3 -c {shlex.quote(opener)} {shlex.quote(stored)}")
+        check("[verity] not even root can open the stored file for writing (EPERM)",
+              w.returncode != 0 and "Operation not permitted" in w.stderr, w.stderr)
+    if not (on and board.emu):
+        r = board.tcr("image", "rm", ref)
+        check("[verity] image rm", r.returncode == 0, r.stderr)
+        return
+    # Change one byte of the file's first block on the disk while the board is off: nothing in
+    # the file system (size, mtime, ctime, inode: tcr's boot-time fingerprint) shows it.
+    iid = str(d.get("id") or "")
+    board.shutdown()
+    disk = board.emu["disk"]
+    r = sh(["debugfs", "-R", f"bmap {stored} 0", disk])
+    try:
+        pblk = int(r.stdout.split()[0])
+    except (ValueError, IndexError):
+        check("[verity] found the stored file's first block on the disk", False, r.stdout + r.stderr)
+        board.boot(board.init)
+        return
+    with open(disk, "r+b") as f:
+        f.seek(pblk * 4096 + 100)
+        b = f.read(1)
+        f.seek(pblk * 4096 + 100)
+        f.write(bytes([b[0] ^ 0xFF]))
+    say(f"[verity] flipped a byte of {stored} (disk block {pblk}) with the board off")
+    board.boot(board.init)
+    r = board.tcr("image", "ls")
+    check("[verity] the changed image is listed as broken", r.returncode == 0 and iid in r.stderr
+          and "broken" in r.stderr, r.stdout + r.stderr)
+    r = board.tcr("run", "--rm", ref, "true")
+    check("[verity] run refuses the changed image", r.returncode not in (0, 124), r.stdout + r.stderr)
+    r = board.ssh(f"cat {shlex.quote(stored)} >/dev/null")
+    check("[verity] the kernel refuses to read the changed block (EIO)",
+          r.returncode != 0 and "Input/output error" in r.stderr, r.stderr)
+    r = board.tcr("image", "rm", ref)
+    check("[verity] the broken image can be removed", r.returncode == 0, r.stderr)
+    check("[verity] nothing leaked", *leaks(board))
 
 
 # ---- numbers ------------------------------------------------------------------------------------
@@ -809,6 +980,34 @@ def write_docs(arch: str, emulated: bool, nums: Dict[str, Dict[str, float]], sta
     write_section(lines[0][3:], "\n".join(lines) + "\n")
 
 
+def serve(board: Board) -> None:
+    """--serve: the emulated board stays up for `make board-test BOARD=...`, reached the way a
+    real board is; a reboot inside it (qemu has -no-reboot) boots it again. Ends on SIGINT or
+    SIGTERM (the board is then shut down by main's finally)."""
+    stop: List[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    board.boot("systemd")
+    assert board.qemu is not None and board.emu is not None
+    say("the board is up; from another shell, run the scenario against it as against a real board:\n"
+        f"  make board-test ARCH={board.emu['arch']} BOARD={board.url} \\\n"
+        f"    TCR_SSH_OPTS='{board.ssh_opts}' \\\n"
+        f"    TCR_BOARD_HTTP=127.0.0.1:{board.http_port}\n"
+        "Ctrl-C (or SIGTERM) shuts it down.")
+    while not stop:
+        try:
+            board.qemu.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            continue
+        if not stop:
+            say("the board went down (a reboot): booting it again")
+            board._start_qemu(board.init)
+
+
 # ---- main ---------------------------------------------------------------------------------------
 
 def main() -> int:
@@ -818,8 +1017,10 @@ def main() -> int:
     ap.add_argument("--cache", default=os.environ.get("TCR_BOARD_CACHE") or "/var/cache/tcr-board")
     ap.add_argument("--docs", action="store_true", help="write the numbers into docs/benchmarks.md")
     ap.add_argument("--reps", type=int, default=5, help="repetitions per timed command on the board")
+    ap.add_argument("--serve", action="store_true",
+                    help="boot the emulated board and keep it up for a run with --board (Ctrl-C ends it)")
     ap.add_argument("--skip", default="",
-                    help="comma list of stages to skip: powercut, powercut-systemd, busybox, bench")
+                    help="comma list of stages to skip: powercut, powercut-systemd, verity, busybox, bench")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     if os.geteuid() != 0 and not a.board:
@@ -846,10 +1047,13 @@ def main() -> int:
             ssh_port = free_port()
             board = Board(f"ssh://root@127.0.0.1:{ssh_port}", work,
                           f"-i {key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no "
-                          f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=20",
+                          f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=60",
                           emulated={"arch": a.arch, "ssh_port": ssh_port, "http_port": free_port(),
                                     "kernel": os.path.join(cached, "vmlinuz"),
                                     "initrd": os.path.join(cached, "initrd.img"), "disk": disk})
+        if a.serve and board.emu:
+            serve(board)
+            return 0
         with stage(f"images for {a.arch} (tcr-create-image from an offline OCI layout)"):
             images = build_images(a.arch, a.cache, work)
         with stage("boot (systemd)" if not a.board else "reach the board"):
@@ -863,6 +1067,9 @@ def main() -> int:
         if not a.board and not {"powercut", "powercut-systemd"} & skip:
             with stage("power cuts"):
                 power_cuts(board, images)
+        if "verity" not in skip:
+            with stage("fs-verity"):
+                verity(board, images, kernel_has_verity(cached) if not a.board else None)
         if not a.board and "busybox" not in skip:
             with stage("reboot into BusyBox init (S95tcrd)"):
                 board.reboot("busybox")
