@@ -396,6 +396,8 @@ class Board:
                 "-serial", f"file:{os.path.join(self.work, f'console-{self.boots}.log')}"]
         if e["arch"] == "x86_64" and os.access("/dev/kvm", os.W_OK):
             argv.insert(1, "-enable-kvm")
+        if shutil.which(qemu) is None:
+            raise Failed(f"{qemu} not found: `make board-test` installs it (BOARD_APT_PKGS)")
         with open(os.path.join(self.work, "qemu.log"), "a") as log:
             self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=log)
