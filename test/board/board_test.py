@@ -985,8 +985,8 @@ def write_docs(arch: str, emulated: bool, nums: Dict[str, Dict[str, float]], sta
     lines = [f"## Board ({arch}, {'emulated: qemu TCG, ' if emulated else ''}make board-test)", ""]
     lines.append("Measured on the board by `make board-test` (test/board/board_test.py); each ratio is "
                  "taken within one run, interleaved, so the emulator's speed cancels out. "
-                 + ("The emulated board is qemu-system-aarch64 -M virt -cpu cortex-a57 -m 1024 -smp 2 "
-                    "without KVM on a shared 2-core PC: absolute times are ~10-30x a real Cortex-A53/A72, "
+                 + (f"The emulated board is {ARCHES[arch][2]} {' '.join(ARCHES[arch][3])} -m 1024 -smp 2 "
+                    "without KVM (TCG) on a shared 2-core PC: absolute times are ~10-30x a real board's, "
                     "the ratios are what carries over." if emulated else ""))
     lines.append("")
     lines.append("| init | tcr run --rm | crun run | ratio | tcr run --rm (bridge) | tcr ps | python3 -I -S "
