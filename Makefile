@@ -89,6 +89,8 @@ check-recipes: venv
 	  $(VPY) test/recipes/check_recipes.py $(if $(VENDOR_DIR),--vendor "$(VENDOR_DIR)")
 
 # Each stage prints how long it took; docs/board-integration.md has the timings.
+# BOARD_ARGS="--skip powercut,verity,busybox,bench" leaves stages out; BOARD_ARGS=--serve boots
+# the emulated board and keeps it up for a run with BOARD=ssh://root@127.0.0.1:PORT.
 board-test: deps
 	@missing=$$(for p in $(BOARD_APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
