@@ -41,23 +41,6 @@ def _hide_zstandard(daemon: common.BenchDaemon) -> None:
     daemon.extra_path.append(os.path.dirname(shim))
 
 
-def _wait_no_workers(daemon: common.BenchDaemon, timeout: float = 60) -> None:
-    """Until tcrd has no forked worker left (so that a sample is tcrd alone; untimed)."""
-    me = _cmdline(daemon.pid)
-    deadline = time.monotonic() + timeout
-    while any(_cmdline(c) == me for c in common.children(daemon.pid)):
-        if time.monotonic() > deadline:
-            raise RuntimeError("tcrd's worker did not finish")
-        time.sleep(0.01)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
 
 def measure(name: str, daemon: common.BenchDaemon, step: Callable[[int], None], warmup: int,
             count: int) -> Dict[str, Any]:
@@ -66,12 +49,12 @@ def measure(name: str, daemon: common.BenchDaemon, step: Callable[[int], None], 
     t0 = 0.0
     for i in range(warmup + count):
         if i >= warmup and (i - warmup) % max(1, count // 10) == 0:
-            _wait_no_workers(daemon)
+            common.wait_no_workers(daemon, timeout=60)
             samples.append(common.rss_kb(daemon.pid))
             if i == warmup:
                 t0 = time.monotonic()
         step(i)
-    _wait_no_workers(daemon)
+    common.wait_no_workers(daemon, timeout=60)
     samples.append(common.rss_kb(daemon.pid))
     res = {"name": name, "count": count, "warmup": warmup, "samples": samples,
            "start": samples[0], "end": samples[-1], "growth": samples[-1] - samples[0],

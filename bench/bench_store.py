@@ -93,7 +93,7 @@ def load_times(daemon: common.BenchDaemon, work: str, sizes: List[int], runs: in
                 elapsed = time.perf_counter() - t0
                 if i:
                     times.append(elapsed)
-                wait_idle(daemon)  # --move: let the background hash finish before the next run
+                common.wait_no_workers(daemon)  # --move: let the background hash finish before the next run
                 daemon.rpc("image", "rm", iid)
             out[mode][size] = median(times)
             print(f"  {mode:8s} {size:4d} MB: {ms(out[mode][size])}", flush=True)
@@ -101,23 +101,6 @@ def load_times(daemon: common.BenchDaemon, work: str, sizes: List[int], runs: in
         os.unlink(master + ".sha256")
     return out
 
-
-def wait_idle(daemon: common.BenchDaemon, timeout: float = 120) -> None:
-    """Until tcrd has no forked worker left (bench set-up, untimed)."""
-    deadline = time.monotonic() + timeout
-    me = _cmdline(daemon.pid)
-    while any(_cmdline(c) == me for c in common.children(daemon.pid)):
-        if time.monotonic() > deadline:
-            raise RuntimeError("tcrd's worker did not finish")
-        time.sleep(0.02)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def ps_during(daemon: common.BenchDaemon, work: str, size: int, src: str) -> Dict[str, List[float]]:
@@ -187,7 +170,7 @@ def loop_cost(daemon: common.BenchDaemon, work: str, size: int, runs: int = 3) -
                     daemon.rpc("image", "verify", iid)
                 out[f"{what} wall"].append(time.perf_counter() - t0)
                 out[what].append((sched_ns(daemon.pid)[0] - r0) / 1e9)
-            wait_idle(daemon)
+            common.wait_no_workers(daemon)
             daemon.rpc("image", "rm", iid)
         print(f"  tcrd's own CPU per {size} MB load: {ms(median(out['load']))} "
               f"(wall {ms(median(out['load wall']))}), per verify: {ms(median(out['verify']))}", flush=True)

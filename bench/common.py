@@ -249,6 +249,26 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     return int(v.split()[0])
 
 
+def cmdline(pid: int) -> bytes:
+    """/proc/PID/cmdline, empty once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def wait_no_workers(daemon: "BenchDaemon", timeout: float = 120) -> None:
+    """Until tcrd has no forked worker left (a worker is a child with tcrd's own command line), so
+    that a sample or the next timed step sees tcrd alone. Bench set-up, untimed."""
+    me = cmdline(daemon.pid)
+    deadline = time.monotonic() + timeout
+    while any(cmdline(c) == me for c in children(daemon.pid)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("tcrd's worker did not finish")
+        time.sleep(0.01)
+
+
 def children(pid: int) -> List[int]:
     """Direct children (needs CONFIG_PROC_CHILDREN; falls back to scanning /proc)."""
     try:
