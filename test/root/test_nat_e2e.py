@@ -119,16 +119,7 @@ def d(tcrd, tmp_path):
     tcrd.restart()
     cli(tcrd, "image", "load", c_tool_sqfs(str(tmp_path)))
     yield tcrd
-    ids = tcrd.cli("ps", "-aq", "--no-trunc").stdout.split()
-    if ids:
-        cli(tcrd, "rm", "-f", *ids)
-    for name in tcrd.cli("network", "ls", "-q").stdout.split():
-        cli(tcrd, "network", "rm", name)
-    netns_dir = os.path.join(tcrd.run_dir, "netns")
-    left = os.listdir(netns_dir) if os.path.isdir(netns_dir) else []
-    assert left == [], f"netns files left in {netns_dir}: {left}"
-    # veths are reaped just after the reply (off the RPC path): wait for that, bounded.
-    wait_for(lambda: not tcrd.net_leftovers(), what=lambda: f"links/nft gone: {tcrd.net_leftovers()}")
+    tcrd.clean_networked()
 
 
 class StubResolver:

@@ -103,15 +103,7 @@ def ps_names(d, *filters: str) -> List[str]:
 def d(tcrd, tmp_path):
     cli(tcrd, "image", "load", c_tool_sqfs(str(tmp_path)))
     yield tcrd
-    ids = tcrd.cli("ps", "-aq", "--no-trunc").stdout.split()
-    if ids:
-        cli(tcrd, "rm", "-f", *ids)
-    for name in tcrd.cli("network", "ls", "-q").stdout.split():
-        cli(tcrd, "network", "rm", name)
-    netns_dir = os.path.join(tcrd.run_dir, "netns")
-    left = os.listdir(netns_dir) if os.path.isdir(netns_dir) else []
-    assert left == [], f"netns files left in {netns_dir}: {left}"
-    wait_for(lambda: not tcrd.net_leftovers(), what=lambda: f"links/nft gone: {tcrd.net_leftovers()}")
+    tcrd.clean_networked()
 
 
 def run_d(d, name: str, *args: str) -> None:
