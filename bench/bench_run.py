@@ -222,17 +222,8 @@ def bench_exec(d, client, env, crun, ns):
         cpu = {}
 
         def run(argv, what):
-            # CPU time (user + system of the process and what it waited for, from wait4) beside the
-            # wall time: on a loaded machine it moves far less
-            t0 = time.perf_counter()
-            p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-            _pid, status, ru = os.wait4(p.pid, 0)
-            wall = time.perf_counter() - t0
-            p.returncode = os.waitstatus_to_exitcode(status)
-            if p.returncode != 0:
-                raise RuntimeError(f"{what} failed ({p.returncode})")
-            cpu.setdefault(what, []).append(ru.ru_utime + ru.ru_stime)
+            wall, used = common.run_timed(argv, env, what)
+            cpu.setdefault(what, []).append(used)
             return wall
 
         floor_argv = ["/usr/bin/python3", "-I", "-S", "-c", "pass"]

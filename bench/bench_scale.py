@@ -111,15 +111,8 @@ def cli_latency(d: common.BenchDaemon, runs: int) -> Dict[str, Dict[str, float]]
 
     def case(label: str, argv: List[str], e: Dict[str, str]):
         def go() -> float:
-            t0 = time.perf_counter()
-            p = subprocess.Popen(argv, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-            _pid, status, ru = os.wait4(p.pid, 0)
-            wall = time.perf_counter() - t0
-            p.returncode = os.waitstatus_to_exitcode(status)
-            if p.returncode != 0:
-                raise RuntimeError(f"{label}: exit {p.returncode}")
-            cpu.setdefault(label, []).append(ru.ru_utime + ru.ru_stime)
+            wall, used = common.run_timed(argv, e, label)
+            cpu.setdefault(label, []).append(used)
             return wall
         return go
 

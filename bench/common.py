@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(REPO, "target")
@@ -247,6 +247,20 @@ def proc_status(pid: int) -> Dict[str, str]:
 def rss_kb(pid: int, field: str = "VmRSS") -> int:
     v = proc_status(pid).get(field, "0 kB")
     return int(v.split()[0])
+
+
+def run_timed(argv: Sequence[str], env: Dict[str, str], what: str) -> Tuple[float, float]:
+    """Run argv to completion (no stdio); return (wall, CPU) seconds. CPU is user + system of the
+    process and what it waited for, from wait4: on a loaded machine it moves far less than wall."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    _pid, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{what}: exit {p.returncode}")
+    return wall, ru.ru_utime + ru.ru_stime
 
 
 def cmdline(pid: int) -> bytes:
