@@ -32,6 +32,10 @@ class Env:
     def new_manager(self) -> ImageManager:
         return ImageManager(self.root, StateStore(self.root), daemon=self.daemon)
 
+    def loops(self):
+        """This test's loop devices (others' daemons may attach theirs meanwhile)."""
+        return {n: bf for n, bf in loopdev.attached().items() if bf.startswith(self.base + "/")}
+
     def image_dirs(self):
         d = os.path.join(self.root, "images")
         if not os.path.isdir(d):
@@ -86,9 +90,9 @@ def test_load_mounts_read_only_and_keeps_the_file(env):
 def test_loading_the_same_image_again_is_a_no_op(env):
     src = c_tool_sqfs(env.src)
     a = env.mgr.load(src)
-    loops = loopdev.attached()
+    loops = env.loops()
     b = env.mgr.load(src)
-    assert a == b and loopdev.attached() == loops and env.image_dirs() == [a.id]
+    assert a == b and env.loops() == loops and env.image_dirs() == [a.id]
 
 
 def test_lookup_after_load(env):
@@ -114,26 +118,26 @@ def test_newer_image_takes_the_tag(env):
 
 
 def test_wrong_arch_is_refused_and_nothing_is_left(env):
-    loops = loopdev.attached()
+    loops = env.loops()
     with pytest.raises(InvalidArgument) as ei:
         env.mgr.load(c_tool_sqfs(env.src, arch="arm64"))
     msg = str(ei.value)
     assert "arm64" in msg and "amd64" in msg
-    assert env.image_dirs() == [] and env.mgr.records == {} and loopdev.attached() == loops
+    assert env.image_dirs() == [] and env.mgr.records == {} and env.loops() == loops
 
 
 def test_invalid_image_is_refused_before_mounting(env):
     p = tiny_sqfs(env.src, {"version": 1, "image": {"registry": "", "repository": "x", "tag": "",
                                                       "digest": "sha256:" + "9" * 64, "arch": "amd64"},
                             "bundlePath": "bundle", "created": 1}, with_config=False)
-    loops = loopdev.attached()
+    loops = env.loops()
     with pytest.raises(InvalidArgument, match="config.json"):
         env.mgr.load(p)
     with pytest.raises(InvalidArgument, match="no such file"):
         env.mgr.load(os.path.join(env.src, "missing.sqfs"))
     with pytest.raises(InvalidArgument, match="not a regular file"):
         env.mgr.load(env.src)
-    assert env.image_dirs() == [] and loopdev.attached() == loops
+    assert env.image_dirs() == [] and env.loops() == loops
 
 
 def test_zstd_without_zstandard_validates_through_a_private_mount(env, monkeypatch):
@@ -143,10 +147,10 @@ def test_zstd_without_zstandard_validates_through_a_private_mount(env, monkeypat
     assert env.image_dirs() == [rec.id]
     assert len(loopdev.find_by_backing(rec.stored)) == 1
     # ... and a wrong-arch image is still refused, leaving nothing behind
-    loops = loopdev.attached()
+    loops = env.loops()
     with pytest.raises(InvalidArgument, match="arm64"):
         env.mgr.load(c_tool_sqfs(env.src, arch="arm64"))
-    assert env.image_dirs() == [rec.id] and loopdev.attached() == loops
+    assert env.image_dirs() == [rec.id] and env.loops() == loops
 
 
 def test_remove_unmounts_and_frees_the_loop_device(env):
@@ -191,10 +195,10 @@ def test_verify(env):
 
 def test_recover_keeps_mounted_images_without_new_loop_devices(env):
     rec = env.mgr.load(c_tool_sqfs(env.src))
-    loops = loopdev.attached()
+    loops = env.loops()
     m2 = env.new_manager()
     assert m2.recover() == []
-    assert m2.get(rec.id).loop == rec.loop and loopdev.attached() == loops
+    assert m2.get(rec.id).loop == rec.loop and env.loops() == loops
     env.mgr = m2
 
 
