@@ -6,6 +6,7 @@ tcrd runs with a `cp` shim first in its PATH that blocks on a FIFO until the tes
 "the copy is in progress" lasts exactly as long as the test wants, without timing.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -77,27 +78,43 @@ def _finish(proc):
             proc.wait()
 
 
-def test_other_clients_are_answered_while_a_volume_is_seeded(gated):
+@contextlib.contextmanager
+def seeding(gated, *args):
+    """A request that seeds a volume, run in the background and held at the copy: yields (proc,
+    let_go); let_go(ok) releases the copy and returns the client's (stdout, stderr). On any way
+    out of the body the copy is released and the client reaped."""
     d, release = gated
-    assert d.cli("volume", "create", "data1").returncode == 0
-    proc = _run_bg(d, "run", "-d", "--name", "seeded", "--network", "none", "-v", "data1:/seed", IMG,
-                   "sleep", "60")
+    proc = _run_bg(d, *args)
     released = False
+
+    def let_go(ok: bool = True):
+        nonlocal released
+        release(ok)
+        released = True
+        return _finish(proc)
+
     try:
         wait_for(d.cp_started.exists, 30, "the seed copy to start")
+        yield proc, let_go
+    finally:
+        if not released:
+            if d.cp_started.exists():
+                release(True)
+            _finish(proc)
+
+
+def test_other_clients_are_answered_while_a_volume_is_seeded(gated):
+    d, _ = gated
+    assert d.cli("volume", "create", "data1").returncode == 0
+    with seeding(gated, "run", "-d", "--name", "seeded", "--network", "none", "-v", "data1:/seed", IMG,
+                 "sleep", "60") as (proc, let_go):
         # The copy is in progress: tcrd answers everyone else (timeout: the old loop was stuck).
         r = d.cli("ps", "-a", "--format", "{{.Names}}", timeout=10)
         assert r.returncode == 0, r.stderr
         assert "seeded" in r.stdout.split()  # created, waiting for its volume
         assert d.cli("volume", "ls", "-q", timeout=10).stdout.split() == ["data1"]
         assert proc.poll() is None  # the run's reply waits for the copy
-        release(True)
-        released = True
-        out, err = _finish(proc)
-    finally:
-        if not released:
-            release(True)
-            _finish(proc)
+        out, err = let_go(True)
     assert proc.returncode == 0, err
     r = d.cli("exec", "seeded", "cat", "/seed/hello.txt", "/seed/sub/deep.txt")
     assert r.stdout.split() == ["from", "the", "image", "deep"], r.stderr
@@ -107,16 +124,10 @@ def test_other_clients_are_answered_while_a_volume_is_seeded(gated):
 
 
 def test_a_failed_seed_is_one_line_and_leaves_the_volume_empty(gated):
-    d, release = gated
-    proc = _run_bg(d, "run", "--rm", "--network", "none", "-v", "data2:/seed", IMG, "true")
-    try:
-        wait_for(d.cp_started.exists, 30, "the seed copy to start")
-        release(False)
-        out, err = _finish(proc)
-    finally:
-        if proc.poll() is None:
-            release(True)
-            _finish(proc)
+    d, _ = gated
+    with seeding(gated, "run", "--rm", "--network", "none", "-v", "data2:/seed", IMG,
+                 "true") as (proc, let_go):
+        out, err = let_go(False)
     assert proc.returncode == 125, (out, err)
     assert len(err.strip().splitlines()) == 1 and "volume data2: cannot seed it" in err, err
     assert d.cli("ps", "-aq").stdout == ""  # --rm: no phantom container
@@ -124,31 +135,21 @@ def test_a_failed_seed_is_one_line_and_leaves_the_volume_empty(gated):
     assert os.listdir(info["Mountpoint"]) == []
     assert not os.path.exists(os.path.join(os.path.dirname(info["Mountpoint"]), "_seed.tmp"))
     # The next start seeds it.
-    proc = _run_bg(d, "run", "--rm", "--network", "none", "-v", "data2:/seed", IMG, "cat", "/seed/hello.txt")
-    wait_for(d.cp_started.exists, 30, "the second seed copy to start")
-    release(True)
-    out, err = _finish(proc)
+    with seeding(gated, "run", "--rm", "--network", "none", "-v", "data2:/seed", IMG, "cat",
+                 "/seed/hello.txt") as (proc, let_go):
+        out, err = let_go(True)
     assert proc.returncode == 0 and out == "from the image\n", err
 
 
 @pytest.mark.parametrize("verb", ["start", "restart"])
 def test_start_and_restart_of_a_created_container_seed_in_a_worker(gated, verb):
-    d, release = gated
+    d, _ = gated
     r = d.cli("create", "--name", "later", "--network", "none", "-v", "data3:/seed", IMG, "sleep", "60")
     assert r.returncode == 0, r.stderr
-    proc = _run_bg(d, verb, "later")
-    released = False
-    try:
-        wait_for(d.cp_started.exists, 30, "the seed copy to start")
+    with seeding(gated, verb, "later") as (proc, let_go):
         assert d.cli("ps", "-a", timeout=10).returncode == 0  # answered while the copy runs
         assert proc.poll() is None
-        release(True)
-        released = True
-        out, err = _finish(proc)
-    finally:
-        if not released:
-            release(True)
-            _finish(proc)
+        out, err = let_go(True)
     assert proc.returncode == 0, err
     r = d.cli("exec", "later", "cat", "/seed/hello.txt")
     assert r.stdout == "from the image\n", r.stderr
