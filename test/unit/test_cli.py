@@ -253,3 +253,18 @@ def test_client_fast_path_imports():
         ["/usr/bin/python3", "-S", "-c", code], capture_output=True, text=True, env=e, timeout=30
     )
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_e2e_the_command_skips_the_interpreter_teardown(echo_tcrd):
+    """As the process's own main, the client flushes and leaves with os._exit (the teardown is
+    ~2 ms of a `tcr ps`): all output and the exit code arrive, atexit handlers do not run."""
+    code = (f"import atexit, sys; sys.path.insert(0, {os.path.join(ROOT, 'target')!r})\n"
+            "atexit.register(lambda: print('teardown ran'))\n"
+            f"sys.argv = ['tcr', '--socket', {echo_tcrd!r}, 'exit', '3', 'x' * 70000, 'to stderr']\n"
+            "from tcr.cli.main import main\n"
+            "sys.exit(main())\n")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3 and r.stdout == "x" * 70000 and r.stderr == "to stderr", r.stderr[-300:]
+    code = code.replace("main())", "main(sys.argv[1:]))")  # called with argv (tests, tools): returns
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3 and r.stdout.endswith("teardown ran\n")

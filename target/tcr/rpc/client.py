@@ -151,17 +151,15 @@ def recv_message(sock: "_socket.socket") -> "Optional[bytes]":
 
 
 def terminal_size() -> "Optional[List[int]]":
-    """[rows, cols] of the terminal on stdin (or stdout), None without one."""
+    """[rows, cols] of the terminal on stdin (or stdout), None without one. posix's own TIOCGWINSZ
+    call: fcntl and termios are two shared libraries to load (~0.3 ms of every `tcr` typed in a
+    terminal, where the request carries the size)."""
     for fd in (0, 1):
-        if _posix.isatty(fd):  # (leanos has no isatty: its fallback would import os)
-            import fcntl
-            import termios
-
-            try:
-                b = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-            except OSError:
-                continue
-            return [b[0] | b[1] << 8, b[2] | b[3] << 8]
+        try:
+            cols, rows = _posix.get_terminal_size(fd)
+        except OSError:  # not a terminal
+            continue
+        return [rows, cols]
     return None
 
 
