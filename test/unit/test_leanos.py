@@ -40,7 +40,7 @@ def test_client_fast_path_does_not_import_os(args):
     code = (f"import sys; sys.path.insert(0, {TARGET!r})\n"
             f"sys.argv = ['tcr', '--socket', '/nonexistent', *{args!r}]\n"
             "from tcr.cli.main import main\n"
-            "try:\n    main(sys.argv[1:])  # as the script, without its fast exit\nexcept SystemExit:\n    pass\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"  # with argv: no fast exit
             "print(sorted({'os', 'posixpath', 'stat', '_collections_abc'} & set(sys.modules)))")
     r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
