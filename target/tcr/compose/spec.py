@@ -73,19 +73,10 @@ def parse_text(text: str, name: str = "compose file") -> Any:
 
 def _import_yaml() -> Any:
     """PyYAML, also when the client runs as `python3 -IS` (the installed `tcr` skips site-packages
-    to start fast): this rare path then adds the system's site directories and tries again."""
-    try:
-        import yaml
-    except ImportError:
-        import sys
+    to start fast): tcr.common.siteimport then adds the system's site directories and tries again."""
+    from tcr.common.siteimport import import_module
 
-        if not sys.flags.no_site:
-            raise
-        import site
-
-        site.main()
-        import yaml
-    return yaml
+    return import_module("yaml")
 
 
 def read_env_file(path: str) -> Dict[str, str]:

@@ -52,6 +52,9 @@ def _validate_bundle(path: str, info: ImageInfo, kind_of) -> None:
 
 
 def _lazy_image_class() -> Any:
+    from tcr.common.siteimport import import_module
+
+    import_module("PySquashfsImage")  # also beside an installed tcrd that runs without site
     from PySquashfsImage import SquashFsImage
     from PySquashfsImage.const import Type
     from PySquashfsImage.macro import SQUASHFS_INODE_BLK, SQUASHFS_INODE_OFFSET

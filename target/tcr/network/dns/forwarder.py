@@ -201,7 +201,10 @@ class Forwarder:
         The answer is still built by hand (exact question bytes); with an EDNS query it carries
         one OPT record of our own (RFC 6891 6.1.1); an EDNS version other than 0 gets BADVERS.
         """
-        from dnslib import QTYPE, DNSError, DNSRecord  # lazy: rare path
+        from tcr.common.siteimport import import_module
+
+        import_module("dnslib")  # lazy: rare path (also beside an installed tcrd run without site)
+        from dnslib import QTYPE, DNSError, DNSRecord
 
         try:
             query = DNSRecord.parse(data)
