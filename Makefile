@@ -120,11 +120,18 @@ PYSITEDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = "$(PREFIX)".rstr
   d = [x for x in sys.path if x.startswith(p) and x.endswith(("-packages", "-packages/"))]; \
   print(d[0] if d else sysconfig.get_path("purelib", "posix_prefix", vars={"base": p[:-1]}))')
 INSTALL_SRC := pyproject.toml README.md LICENSE bin target host_tools
-# The client script: -I -S skip site and .pth files (~10 ms; the client needs only the stdlib).
-# $(1): what goes on sys.path (the site directory, or tcr.zip in it).
+# The scripts run with -I -S: no site, no .pth files (~10 ms of every `tcr`; site costs tcrd
+# resident memory too, and bench/bench_memory.py measures tcrd so). $(1): tcr's own place, the site
+# directory or tcr.zip in it (first on sys.path). The site directory itself comes after the
+# standard library, as site would put it: Buildroot and Yocto put the dependencies there
+# (PySquashfsImage, dnslib, PyYAML); anything elsewhere is found through site on first use
+# (tcr.common.siteimport).
+TCR_PATH = $(if $(filter %.zip,$(1)),sys.path.insert(0, "$(1)")\n)sys.path.append("$(PYSITEDIR)")\n
 define TCR_SCRIPTS
-	printf '#!$(TARGET_PYTHON) -IS\nimport sys\nsys.path.insert(0, "$(1)")\nfrom tcr.cli.main import main\nsys.exit(main())\n' \
-	  >"$(DESTDIR)$(BINDIR)/tcr"; chmod 0755 "$(DESTDIR)$(BINDIR)/tcr"
+	printf '#!$(TARGET_PYTHON) -IS\nimport sys\n$(TCR_PATH)from tcr.cli.main import main\nsys.exit(main())\n' \
+	  >"$(DESTDIR)$(BINDIR)/tcr"; chmod 0755 "$(DESTDIR)$(BINDIR)/tcr"; \
+	printf '#!$(TARGET_PYTHON) -IS\nimport sys\n$(TCR_PATH)from tcr.daemon.main import main\nsys.exit(main())\n' \
+	  >"$(DESTDIR)$(BINDIR)/tcrd"; chmod 0755 "$(DESTDIR)$(BINDIR)/tcrd"
 endef
 
 install:
@@ -138,8 +145,6 @@ ifeq ($(BYTECODE_ONLY),1)
 	install -m 0644 "$$tmp/tcr.zip" "$(DESTDIR)$(PYSITEDIR)/tcr.zip"; \
 	rm -f "$(DESTDIR)$(BINDIR)/tcr-create-image"; \
 	$(call TCR_SCRIPTS,$(PYSITEDIR)/tcr.zip); \
-	printf '#!$(TARGET_PYTHON)\nimport sys\nsys.path.insert(0, "$(PYSITEDIR)/tcr.zip")\nfrom tcr.daemon.main import main\nsys.exit(main())\n' \
-	  >"$(DESTDIR)$(BINDIR)/tcrd"; chmod 0755 "$(DESTDIR)$(BINDIR)/tcrd"; \
 	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"
 else
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -151,7 +156,7 @@ else
 	rm -rf "$(DESTDIR)$(PYSITEDIR)/tcr" "$(DESTDIR)$(PYSITEDIR)/tcr.zip" "$(DESTDIR)$(PYSITEDIR)/tcr_host" \
 	  "$(DESTDIR)$(PYSITEDIR)"/tcr-*.dist-info; \
 	cp -R "$$tmp/site/tcr" "$$tmp/site/tcr_host" "$$tmp/site"/tcr-*.dist-info "$(DESTDIR)$(PYSITEDIR)/"; \
-	for s in tcr tcrd tcr-create-image; do install -m 0755 "$$tmp/site/bin/$$s" "$(DESTDIR)$(BINDIR)/$$s"; done; \
+	install -m 0755 "$$tmp/site/bin/tcr-create-image" "$(DESTDIR)$(BINDIR)/tcr-create-image"; \
 	$(call TCR_SCRIPTS,$(PYSITEDIR)); \
 	install -m 0755 target/init/tcr-purge "$(DESTDIR)$(BINDIR)/tcr-purge"
 endif

@@ -63,8 +63,9 @@ def test_scripts_unit_and_init_script_at_their_paths(installed):
     for name in ("tcr", "tcrd", "tcr-create-image", "tcr-purge"):
         path = f"{dest}/usr/local/bin/{name}"
         assert os.access(path, os.X_OK), path
-    with open(f"{dest}/usr/local/bin/tcrd") as f:
-        assert f.readline().strip() == f"#!{py}"
+    for name in ("tcr", "tcrd"):  # -I -S: no site (start-up time, tcrd's memory), the site dir given
+        with open(f"{dest}/usr/local/bin/{name}") as f:
+            assert f.read().splitlines()[:3] == [f"#!{py} -IS", "import sys", f'sys.path.append("{site}")']
     unit = f"{dest}/lib/systemd/system/tcrd.service"
     assert oct(os.stat(unit).st_mode & 0o777) == "0o644"
     assert "ExecStart=/usr/local/bin/tcrd\n" in read(unit)
