@@ -44,3 +44,25 @@ def test_a_missing_module_is_still_an_import_error_and_site_runs_once():
                      "    except ImportError as exc:\n        print(type(exc).__name__)\n"
                      "print(siteimport._site_added, 'site' in sys.modules)")
     assert r.stdout.split() == ["ModuleNotFoundError", "ModuleNotFoundError", "True", "True"], r.stderr
+
+
+def test_a_compressor_module_found_through_site(tmp_path):
+    """PySquashfsImage beside tcr but zstandard only in another site directory (Debian:
+    python3-zstandard in /usr/lib/python3/dist-packages): a zstd image is still read."""
+    pytest.importorskip("zstandard")
+    import PySquashfsImage
+
+    from test.fixtures.images import tiny_sqfs
+
+    good = {"version": 1, "image": {"registry": "docker.io", "repository": "library/tiny", "tag": "latest",
+                                    "digest": "sha256:" + "1" * 64, "arch": "amd64"},
+            "bundlePath": "bundle", "created": 1}
+    img = tiny_sqfs(tmp_path, good, comp="zstd")
+    beside = tmp_path / "site"
+    beside.mkdir()
+    os.symlink(os.path.dirname(PySquashfsImage.__file__), beside / "PySquashfsImage")
+    r = run_isolated(f"sys.path.append({str(beside)!r})\n"
+                     "from tcr.images import reader\n"
+                     f"try:\n    print(reader.read_file({img!r}).repository)\n"
+                     "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    assert r.stdout.strip() == "library/tiny", r.stdout + r.stderr

@@ -9,17 +9,25 @@ import sys
 _site_added = False
 
 
+def add_site() -> bool:
+    """Add the interpreter's site directories, once, when running without site: True if that
+    happened now (a failed import is then worth one more try)."""
+    global _site_added
+    if _site_added or not sys.flags.no_site:
+        return False
+    _site_added = True
+    import site
+
+    site.main()
+    return True
+
+
 def import_module(name: str):
     """The module `name` (dotted names too), as importlib.import_module; ImportError if absent."""
-    global _site_added
     try:
         __import__(name)
     except ImportError:
-        if _site_added or not sys.flags.no_site:
+        if not add_site():
             raise
-        _site_added = True
-        import site
-
-        site.main()
         __import__(name)
     return sys.modules[name]

@@ -112,7 +112,15 @@ def read_file(path: str) -> ImageInfo:
         raise NeedsMount("PySquashfsImage is not installed")
     f = open(path, "rb")  # noqa: SIM115 - the image object owns it from here (img.close())
     try:
-        img = cls(f)
+        try:
+            img = cls(f)
+        except ImportError:  # its compressor module (zstandard, lz4, lzo) may be in another site dir
+            from tcr.common.siteimport import add_site
+
+            if not add_site():
+                raise
+            f.seek(0)
+            img = cls(f)
     except ImportError as exc:  # compressor module missing (zstandard, lz4, lzo)
         f.close()
         raise NeedsMount(str(exc))
