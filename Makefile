@@ -10,10 +10,11 @@ SYSCONFDIR  ?= /etc
 UNITDIR     ?= /lib/systemd/system
 PYTEST_ARGS ?=
 
-# Debian packages the tests and the demo need (bench adds its own below).
+# Debian packages the tests and the demo need (bench adds its own below). python3-pip (with
+# python3-setuptools and python3-wheel): test_install and test_pip_scripts build tcr offline.
 APT_PKGS := crun skopeo umoci squashfs-tools squashfs-tools-ng nftables busybox-static \
             docker-registry openssh-server openssh-client iproute2 python3-venv python3-dev \
-            zstd util-linux procps tini
+            python3-pip zstd util-linux procps tini
 BENCH_APT_PKGS := podman dnsperf dnsmasq-base hyperfine xfsprogs
 # make check-recipes: Buildroot's host tools and check-package (python3-magic, flake8,
 # shellcheck), a Linux Kconfig tree, bitbake's host tools and locale, systemd-analyze
