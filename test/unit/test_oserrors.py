@@ -83,8 +83,10 @@ def test_shorten_echoes_property(text, before, after):
     for shown in (text, repr(text), repr(text)[1:-1], text[:80]):
         msg = shorten_echoes(f"{before}{shown}{after}", [text])
         assert text not in msg
-        if len(repr(text)[1:-1]) > ECHO_MAX:
-            assert repr(text)[1:-1][: ECHO_MAX + 1] not in msg
+        form = repr(text)[1:-1]
+        if len(form) > ECHO_MAX:
+            # the cut's own "..." may equal the next character of the input ('.'): not a repeat
+            assert form[: ECHO_MAX + 1] not in msg.replace(form[:ECHO_MAX] + "...", "")
 
 
 def test_shorten_echoes_keeps_short_inputs():
