@@ -12,7 +12,7 @@ import pytest
 
 from test.fixtures.daemon import Tcrd, leak_report
 from test.root.test_containers_image import build
-from test.unit.test_idle_imports import TARGET, check
+from test.unit.test_idle_imports import NOT_IN_DAEMON, TARGET, check
 
 pytestmark = pytest.mark.root
 
@@ -78,3 +78,6 @@ def test_daemon_after_common_requests_holds_only_allowed_modules(installed_tcrd,
 
     held_rare = sorted({"tcr.check", *(m for m, _s in LAZY_COMMANDS.values())} & set(names))
     assert not held_rare, f"an idle tcrd holds {held_rare}"
+    # the image load ran tcr.images.store in its worker; no container used a volume
+    held_worker = sorted(set(NOT_IN_DAEMON) & set(names))
+    assert not held_worker, f"an idle tcrd holds {held_worker}"

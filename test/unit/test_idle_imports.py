@@ -89,6 +89,18 @@ def test_daemon_imports_stay_within_the_allow_list():
     assert not check(names), check(names)
 
 
+# tcr's own modules the daemon never needs resident (docs/profile.md): the image store's file work
+# runs in its worker (which imports it after the fork); volumes load with the first volume.
+NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity", "tcr.formats.xxh64",
+                 "tcr.volumes.manager")
+
+
+def test_worker_only_modules_are_not_imported_by_the_daemon():
+    names = set(loaded_by_daemon_imports())
+    assert "tcr.images.storedfile" in names
+    assert not names & set(NOT_IN_DAEMON), sorted(names & set(NOT_IN_DAEMON))
+
+
 def test_the_check_catches_a_regression():
     assert check(["os", "tcr.x", "logging", "logging.handlers"]) == [
         "tcrd loads modules removed for their memory: ['logging']"]

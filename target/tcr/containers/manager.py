@@ -338,9 +338,11 @@ class ContainerManager(AdjustOps):
 
     def needs_seeding(self, c: Container) -> bool:
         """c mounts a volume not yet filled from an image (its first start will copy into it)."""
+        named = [v.src for v in c.opts.volumes if v.kind == "volume"]
+        if not named or self.loop is None:
+            return False  # no volume: the VolumeManager (and its module) is not needed for this start
         vm = self.volumes
-        return self.loop is not None and any(
-            v.kind == "volume" and v.src in vm.vols and not vm.vols[v.src].seeded for v in c.opts.volumes)
+        return any(src in vm.vols and not vm.vols[src].seeded for src in named)
 
     def seed_volumes(self, c: Container, on_done: Callable[[Optional[TcrError]], None]) -> bool:
         """Before a start: copy the image's content into c's new volumes in a worker (a `cp -a` of

@@ -10,7 +10,6 @@ from __future__ import annotations
 from tcr.common import jsonc, syntax
 from tcr.common.errors import InvalidArgument
 from tcr.common.record import dataclass
-from tcr.formats.xxh64 import image_id
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -103,6 +102,8 @@ class ImageInfo:
             raise _bad(f"'image.arch' is not an architecture: {fields['arch'][:80]!r}")
         iid = img.get("id")
         if iid is None:
+            from tcr.formats.xxh64 import image_id  # ids come with the record after a load
+
             iid = image_id(fields["digest"])
         elif not isinstance(iid, str) or not syntax.hex_id(iid):
             raise _bad("'image.id' must be 16 lowercase hex digits")

@@ -30,7 +30,7 @@ from tcr.common.record import dataclass, replace
 from tcr.common.tree import make_private_dir, remove_tree
 from tcr.daemon.state import StateStore
 from tcr.formats.image_info import ImageInfo
-from tcr.images import refs, store
+from tcr.images import refs, storedfile
 from tcr.images.record import RECORD_VERSION, ImageRecord, StoredFile, check_arch
 from tcr.kernel import loopdev, mountinfo
 from tcr.kernel import mount as kmount
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 log = get_logger("tcr.images")
 
 KIND = "images"
-STORED_NAME = store.STORED_NAME
-MOUNT_FLAGS = store.MOUNT_FLAGS
+STORED_NAME = storedfile.STORED_NAME
+MOUNT_FLAGS = storedfile.MOUNT_FLAGS
 STAGING_PREFIX = ".load-"
 INCOMING = "incoming"
 
@@ -162,7 +162,7 @@ class ImageManager:
 
         args = (src, staging, job.move, sorted(self.records), self.machine)
         try:
-            self._run(store.stage, args, "image load", staged)
+            self._run(_stage, args, "image load", staged)
         except BaseException:
             self._end_load(job)
             raise
@@ -287,7 +287,7 @@ class ImageManager:
                      "" if sf.verity else f" (no fs-verity: {result.get('verityError')})")
 
         try:
-            self._run(store.seal, (rec.stored,), "image seal", done)
+            self._run(_seal, (rec.stored,), "image seal", done)
         except TcrError as exc:
             log.warning("image %s: cannot hash the stored file now: %s", rec.id, exc)
 
@@ -362,7 +362,7 @@ class ImageManager:
             else:
                 on_done(result["sha256"])
 
-        self._run(store.verify, (rec.stored, rec.stored_file, rec.sidecar), "image verify", done)
+        self._run(_verify, (rec.stored, rec.stored_file, rec.sidecar), "image verify", done)
 
     def verify(self, ref: str) -> str:
         """Synchronous verify (tests and tools without an event loop)."""
@@ -395,7 +395,7 @@ class ImageManager:
             if rec.stored_file is None:
                 rec = self._migrate_v1(rec, mounted, problems)
             assert rec.stored_file is not None
-            changed = store.check_unchanged(rec.stored, rec.stored_file)
+            changed = storedfile.check_unchanged(rec.stored, rec.stored_file)
             if changed:
                 why = f"its stored file changed since it was loaded ({changed})"
                 self.broken[rec.id] = why
@@ -431,21 +431,23 @@ class ImageManager:
             problems.append(f"image {rec.id}: its file shares an inode with {rec.source} or is writable "
                             "(loaded by an older tcr); load it again to give the store its own copy")
         elif not private:
+            from tcr.images import store  # an old record's migration: rare, not in the idle daemon
+
             tmp = rec.stored + ".private"
             with open(rec.stored, "rb") as fi:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                             store.STORED_MODE)
+                             storedfile.STORED_MODE)
                 try:
                     store.copy_fd(fi.fileno(), fd, os.fstat(fi.fileno()).st_size)
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-            os.chmod(tmp, store.STORED_MODE)
+            os.chmod(tmp, storedfile.STORED_MODE)
             os.rename(tmp, rec.stored)
             log.info("image %s: the store now holds its own copy of %s", rec.id, rec.source)
         else:
-            os.chmod(rec.stored, store.STORED_MODE)
-        sf = store.fingerprint(rec.stored, "", False)
+            os.chmod(rec.stored, storedfile.STORED_MODE)
+        sf = storedfile.fingerprint(rec.stored, "", False)
         rec = replace(rec, stored_file=sf, size=sf.size, version=RECORD_VERSION)
         self.store.save(KIND, rec.id, rec.to_dict())
         return rec
@@ -558,6 +560,8 @@ def install(staging: str, record: Dict[str, Any], states: StateStore) -> Dict[st
     mount it and write its record (fsync'd). Runs in a worker (the parent arbitrated the id: no
     record and no other install of it); the crash points are the same as on the loop, and the
     parent undoes a failure (_undo_install). Returns {"loop": "/dev/loopN"}."""
+    from tcr.images import store
+
     rec = ImageRecord.from_dict(record)
     assert rec.stored_file is not None
     final = os.path.dirname(rec.stored)
@@ -639,6 +643,30 @@ def _mounted_loops() -> set:
     return {m.minor for m in mountinfo.read() if m.major == loopdev.LOOP_MAJOR}
 
 
-parse_sidecar = store.parse_sidecar  # kept for callers of the old name
+def parse_sidecar(text: str) -> str:  # kept for callers of the old name
+    from tcr.images import store
+
+    return store.parse_sidecar(text)
+
+
+# The store's file work runs in a forked worker (self._run): these import tcr.images.store (and
+# its reader, fs-verity and xxh64) in the child, so the daemon never holds that code.
+
+def _stage(*args: Any) -> Any:
+    from tcr.images import store
+
+    return store.stage(*args)
+
+
+def _seal(*args: Any) -> Any:
+    from tcr.images import store
+
+    return store.seal(*args)
+
+
+def _verify(*args: Any) -> Any:
+    from tcr.images import store
+
+    return store.verify(*args)
 
 

@@ -23,6 +23,7 @@ from tcr.common import fileread
 from tcr.common.errors import InvalidArgument, TcrError
 from tcr.images import reader
 from tcr.images.record import StoredFile, check_arch
+from tcr.images.storedfile import MOUNT_FLAGS, STORED_MODE, STORED_NAME, check_unchanged, fingerprint  # noqa: F401
 from tcr.kernel import fsverity, loopdev
 from tcr.kernel import mount as kmount
 
@@ -30,9 +31,6 @@ TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (d
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Sequence
 
-STORED_NAME = "image.sqfs"
-STORED_MODE = 0o444
-MOUNT_FLAGS = kmount.MS_RDONLY | kmount.MS_NODEV | kmount.MS_NOSUID
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): share the source's extents (btrfs, XFS, bcachefs)
 _CHUNK = 1 << 20
 
@@ -136,38 +134,6 @@ def read_sidecar(path: str) -> Optional[str]:
         return parse_sidecar(text)
     except ValueError as exc:
         raise InvalidArgument(f"{path}: {exc}")
-
-
-# ---- fingerprint -----------------------------------------------------------------------------
-
-def fingerprint(path: str, sha256: str, verity: bool) -> StoredFile:
-    st = os.stat(path, follow_symlinks=False)
-    return StoredFile(size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino,
-                      sha256=sha256, verity=verity)
-
-
-def check_unchanged(path: str, want: StoredFile) -> Optional[str]:
-    """Cheap check before a remount: None when path is still the file that was stored, else why not."""
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except OSError as exc:
-        return f"cannot stat it: {exc.strerror}"
-    if not stat.S_ISREG(st.st_mode):
-        return "it is no longer a regular file"
-    diffs = []
-    if st.st_ino != want.ino:
-        diffs.append("replaced by another file")
-    if st.st_size != want.size:
-        diffs.append(f"size {want.size} -> {st.st_size}")
-    if st.st_mtime_ns != want.mtime_ns:
-        diffs.append("modification time changed")
-    elif st.st_ctime_ns != want.ctime_ns:
-        diffs.append("inode changed (ctime)")
-    if st.st_uid != 0 or st.st_mode & 0o222 or st.st_nlink != 1:
-        diffs.append("no longer root's read-only file with one link")
-    if want.verity and fsverity.is_enabled(path) is False:
-        diffs.append("fs-verity is off")
-    return "; ".join(diffs) if diffs else None
 
 
 # ---- stage (runs in the worker) --------------------------------------------------------------
