@@ -41,3 +41,18 @@ def test_gone_or_unknown_is_none(tmp_path):
     _write(f"{root}/memory/memory.limit_in_bytes", "1\n")
     _write(f"{root}/memory{CG}/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n")  # kernel < 4.13
     assert Cgroups.of_path(CG, root=root).oom_kills() is None
+
+
+def test_the_daemons_small_reader_agrees(tmp_path):
+    """tcrd reads the counter through tcr.kernel.cgroupmem (not cgroupfs, the stats code): the
+    same answers on v1, v2 and a cgroup that is gone."""
+    from tcr.kernel.cgroupmem import oom_kills_at
+
+    root = str(tmp_path)
+    assert oom_kills_at(CG, root=root) is None
+    _write(f"{root}/cgroup.controllers", "cpu memory pids\n")
+    _write(f"{root}{CG}/memory.events", "oom 3\noom_kill 4\n")
+    assert oom_kills_at(CG, root=root) == 4 == Cgroups.of_path(CG, root=root).oom_kills()
+    _write(f"{root}/memory/memory.limit_in_bytes", "1\n")
+    _write(f"{root}/memory{CG}/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n")
+    assert oom_kills_at(CG, root=root) == 5 == Cgroups.of_path(CG, root=root).oom_kills()

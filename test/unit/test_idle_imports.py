@@ -90,9 +90,11 @@ def test_daemon_imports_stay_within_the_allow_list():
 
 
 # tcr's own modules the daemon never needs resident (docs/profile.md): the image store's file work
-# runs in its worker (which imports it after the fork); volumes load with the first volume.
+# runs in its worker (which imports it after the fork); volumes load with the first volume, host
+# devices with the first --device or --privileged, cgroup counters with `stats`/`top` (a container's
+# exit reads its OOM count through tcr.kernel.cgroupmem).
 NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity", "tcr.formats.xxh64",
-                 "tcr.volumes.manager")
+                 "tcr.volumes.manager", "tcr.kernel.devices", "tcr.kernel.cgroupfs")
 
 
 def test_worker_only_modules_are_not_imported_by_the_daemon():

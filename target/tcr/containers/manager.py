@@ -385,6 +385,8 @@ class ContainerManager(AdjustOps):
         return True
 
     def _devices(self, c: Container) -> Tuple[Any, ...]:
+        if not c.opts.privileged and not c.opts.devices:
+            return ()  # the common case: tcr.kernel.devices is not loaded into tcrd for it
         from tcr.containers.ociconfig import HostDevice
         from tcr.kernel import devices as kdev
 
@@ -1240,10 +1242,10 @@ class ContainerManager(AdjustOps):
 def _oom_killed(cid: str) -> bool:
     """Did the kernel's OOM killer act in the container's cgroup? One read of a counter at the
     exit (no polling, no eventfd kept per container): the cgroup lives until `crun delete`."""
-    from tcr.kernel.cgroupfs import Cgroups
+    from tcr.kernel.cgroupmem import oom_kills_at  # not cgroupfs: the stats code stays out of tcrd
 
     # ociconfig's cgroupsPath: "/tcr/<id>" (tcr never sets another).
-    return bool(Cgroups.of_path(f"/tcr/{cid}").oom_kills())
+    return bool(oom_kills_at(f"/tcr/{cid}"))
 
 
 def _port_text(p: Any) -> str:

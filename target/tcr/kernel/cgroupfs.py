@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import os
 
+from tcr.kernel.cgroupmem import CGROUP_ROOT, _keyed, _read, memory_dirs  # noqa: F401 - CGROUP_ROOT: its callers
+from tcr.kernel.cgroupmem import oom_kills as _oom_kills
+
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Dict, List, Optional
-
-CGROUP_ROOT = "/sys/fs/cgroup"
-MAX_READ = 64 * 1024
-
-
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path, "rb") as f:
-            return f.read(MAX_READ).decode("ascii", "replace")
-    except OSError:
-        return None
 
 
 def _int(path: str) -> Optional[int]:
@@ -36,15 +28,6 @@ def _int(path: str) -> Optional[int]:
         return int(t.split()[0])
     except (ValueError, IndexError):
         return None
-
-
-def _keyed(path: str) -> Dict[str, int]:
-    out: Dict[str, int] = {}
-    for line in (_read(path) or "").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
 
 
 class Cgroups:
@@ -77,29 +60,14 @@ class Cgroups:
 
     @classmethod
     def of_path(cls, path: str, root: str = CGROUP_ROOT) -> Cgroups:
-        """The memory cgroup a runtime made at `path` (crun's cgroupfs manager puts an absolute
-        cgroupsPath under each hierarchy's root): usable after its processes are gone."""
-        v1: Dict[str, str] = {}
-        v2: Optional[str] = None
-        mem = os.path.join(root, "memory")
-        if os.path.exists(os.path.join(mem, "memory.limit_in_bytes")):  # hybrid or pure v1
-            v1["memory"] = mem + path
-        for base in (os.path.join(root, "unified"), root):
-            if os.path.exists(os.path.join(base, "cgroup.controllers")):
-                v2 = base + path
-                break
-        return cls(v1, v2)
+        """The memory cgroup a runtime made at `path` (tcr.kernel.cgroupmem.memory_dirs): usable
+        after its processes are gone."""
+        mem, v2 = memory_dirs(path, root)
+        return cls({"memory": mem} if mem is not None else {}, v2)
 
     def oom_kills(self) -> Optional[int]:
-        """How many processes the kernel's OOM killer took in this cgroup (None = unknown). v1:
-        memory.oom_control's oom_kill (kernel 4.13+); v2: memory.events' oom_kill."""
-        if "memory" in self.v1:
-            n = _keyed(os.path.join(self.v1["memory"], "memory.oom_control")).get("oom_kill")
-            if n is not None:
-                return n
-        if self._v2_has("memory.events"):
-            return _keyed(os.path.join(self.v2 or "", "memory.events")).get("oom_kill")
-        return None
+        """How many processes the kernel's OOM killer took in this cgroup (None = unknown)."""
+        return _oom_kills(self.v1.get("memory"), self.v2)
 
     def _v2_has(self, name: str) -> bool:
         return self.v2 is not None and os.path.exists(os.path.join(self.v2, name))
