@@ -36,7 +36,7 @@ DAEMON = {
     "mmap",         # the RPC server's receive buffer (resident only when used)
     "_ctypes",      # mount/umount2/setns/unshare/prctl (tcr.kernel.libc; not the ctypes package)
     "gc",           # tcr.daemon.worker (builtin)
-    "resource",     # rlimits for OCI configs
+    "resource",     # setrlimit when published ports need more fds (limits are read from /proc)
     "binascii", "_sha256", "_sha2",  # digests and base64 (builtin modules)
 }
 ALLOWED = INTERPRETER | FLOOR | DAEMON
@@ -92,9 +92,11 @@ def test_daemon_imports_stay_within_the_allow_list():
 # tcr's own modules the daemon never needs resident (docs/profile.md): the image store's file work
 # runs in its worker (which imports it after the fork); volumes load with the first volume, host
 # devices with the first --device or --privileged, cgroup counters with `stats`/`top` (a container's
-# exit reads its OOM count through tcr.kernel.cgroupmem).
+# exit reads its OOM count through tcr.kernel.cgroupmem); port-holding sockets and `resource`
+# (setrlimit) with the first -p (limits are read from /proc/self/limits: tcr.kernel.rlimits).
 NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity", "tcr.formats.xxh64",
-                 "tcr.volumes.manager", "tcr.kernel.devices", "tcr.kernel.cgroupfs")
+                 "tcr.volumes.manager", "tcr.kernel.devices", "tcr.kernel.cgroupfs", "tcr.kernel.portsock",
+                 "resource")
 
 
 def test_worker_only_modules_are_not_imported_by_the_daemon():

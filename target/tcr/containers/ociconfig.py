@@ -104,8 +104,7 @@ class HostInfo:
     @classmethod
     def detect(cls) -> HostInfo:
         """Read the facts from this host (uname, /sys/fs/cgroup, getrlimit, /proc)."""
-        import resource
-
+        from tcr.kernel import rlimits
         from tcr.kernel import sockets as socket
 
         machine = os.uname().machine
@@ -116,10 +115,9 @@ class HostInfo:
             cg = "hybrid"
         else:
             cg = 1
-        limits = {}
-        for name in ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK"):
-            hard = resource.getrlimit(getattr(resource, name))[1]
-            limits[name] = -1 if hard == resource.RLIM_INFINITY else hard
+        found = rlimits.limits()  # /proc/self/limits: -1 = unlimited, as getrlimit's RLIM_INFINITY
+        limits = {name: found[name][1] for name in ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE",
+                                                    "RLIMIT_MEMLOCK") if name in found}
         numbers = syntax.leading_ints(os.uname().release, 3)  # '6.1.0-13-amd64' -> 6, 1, 0
         kernel = tuple(numbers) if len(numbers) >= 2 else (0, 0)
         try:

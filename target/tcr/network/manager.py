@@ -672,6 +672,8 @@ class NetworkManager:
         a port a host service uses is refused, no host service can take it while it is
         published, and an address the host does not have is refused. Port 0 = the first free
         port of the ephemeral range. All or nothing: on error nothing stays bound."""
+        if not mappings:
+            return [], []  # no -p: nothing to bind (nor portsock and resource to load into tcrd)
         from tcr.common import record as dataclasses
         from tcr.kernel.portsock import hold
 

@@ -49,12 +49,10 @@ _FD_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def fd_limit() -> int:
-    try:
-        import resource
+    from tcr.kernel.rlimits import INFINITY, limits  # not `resource` (docs/profile.md)
 
-        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    except (ImportError, OSError, ValueError):
-        return 1024
+    soft = limits().get("RLIMIT_NOFILE", (1024, 1024))[0]
+    return 1 << 20 if soft == INFINITY else soft
 
 
 def open_fds() -> int:
