@@ -83,8 +83,14 @@ def test_no_seccomp_no_annotation():
     assert not seccomp_bpf.annotate(config) and config == {"linux": {}}
 
 
-def test_default_for_is_memoised_and_equals_evaluate():
+def test_default_for_is_memoised_as_text_and_equals_evaluate():
     a = seccomp.default_for("amd64", DEFAULT_CAPS, (6, 1))
-    assert seccomp.default_for("amd64", list(reversed(DEFAULT_CAPS)), (6, 1)) is a
+    entries = len(seccomp._evaluated)
+    b = seccomp.default_for("amd64", list(reversed(DEFAULT_CAPS)), (6, 1))
+    assert b == a and b is not a and len(seccomp._evaluated) == entries  # one entry for both orders
+    # kept as JSON text (~5 kB), not as the ~30 kB of objects it decodes to (docs/profile.md)
+    assert all(isinstance(v, str) for v in seccomp._evaluated.values())
     assert a == seccomp.evaluate(seccomp.load_default(), "amd64", DEFAULT_CAPS, (6, 1))
-    assert seccomp.default_for("amd64", DEFAULT_CAPS + ["CAP_SYS_ADMIN"], (6, 1)) is not a
+    assert seccomp.default_for("amd64", DEFAULT_CAPS + ["CAP_SYS_ADMIN"], (6, 1)) != a
+    b["syscalls"].clear()  # a caller's change stays its own
+    assert seccomp.default_for("amd64", DEFAULT_CAPS, (6, 1)) == a
