@@ -131,6 +131,9 @@ def test_client_constants_match_protocol():
         (b'{"id":"1","method":"ps"}', 1, 0),
         (b'{"id":true,"method":"ps"}', 1, 0),
         (b'{"id":1e999,"method":"ps"}', 1, 0),
+        (b'{"id":-1e999,"method":"ps"}', 1, 0),
+        (b'{"id":NaN,"method":"ps"}', 1, 0),
+        (b'{"id":-Infinity,"method":"ps"}', 1, 0),
         (b'{"id":4,"method":""}', 1, 4),
         (b'{"id":4,"method":7}', 1, 4),
         (b'{"id":4,"method":"ps","params":[]}', 6, 4),
@@ -140,6 +143,8 @@ def test_client_constants_match_protocol():
         (b'{"id":4,"method":"ps","params":{"pid":"12"}}', 6, 4),
         (b'{"id":4,"method":"ps","params":{"pid":-1}}', 6, 4),
         (b'{"id":4,"method":"ps","params":{"pid":1.5}}', 6, 4),
+        (b'{"id":4,"method":"ps","params":{"pid":1e999}}', 6, 4),
+        (b'{"id":4,"method":"ps","params":{"pid":NaN}}', 6, 4),
         (b'{"id":4,"method":"ps","params":{"stream":1}}', 6, 4),
     ],
 )
