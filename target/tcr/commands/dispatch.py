@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 
 # Every module that registers commands with @base.command: loaded with the daemon...
 COMMAND_MODULES = (
-    "tcr.commands.system",
     "tcr.commands.images",
     "tcr.commands.containers",
 )
@@ -20,6 +19,12 @@ COMMAND_MODULES = (
 # name and summary; test_dispatch keeps this table equal to their @base.command lines), so an idle
 # tcrd does not hold their code (~100 kB of bytecode, docs/profile.md).
 LAZY_COMMANDS = {
+    "_incoming": ("tcr.commands.system", "Directory where remote clients copy files to load (internal)"),
+    "_modules": ("tcr.commands.system",
+                 "The Python modules tcrd has loaded, in load order (internal: footprint checks)"),
+    "check": ("tcr.commands.system", "Check kernel features and tools tcr needs"),
+    "help": ("tcr.commands.system", "Show the commands, or the help of one command"),
+    "version": ("tcr.commands.system", "Show the tcrd version"),
     "_container_prune": ("tcr.commands.housekeeping",
                          "Remove all stopped containers (as 'tcr container prune')"),
     "cp": ("tcr.commands.cp", "Copy files/folders between a container and the local filesystem"),
