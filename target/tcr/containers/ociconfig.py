@@ -116,8 +116,8 @@ class HostInfo:
         else:
             cg = 1
         found = rlimits.limits()  # /proc/self/limits: -1 = unlimited, as getrlimit's RLIM_INFINITY
-        limits = {name: found[name][1] for name in ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE",
-                                                    "RLIMIT_MEMLOCK") if name in found}
+        names = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK")
+        limits: Dict[str, int] = {name: found[name][1] for name in names if name in found}
         numbers = syntax.leading_ints(os.uname().release, 3)  # '6.1.0-13-amd64' -> 6, 1, 0
         kernel = tuple(numbers) if len(numbers) >= 2 else (0, 0)
         try:
