@@ -114,6 +114,18 @@ def workload(d: common.BenchDaemon, img: str) -> None:
     d.cli("run", "--rm", IMAGE, "/bin/true")  # brings the default network (bridge, nft, DNS) up
 
 
+def common_requests(d: common.BenchDaemon) -> None:
+    """Every common command once (their handlers and helpers load on first use: the idle row
+    does not pay for them, this row shows what a daemon that served them holds)."""
+    d.cli("run", "-d", "--name", "bench-mem-common", IMAGE, "sleep", "3600")
+    for args in (("ps", "-a"), ("images",), ("exec", "bench-mem-common", "/bin/true"),
+                 ("logs", "bench-mem-common"), ("inspect", "bench-mem-common"),
+                 ("stop", "-t", "1", "bench-mem-common"), ("start", "bench-mem-common"),
+                 ("restart", "-t", "1", "bench-mem-common"), ("kill", "bench-mem-common"),
+                 ("rm", "-f", "bench-mem-common"), ("version",)):
+        d.cli(*args)
+
+
 def isolated(code: str) -> List[str]:
     """argv for a fresh interpreter as tcrd runs (-I -S), with the same sys.path."""
     import site
@@ -321,6 +333,8 @@ def main() -> int:
         wake = wakeups(d.pid, args.idle_seconds)
         d.cli("rm", "-f", *names)
         after_rm = settle_sample(d.pid)
+        common_requests(d)
+        after_common = settle_sample(d.pid)
         held_after = daemon_modules(d)
     finally:
         problems += d.cleanup()
@@ -350,7 +364,8 @@ def main() -> int:
     idle_mb, busy_mb, back_mb = mb(idle["rss_kb"]), mb(busy["rss_kb"]), mb(after_rm["rss_kb"])
     print(f"tcrd fresh: {mb(fresh['rss_kb']):.1f} MB; after load {mb(after_load['rss_kb']):.1f} MB; "
           f"after run --network none {mb(after_run['rss_kb']):.1f} MB; idle (image + default network): "
-          f"{idle_mb:.1f} MB; {running} containers: {busy_mb:.1f} MB; after rm {back_mb:.1f} MB")
+          f"{idle_mb:.1f} MB; {running} containers: {busy_mb:.1f} MB; after rm {back_mb:.1f} MB; "
+          f"after every common command once {mb(after_common['rss_kb']):.1f} MB")
     print(f"  wake-ups over {wake['seconds']:.0f} s: {wake['runs']} ({wake['per_second']:.2f}/s), "
           f"context switches {wake['switches']}")
     print(f"  modules held at idle: {len(held)}; after rm: {len(held_after)}")
@@ -373,6 +388,9 @@ def main() -> int:
         Metric("memory", f"tcrd wake-ups per second, {running} containers running, no client",
                f"{wake['per_second']:.2f}", "0", wake["runs"] == 0,
                f"{wake['runs']} in {wake['seconds']:.0f} s"),
+        Metric("memory", "tcrd VmRSS after every common command once (ps, images, exec, logs, inspect, "
+               "stop, start, restart, kill, rm, version)", f"{mb(after_common['rss_kb']):.1f} MB", "", None,
+               "reference: handlers load on first use"),
         Metric("memory", "tcrd VmRSS idle from the source tree's .pyc (plain `make install`, pip)",
                f"{mb(src_idle['rss_kb']):.1f} MB", "", None, "reference: the target row runs tcr.zip"),
         Metric("memory", "installed size of tcr/ (no deps; source / with bytecode) / board tcr.zip",
@@ -381,12 +399,13 @@ def main() -> int:
     if not args.no_write:
         steps = [("tcrd just started", fresh), ("+ image loaded", after_load),
                  ("+ one `run --rm --network none`", after_run)]
-        write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, size, held, src_idle, zip_kb)
+        write(steps, idle, busy, after_rm, after_common, running, wake, attr, imports, probes, size, held,
+              src_idle, zip_kb)
     return 0
 
 
-def write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, size, held, src_idle,
-          zip_kb) -> None:
+def write(steps, idle, busy, after_rm, after_common, running, wake, attr, imports, probes, size, held,
+          src_idle, zip_kb) -> None:
     def mb(kb: Any) -> str:
         return f"{int(kb) / 1024:.1f} MB"
 
@@ -410,6 +429,8 @@ def write(steps, idle, busy, after_rm, running, wake, attr, imports, probes, siz
                 f"<= {TARGET_IDLE_MB:.0f} MB"),
             row(f"{running} running containers on the default network", busy, f"<= {TARGET_10_MB:.0f} MB"),
             row("after they are removed", after_rm, f"<= idle + {TARGET_BACK_MB:.0f} MB"),
+            row("+ every common command once (ps, images, exec, logs, inspect, stop, start, restart, kill, "
+                "rm, version: handlers that load on first use)", after_common, ""),
             row("idle, tcrd from the source tree's .pyc instead of tcr.zip (reference)", src_idle, ""),
         ]),
         "",
