@@ -20,6 +20,11 @@ COMMAND_MODULES = (
 # tcrd does not hold their code (~100 kB of bytecode, docs/profile.md).
 LAZY_COMMANDS = {
     "_incoming": ("tcr.commands.system", "Directory where remote clients copy files to load (internal)"),
+    "attach": ("tcr.commands.occasional", "Attach to a running container's output (and stdin with -i)"),
+    "kill": ("tcr.commands.occasional", "Send a signal to running containers (default SIGKILL)"),
+    "port": ("tcr.commands.occasional", "List a container's published ports"),
+    "restart": ("tcr.commands.occasional", "Stop then start containers"),
+    "wait": ("tcr.commands.occasional", "Wait for containers to stop, print their exit codes"),
     "_modules": ("tcr.commands.system",
                  "The Python modules tcrd has loaded, in load order (internal: footprint checks)"),
     "check": ("tcr.commands.system", "Check kernel features and tools tcr needs"),
