@@ -24,18 +24,21 @@ import __future__
 
 import argparse
 import ast
+import heapq
 import importlib.util
 import marshal
 import os
 import sys
 import zipfile
-from typing import List, Optional, Sequence
+import zlib
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 # 3.11's location table (Objects/locations.md): one byte 1CCCCLLL (code, length-1 in code units)
 _NO_COLUMNS = 13  # followed by the start line as a signed varint delta
 _NO_LOCATION = 15
 if sys.version_info[:2] != (3, 11):  # the table format is per version; others keep the compiler's
     _NO_COLUMNS = -1
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08  # code flags (inspect.CO_*), the same in every version
 
 
 def _varint(value: int) -> bytes:
@@ -134,11 +137,49 @@ class _Strip(ast.NodeTransformer):
         return node
 
 
-def compile_module(source: bytes, filename: str, function_lines: bool = False):
+def compile_module(source: bytes, filename: str, function_lines: bool = False, short_locals: bool = False,
+                   append: Sequence[ast.stmt] = ()):
+    """source compiled for the board; append: statements added at the end of the module."""
     strip = _Strip()
-    tree = ast.fix_missing_locations(strip.visit(ast.parse(source, filename)))
-    return slim(compile(tree, filename, "exec", flags=strip.flags, optimize=2, dont_inherit=True),
+    tree = strip.visit(ast.parse(source, filename))
+    tree.body.extend(append)
+    tree = ast.fix_missing_locations(tree)
+    code = slim(compile(tree, filename, "exec", flags=strip.flags, optimize=2, dont_inherit=True),
                 function_lines)
+    return rename_locals(code) if short_locals else code
+
+
+def _short_name(i: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    name = letters[i % 52]
+    while i >= 52:
+        i = i // 52 - 1
+        name = letters[i % 52] + name
+    return name
+
+
+def rename_locals(code):
+    """code with its plain local variables named a, b, c... (and the code objects in its constants).
+    Lossless for running: a function reads its locals by index, never by name; arguments keep
+    their names (keyword calls), and so do cell and free variables (closures find them by name).
+    Only introspection sees the short names (locals(), a debugger, UnboundLocalError's message):
+    test_boardzip checks that target/tcr uses none of it."""
+    consts = tuple(rename_locals(c) if hasattr(c, "co_code") else c for c in code.co_consts)
+    varnames = list(code.co_varnames)
+    nargs = (code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & _CO_VARARGS)
+             + bool(code.co_flags & _CO_VARKEYWORDS))
+    keep = set(varnames[:nargs]) | set(code.co_cellvars) | set(code.co_freevars)
+    taken = set(keep)
+    n = 0
+    for i in range(nargs, len(varnames)):
+        if varnames[i] in keep:
+            continue
+        while _short_name(n) in taken:
+            n += 1
+        varnames[i] = _short_name(n)
+        taken.add(varnames[i])
+        n += 1
+    return code.replace(co_consts=consts, co_varnames=tuple(varnames))
 
 
 def pyc(code) -> bytes:
@@ -146,9 +187,76 @@ def pyc(code) -> bytes:
     return importlib.util.MAGIC_NUMBER + b"\0" * 12 + marshal.dumps(code)
 
 
-def build(src: str, out: str, prefix: str, exclude: Sequence[str] = (), function_lines: bool = False) -> int:
+# The client's start-up modules (`tcr ps`, `exec`, `run`; docs/profile.md "The client") stay ordinary
+# .pyc members that zipimport reads, as does the package's __init__ that installs the loader:
+# a client start inflates only these, as before (test_install_bytecode checks the list).
+CLIENT = ("tcr", "tcr.cli", "tcr.cli.main", "tcr.cli.runargs", "tcr.common", "tcr.common.leanos",
+          "tcr.rpc", "tcr.rpc.client")
+PACKED = "tcr/_code.z"  # the stored member that holds every other module (zipload.py reads it)
+DICT_SIZE = 32 * 1024  # deflate's window: a longer dictionary is never reached
+LOADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zipload.py")
+
+
+def dictionary(blobs: Sequence[bytes], size: int = DICT_SIZE, k: int = 6, seg: int = 128,
+               step: int = 64) -> bytes:
+    """The byte strings the modules share most, for deflate's preset dictionary (a greedy cover, as
+    zstd's dictionary builder does): segments of the modules, taken by how many modules hold
+    their k-byte substrings that no taken segment holds yet; the most useful last, where deflate
+    reaches them with the shortest distances. Deterministic (ties go to the earlier segment)."""
+    counts: Dict[bytes, int] = {}
+    for b in blobs:
+        for g in {b[i:i + k] for i in range(len(b) - k + 1)}:
+            counts[g] = counts.get(g, 0) + 1
+    segments = [b[i:i + seg] for b in blobs for i in range(0, max(len(b) - seg, 0) + 1, step)]
+    covered: Set[bytes] = set()
+
+    def score(s: bytes) -> int:
+        return sum(counts[g] for g in {s[j:j + k] for j in range(len(s) - k + 1)} - covered if counts[g] > 1)
+
+    heap = [(-score(s), i) for i, s in enumerate(segments)]
+    heapq.heapify(heap)
+    picked: List[bytes] = []
+    total = 0
+    while heap and total < size:
+        _, i = heapq.heappop(heap)
+        fresh = score(segments[i])
+        if heap and fresh < -heap[0][0]:  # some of it was covered since it was scored: queue it again
+            heapq.heappush(heap, (-fresh, i))
+            continue
+        if not fresh:
+            break
+        picked.append(segments[i])
+        total += len(segments[i])
+        covered.update(segments[i][j:j + k] for j in range(len(segments[i]) - k + 1))
+    return b"".join(reversed(picked))[-size:]
+
+
+def _deflate(data: bytes, zdict: bytes = b"") -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, *([zdict] if zdict else []))
+    return z.compress(data) + z.flush()
+
+
+def _loader_statements(index: Dict[str, Tuple[int, int, bool]], dict_span: Tuple[int, int]) -> List[ast.stmt]:
+    """zipload.py's code (its docstring out) and the call that installs it, for tcr/__init__."""
+    with open(LOADER, "rb") as f:
+        body = ast.parse(f.read(), LOADER).body[1:]
+    call = f"_install(__loader__, {index!r}, {dict_span!r})\ndel _install\n"
+    return body + ast.parse(call).body
+
+
+def _module_name(rel: str) -> Tuple[str, bool]:
+    """tcr/x/__init__.py -> (tcr.x, True); tcr/x/y.py -> (tcr.x.y, False)"""
+    parts = rel[:-3].split("/")
+    if parts[-1] == "__init__":
+        return ".".join(parts[:-1]), True
+    return ".".join(parts), False
+
+
+def build(src: str, out: str, prefix: str, exclude: Sequence[str] = (), exact_lines: bool = False,
+          short_locals: bool = True, packed: bool = True) -> int:
     """Zip src (the tcr package directory) into out; returns its size. Entries sorted, dated
-    1980-01-01: the same sources give the same bytes (reproducible builds)."""
+    1980-01-01: the same sources give the same bytes (reproducible builds). packed: every module
+    but the client's start-up ones goes into PACKED (zipload.py), else one .pyc member each."""
     base = os.path.dirname(os.path.abspath(src))
     names = []
     for dirpath, dirs, files in os.walk(src):
@@ -158,17 +266,55 @@ def build(src: str, out: str, prefix: str, exclude: Sequence[str] = (), function
             if f.endswith((".pyc", "py.typed")) or any(rel == e or rel.startswith(e + "/") for e in exclude):
                 continue
             names.append(rel)
+    members: Dict[str, bytes] = {}
+    blobs: Dict[str, bytes] = {}  # module -> marshalled code, to be packed
+    init = None
+    for rel in sorted(names):
+        with open(os.path.join(base, rel), "rb") as fh:
+            data = fh.read()
+        if not rel.endswith(".py"):
+            members[rel] = data
+            continue
+        name, _ = _module_name(rel)
+        if name == "tcr" and packed:
+            init = (rel, data)  # compiled last, with the index
+            continue
+        code = compile_module(data, prefix.rstrip("/") + "/" + rel, not exact_lines, short_locals)
+        if packed and name not in CLIENT:
+            blobs[rel] = marshal.dumps(code)
+        else:
+            members[rel + "c"] = pyc(code)
+    packed_data = b""
+    if init is not None:
+        start = 30 + len(PACKED)  # PACKED is the first member: its local header has no extra field
+        zdict = dictionary(list(blobs.values()))
+        packed_data = _deflate(zdict)
+        dict_span = (start, len(packed_data))
+        index: Dict[str, Tuple[int, int, bool]] = {}
+        for rel, blob in blobs.items():
+            deflated = _deflate(blob, zdict)
+            index[_module_name(rel)[0]] = (start + len(packed_data), len(deflated), _module_name(rel)[1])
+            packed_data += deflated
+        rel, data = init
+        code = compile_module(data, prefix.rstrip("/") + "/" + rel, not exact_lines, short_locals,
+                              _loader_statements(index, dict_span))
+        members[rel + "c"] = pyc(code)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        for rel in sorted(names):
-            with open(os.path.join(base, rel), "rb") as fh:
-                data = fh.read()
-            if rel.endswith(".py"):
-                data = pyc(compile_module(data, prefix.rstrip("/") + "/" + rel, function_lines))
-                rel += "c"
+        order = ([PACKED] if init is not None else []) + sorted(members)
+        for rel in order:
             info = zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            z.writestr(info, data, compresslevel=9)
+            if rel == PACKED:
+                info.compress_type = zipfile.ZIP_STORED  # deflated module by module already
+                z.writestr(info, packed_data)
+            else:
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, members[rel], compresslevel=9)
+    if init is not None:  # the offsets in the index are where the bytes really are
+        with open(out, "rb") as zf:
+            zf.seek(30 + len(PACKED))
+            if zf.read(len(packed_data)) != packed_data:
+                raise SystemExit(f"{out}: {PACKED} is not where the index says")
     return os.path.getsize(out)
 
 
@@ -178,10 +324,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("zip", help="the zip to write")
     ap.add_argument("--prefix", required=True, help="the zip's path on the board (for tracebacks)")
     ap.add_argument("--exclude", action="append", default=[], help="a module or package path to leave out")
-    ap.add_argument("--function-lines", action="store_true",
-                    help="tracebacks name the function's first line, not the statement's (-33 kB)")
+    ap.add_argument("--exact-lines", action="store_true",
+                    help="tracebacks name the statement's line, not the function's first line (+38 kB)")
+    ap.add_argument("--function-lines", action="store_true", help=argparse.SUPPRESS)  # the default now
+    ap.add_argument("--keep-local-names", action="store_true",
+                    help="local variables keep their names, for a debugger on the board (+7 kB)")
+    ap.add_argument("--plain", action="store_true",
+                    help="one .pyc member per module, read by zipimport alone (+XX kB)")
     args = ap.parse_args(argv)
-    size = build(args.src, args.zip, args.prefix, args.exclude, args.function_lines)
+    size = build(args.src, args.zip, args.prefix, args.exclude, args.exact_lines, not args.keep_local_names,
+                 not args.plain)
     print(f"tcr.zip: {size} bytes of byte code")
     return 0
 

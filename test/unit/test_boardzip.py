@@ -1,12 +1,14 @@
 """host_tools/tcr_host/boardzip.py: what the board's byte code leaves out must change nothing tcr
 does; line numbers stay exact (docs/profile.md, docs/board-integration.md)."""
 
+import ast
 import dis
 import marshal
 import os
 import subprocess
 import sys
 import zipfile
+import zlib
 
 import pytest
 
@@ -102,11 +104,178 @@ def test_zip_is_reproducible_and_runs(tmp_path):
         boardzip.build(os.path.join(ROOT, "target", "tcr"), out, "/usr/lib/python3/site-packages/tcr.zip")
     with open(a, "rb") as fa, open(b, "rb") as fb:
         assert fa.read() == fb.read()
-    z = zipfile.ZipFile(a)
-    head = z.read("tcr/daemon/loop.pyc")
-    assert marshal.loads(head[16:]).co_filename == "/usr/lib/python3/site-packages/tcr.zip/tcr/daemon/loop.py"
+    names = zipfile.ZipFile(a).namelist()
+    assert names[0] == boardzip.PACKED and "tcr/daemon/loop.pyc" not in names
     r = subprocess.run([sys.executable, "-I", "-S", "-c",
                         f"import sys; sys.path.insert(0, {a!r}); import tcr.daemon.app, tcr.cli.main, "
-                        "tcr.compose.cli; print('__future__' in sys.modules)"],
+                        "tcr.compose.cli; print('__future__' in sys.modules); "
+                        "print(sys.meta_path[0].get_code('tcr.daemon.loop').co_filename)"],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "/usr/lib/python3/site-packages/tcr.zip/tcr/daemon/loop.py"]
+
+
+RENAME_SRC = b'''
+def f(a, b=2, *rest, c, d=4, **kw):
+    total = a + b + c + d + sum(rest) + sum(kw.values())
+    doubled = [x * 2 for x in range(total)]
+    seen = {v: k for k, v in kw.items()}
+
+    def inner(y):
+        return y + total  # total is a cell: keeps its name
+    shadow = lambda q: q + len(seen)  # noqa: E731
+    return total, sum(doubled), inner(1), shadow(1), seen
+
+
+def gen(n):
+    acc = 0
+    for i in range(n):
+        acc += i
+        yield acc
+
+
+class Base:
+    def who(self):
+        return "base"
+
+
+class Kid(Base):
+    def who(self):
+        label = super().who()  # the __class__ cell and self keep their names
+        return label + "+kid"
+
+
+def unbound():
+    if False:
+        late = 1
+    return late
+'''
+
+
+def test_renamed_locals_run_the_same():
+    plain, short = {}, {}
+    exec(boardzip.compile_module(RENAME_SRC, "r.py"), plain)
+    exec(boardzip.compile_module(RENAME_SRC, "r.py", short_locals=True), short)
+    for ns in (plain, short):
+        assert ns["f"](1, c=3, e=5) == plain["f"](1, c=3, e=5) == (15, 210, 16, 2, {5: "e"})
+        assert ns["f"](a=1, b=1, c=1, d=1) == (4, 12, 5, 1, {})  # keyword calls: arguments keep names
+        assert list(ns["gen"](4)) == [0, 1, 3, 6]
+        assert ns["Kid"]().who() == "base+kid"
+        with pytest.raises(UnboundLocalError):
+            ns["unbound"]()
+    f_short = short["f"].__code__
+    assert f_short.co_varnames[:6] == ("a", "b", "c", "d", "rest", "kw")
+    assert "total" in f_short.co_cellvars and "doubled" not in f_short.co_varnames
+    assert sum(len(n) for n in f_short.co_varnames) < sum(len(n) for n in plain["f"].__code__.co_varnames)
+
+
+def test_tcr_never_reads_locals_by_name():
+    """What renaming would change: locals(), vars() without an argument, frame locals, exec/eval."""
+    found = []
+    for dirpath, _dirs, files in os.walk(os.path.join(ROOT, "target", "tcr")):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(dirpath, f)
+            with open(path, "rb") as fh:
+                tree = ast.parse(fh.read(), path)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                        node.func.id in ("locals", "exec", "eval") or (node.func.id == "vars" and not node.args)):
+                    found.append((path, node.lineno, node.func.id))
+                if isinstance(node, ast.Attribute) and node.attr in ("f_locals", "_getframe"):
+                    found.append((path, node.lineno, node.attr))
+    assert found == []
+
+
+def test_dictionary_is_deterministic_and_pays_off():
+    blobs = []
+    for dirpath, _dirs, files in sorted(os.walk(os.path.join(ROOT, "target", "tcr", "containers"))):
+        for f in sorted(files):
+            if f.endswith(".py"):
+                with open(os.path.join(dirpath, f), "rb") as fh:
+                    blobs.append(marshal.dumps(boardzip.compile_module(fh.read(), f)))
+    d = boardzip.dictionary(blobs)
+    assert d == boardzip.dictionary(blobs) and 0 < len(d) <= boardzip.DICT_SIZE
+    with_dict = sum(len(boardzip._deflate(b, d)) for b in blobs) + len(boardzip._deflate(d))
+    assert with_dict < 0.95 * sum(len(boardzip._deflate(b)) for b in blobs)
+    for b in blobs:
+        inflate = zlib.decompressobj(-15, zdict=d)
+        assert inflate.decompress(boardzip._deflate(b, d)) + inflate.flush() == b
+
+
+def small_package(tmp_path):
+    """A tcr package of a few modules: the client's start-up ones, a packed subpackage with a data
+    file and a module that raises."""
+    src = tmp_path / "tcr"
+    for d in ("cli", "common", "rpc", "sub", "data"):
+        (src / d).mkdir(parents=True)
+    (src / "__init__.py").write_text('"""pkg"""\n__version__ = "9"\n')
+    for name in ("cli/__init__.py", "common/__init__.py", "rpc/__init__.py", "sub/__init__.py"):
+        (src / name).write_text("")
+    (src / "cli" / "main.py").write_text("def main():\n    return 0\n")
+    (src / "sub" / "__init__.py").write_text("PKG = True\n")
+    (src / "sub" / "deep.py").write_text(
+        "from __future__ import annotations\nimport os\n\nfrom tcr.sub import helper\n\n\n"
+        "def where():\n    return os.path.dirname(os.path.abspath(__file__))\n\n\n"
+        "def data():\n    return __loader__.get_data(os.path.join(where(), '..', 'data', 'x.json')"
+        ".replace('/sub/../', '/'))\n\n\n"
+        "def boom(value: int) -> None:\n    bad = value\n    raise ValueError(helper.twice(bad))\n")
+    (src / "sub" / "helper.py").write_text("def twice(v):\n    return v * 2\n")
+    (src / "data" / "x.json").write_text('{"k": 1}')
+    return str(src)
+
+
+LOADER_PROBE = """
+import sys, traceback
+sys.path.insert(0, ZIP)
+import tcr
+finder = sys.meta_path[0]
+from tcr.sub import deep
+assert type(finder).__name__ == "_PackedCode" and finder.zdict is None and finder.depth == 0
+assert deep.__file__ == ZIP + "/tcr/sub/deep.pyc" and deep.__spec__.origin == deep.__file__
+assert tcr.sub.__path__ == [ZIP + "/tcr/sub"] and tcr.sub.PKG and finder.is_package("tcr.sub")
+assert deep.__loader__.get_source("tcr.sub.deep") is None
+assert deep.data() == b'{"k": 1}', deep.data()
+import tcr.cli.main
+assert type(tcr.cli.__loader__).__name__ == "zipimporter"  # the client's modules: ordinary members
+assert type(tcr.cli.main.__loader__).__name__ == "zipimporter"
+assert sys.modules["tcr.sub.helper"].__loader__ is finder
+try:
+    deep.boom(21)
+except ValueError as exc:
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    assert (frame.filename, frame.name) == ("/board/tcr.zip/tcr/sub/deep.py", "boom"), frame
+    assert str(exc) == "42"
+import importlib
+assert importlib.reload(deep) is deep
+sys.modules.pop("tcr.sub.nothing", None)
+try:
+    import tcr.sub.nothing
+except ModuleNotFoundError:
+    pass
+print("ok", sorted(finder.index))
+"""
+
+
+def test_packed_loader_reads_modules_data_and_tracebacks(tmp_path):
+    out = str(tmp_path / "t.zip")
+    boardzip.build(small_package(tmp_path), out, "/board/tcr.zip")
+    names = zipfile.ZipFile(out).namelist()
+    assert names == [boardzip.PACKED, "tcr/__init__.pyc", "tcr/cli/__init__.pyc", "tcr/cli/main.pyc",
+                     "tcr/common/__init__.pyc", "tcr/data/x.json", "tcr/rpc/__init__.pyc"]
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", f"ZIP = {out!r}\n" + LOADER_PROBE],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "ok ['tcr.sub', 'tcr.sub.deep', 'tcr.sub.helper']"
+
+
+def test_plain_build_has_one_pyc_per_module(tmp_path):
+    out = str(tmp_path / "t.zip")
+    boardzip.build(small_package(tmp_path), out, "/board/tcr.zip", packed=False)
+    names = zipfile.ZipFile(out).namelist()
+    assert boardzip.PACKED not in names and "tcr/sub/deep.pyc" in names
+    r = subprocess.run([sys.executable, "-I", "-S", "-c",
+                        f"import sys; sys.path.insert(0, {out!r}); from tcr.sub import deep; print(deep.data())"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "b'{\"k\": 1}'", r.stderr
