@@ -105,16 +105,20 @@ board-test: deps
 # distribution or Buildroot/Yocto, never from here. Data in /var/lib/tcr is never touched;
 # tcr-purge removes it on purpose.
 # BYTECODE_ONLY=1 is the board install (Buildroot's and Yocto's recipes use it): the device
-# package only, as one zip of byte code, tcr.zip (host_tools/tcr_host/boardzip.py: no sources,
-# docstrings, asserts, column tables or annotations; line tables re-encoded, exact), with tcr and
-# tcrd but no tcr_host and no tcr-create-image. $(PYTHON) compiles it and must be the board's Python version (Buildroot's
-# host-python3, Yocto's python3-native); TARGET_PYTHON is the board's interpreter path.
+# package only, as one zip of byte code, tcr.zip (~374 kB; host_tools/tcr_host/boardzip.py: no
+# sources, docstrings, asserts, column tables or annotations; line tables name each function's
+# first line; short local names; all but the client's start-up modules deflated against one shared
+# dictionary and read by the zip's own loader, host_tools/tcr_host/zipload.py), with tcr and tcrd
+# but no tcr_host and no tcr-create-image. $(PYTHON) compiles it and must be the board's Python
+# version (Buildroot's host-python3, Yocto's python3-native); TARGET_PYTHON is the board's
+# interpreter path.
 BINDIR      ?= $(PREFIX)/bin
 INITDIR     ?= $(SYSCONFDIR)/init.d
 INIT        ?= both
 BYTECODE_ONLY ?=
-# a smaller board package: BOARD_ZIP_FLAGS="--function-lines --exclude tcr/compose" (429 kB
-# instead of 491 kB; tracebacks name functions' first lines, no `tcr compose` on the board)
+# BOARD_ZIP_FLAGS: "--exclude tcr/compose" (no `tcr compose` on the board, -22 kB); for debugging
+# on a board "--exact-lines" (tracebacks name the statement's line, +34 kB), "--keep-local-names"
+# (+8 kB), "--plain" (one .pyc per module, zipimport alone, +76 kB; docs/board-integration.md)
 BOARD_ZIP_FLAGS ?=
 TARGET_PYTHON ?= $(PYTHON)
 PYSITEDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = "$(PREFIX)".rstrip("/") + "/"; \

@@ -1,19 +1,24 @@
 """The board's byte code: target/tcr compiled into one reproducible zip (`make install BYTECODE_ONLY=1`,
 which Buildroot's and Yocto's recipes run with the board's Python version on the build PC).
 
-What a board does not need is left out of the byte code, and nothing it needs: each cut is lossless
-for running tcr and measured in docs/profile.md (tcrd's resident memory) and docs/board-integration.md
-(the zip's size):
+What a board does not need is left out of the byte code, and nothing it needs to run: each cut is
+measured in docs/profile.md (tcrd's resident memory) and docs/board-integration.md (the zip's size):
 - docstrings and asserts (optimize=2; tcr uses neither at run time);
-- column tables: line tables are re-encoded with one entry per run of code on the same line
-  (CPython 3.11's "no column" form), so tracebacks keep exact line numbers (the compiler writes an
+- column tables, and line tables down to each function's first line (CPython 3.11's "no column"
+  form; a traceback names file, function and the line it starts on). --exact-lines re-encodes
+  the statement lines instead, one entry per run of code on the same line (the compiler writes an
   entry per instruction and columns besides: ~2.7x the size);
+- the names of plain local variables (a, b, c...; arguments, cell and free variables keep theirs:
+  rename_locals; --keep-local-names keeps them all);
 - function annotations (tcr has `from __future__ import annotations` everywhere: they are strings
   nobody reads at run time) and module-level variable annotations; class-level annotations stay
   (tcr.common.record reads them for the fields);
 - `if TYPE_CHECKING:` blocks (typing imports for mypy), compiled as `if False:`;
 - `from __future__ import ...` statements: the features go to compile() as flags (the statement
   itself imports the __future__ module at run time).
+And what the modules share is compressed once: every module but the client's start-up ones is
+deflated against one dictionary of their common byte strings into the member PACKED, which the
+loader in zipload.py (compiled into the zip's tcr/__init__) reads (--plain: a .pyc per module).
 
     python3 host_tools/tcr_host/boardzip.py SRC_DIR ZIP --prefix /usr/lib/python3.11/site-packages/tcr.zip
 Stdlib only, run as a script (no tcr_host import): Buildroot's host-python3 has no dependencies.
@@ -325,12 +330,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--prefix", required=True, help="the zip's path on the board (for tracebacks)")
     ap.add_argument("--exclude", action="append", default=[], help="a module or package path to leave out")
     ap.add_argument("--exact-lines", action="store_true",
-                    help="tracebacks name the statement's line, not the function's first line (+38 kB)")
+                    help="tracebacks name the statement's line, not the function's first line (+34 kB)")
     ap.add_argument("--function-lines", action="store_true", help=argparse.SUPPRESS)  # the default now
     ap.add_argument("--keep-local-names", action="store_true",
-                    help="local variables keep their names, for a debugger on the board (+7 kB)")
+                    help="local variables keep their names, for a debugger on the board (+8 kB)")
     ap.add_argument("--plain", action="store_true",
-                    help="one .pyc member per module, read by zipimport alone (+XX kB)")
+                    help="one .pyc member per module, read by zipimport alone (+76 kB)")
     args = ap.parse_args(argv)
     size = build(args.src, args.zip, args.prefix, args.exclude, args.exact_lines, not args.keep_local_names,
                  not args.plain)

@@ -4,8 +4,8 @@
     board_test.py [--arch arm64|armhf|x86_64] [--board ssh://root@board] [--cache DIR] [--docs]
 
 Emulated (the default): builds (and caches, keyed by a hash of its inputs) a Debian 12 root file
-system for ARCH with mmdebstrap, installs tcr into it with `make install DESTDIR=...` and the
-systemd unit (as a board image builder does), builds an image for ARCH on this PC with
+system for ARCH with mmdebstrap, installs tcr into it with `make install BYTECODE_ONLY=1
+DESTDIR=...` (tcr.zip) and the systemd unit (as a board image builder does), builds an image for ARCH on this PC with
 tcr-create-image from an offline OCI layout, boots qemu-system-* networked only through
 `-netdev user,restrict=on` with 127.0.0.1 port forwards, and runs the scenario from the PC with
 `tcr -H ssh://`: under systemd, through power cuts (SIGKILL of qemu), and under BusyBox init
@@ -233,9 +233,10 @@ def configure_rootfs(root: str, pubkey: str) -> None:
 
 
 def install_tcr(root: str) -> None:
-    """`make install` into the board tree: the path a board image builder takes."""
-    must(["make", "-C", REPO, "install", f"DESTDIR={root}", "PREFIX=/usr/local", "PYTHON=/usr/bin/python3",
-          "INIT=both"])
+    """`make install BYTECODE_ONLY=1` into the board tree: the path Buildroot's and Yocto's recipes
+    take (tcr.zip of byte code, read by the zip's own loader; the board's Python is 3.11 as here)."""
+    must(["make", "-C", REPO, "install", "BYTECODE_ONLY=1", f"DESTDIR={root}", "PREFIX=/usr/local",
+          "PYTHON=/usr/bin/python3", "TARGET_PYTHON=/usr/bin/python3", "INIT=both"])
     for p in ("usr/local/bin/tcr", "usr/local/bin/tcrd", "lib/systemd/system/tcrd.service",
               "etc/init.d/S95tcrd"):
         if not os.path.exists(os.path.join(root, p)):
@@ -1072,7 +1073,7 @@ def main() -> int:
             must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
             with open(key + ".pub") as f:
                 pub = f.read()
-            with stage("install tcr (make install DESTDIR) and make the disk"):
+            with stage("install tcr (make install BYTECODE_ONLY=1 DESTDIR) and make the disk"):
                 disk = make_disk(cached, work, pub)
             ssh_port = free_port()
             board = Board(f"ssh://root@127.0.0.1:{ssh_port}", work,

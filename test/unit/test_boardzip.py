@@ -181,7 +181,8 @@ def test_tcr_never_reads_locals_by_name():
                 tree = ast.parse(fh.read(), path)
             for node in ast.walk(tree):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
-                        node.func.id in ("locals", "exec", "eval") or (node.func.id == "vars" and not node.args)):
+                        node.func.id in ("locals", "exec", "eval")
+                        or (node.func.id == "vars" and not node.args)):
                     found.append((path, node.lineno, node.func.id))
                 if isinstance(node, ast.Attribute) and node.attr in ("f_locals", "_getframe"):
                     found.append((path, node.lineno, node.attr))
@@ -275,7 +276,6 @@ def test_plain_build_has_one_pyc_per_module(tmp_path):
     boardzip.build(small_package(tmp_path), out, "/board/tcr.zip", packed=False)
     names = zipfile.ZipFile(out).namelist()
     assert boardzip.PACKED not in names and "tcr/sub/deep.pyc" in names
-    r = subprocess.run([sys.executable, "-I", "-S", "-c",
-                        f"import sys; sys.path.insert(0, {out!r}); from tcr.sub import deep; print(deep.data())"],
-                       capture_output=True, text=True, timeout=60)
+    code = f"import sys; sys.path.insert(0, {out!r}); from tcr.sub import deep; print(deep.data())"
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "b'{\"k\": 1}'", r.stderr
