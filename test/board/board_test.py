@@ -5,8 +5,8 @@
 
 Emulated (the default): builds (and caches, keyed by a hash of its inputs) a Debian 12 root file
 system for ARCH with mmdebstrap, installs tcr into it with `make install BYTECODE_ONLY=1
-DESTDIR=...` (tcr.zip) and the systemd unit (as a board image builder does), builds an image for ARCH on this PC with
-tcr-create-image from an offline OCI layout, boots qemu-system-* networked only through
+DESTDIR=...` (tcr.zip) and the systemd unit (as a board image builder does), builds an image for
+ARCH on this PC with tcr-create-image from an offline OCI layout, boots qemu-system-* networked only through
 `-netdev user,restrict=on` with 127.0.0.1 port forwards, and runs the scenario from the PC with
 `tcr -H ssh://`: under systemd, through power cuts (SIGKILL of qemu), and under BusyBox init
 with S95tcrd. With --board the same scenario and numbers run against a real board (no build,
