@@ -241,11 +241,11 @@ def _deflate(data: bytes, zdict: bytes = b"") -> bytes:
     return z.compress(data) + z.flush()
 
 
-def _loader_statements(index: Dict[str, Tuple[int, int, bool]], dict_span: Tuple[int, int]) -> List[ast.stmt]:
+def _loader_statements(layout: Tuple[int, int, int]) -> List[ast.stmt]:
     """zipload.py's code (its docstring out) and the call that installs it, for tcr/__init__."""
     with open(LOADER, "rb") as f:
         body = ast.parse(f.read(), LOADER).body[1:]
-    call = f"_install(__loader__, {index!r}, {dict_span!r})\ndel _install\n"
+    call = f"_install(__loader__, {layout!r}, frozenset({sorted(CLIENT)!r}))\ndel _install\n"
     return body + ast.parse(call).body
 
 
@@ -291,18 +291,21 @@ def build(src: str, out: str, prefix: str, exclude: Sequence[str] = (), exact_li
             members[rel + "c"] = pyc(code)
     packed_data = b""
     if init is not None:
-        start = 30 + len(PACKED)  # PACKED is the first member: its local header has no extra field
+        # PACKED: the dictionary, the index, the modules (zipload.py); it is the first member and
+        # its local header has no extra field, so its bytes start at 30 + len(PACKED)
         zdict = dictionary(list(blobs.values()))
-        packed_data = _deflate(zdict)
-        dict_span = (start, len(packed_data))
+        modules = b""
         index: Dict[str, Tuple[int, int, bool]] = {}
         for rel, blob in blobs.items():
             deflated = _deflate(blob, zdict)
-            index[_module_name(rel)[0]] = (start + len(packed_data), len(deflated), _module_name(rel)[1])
-            packed_data += deflated
+            name, pkg = _module_name(rel)
+            index[name] = (len(modules), len(deflated), pkg)
+            modules += deflated
+        head, listing = _deflate(zdict), _deflate(marshal.dumps(index), zdict)
+        packed_data = head + listing + modules
         rel, data = init
         code = compile_module(data, prefix.rstrip("/") + "/" + rel, not exact_lines, short_locals,
-                              _loader_statements(index, dict_span))
+                              _loader_statements((30 + len(PACKED), len(head), len(listing))))
         members[rel + "c"] = pyc(code)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         order = ([PACKED] if init is not None else []) + sorted(members)

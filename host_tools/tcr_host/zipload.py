@@ -19,20 +19,35 @@ _ModuleSpec = type(__spec__)
 
 
 class _PackedCode:
-    """A meta path finder and loader for the modules listed in index: name -> (offset, length,
-    is_package), offsets into the zip file itself (the stored member's bytes). Modules keep the
+    """A meta path finder and loader for the packed modules: PACKED holds the deflated dictionary,
+    the index (name -> offset from the first module, length, is_package) and the modules, each
+    deflated against the dictionary; layout gives where in the zip file. Modules keep the
     paths zipimport would give them (`__file__` .../tcr.zip/tcr/x.pyc; tracebacks name the .py
     path the code was compiled with) and their data files stay readable (`get_data`)."""
 
-    def __init__(self, zipimporter, index, dictionary):
+    def __init__(self, zipimporter, layout, plain):
         self.zipimporter = zipimporter
         self.archive = zipimporter.archive
-        self.index = index
-        self.dictionary = dictionary  # (offset, length) of the raw-deflated dictionary
+        self.layout = layout  # offset of the dictionary, its length, the index's length
+        self.plain = plain  # the modules zipimport reads (ordinary members): never looked up here
+        self._index = None
         self.zdict = None
         self.depth = 0
 
+    @property
+    def index(self):
+        """name -> (offset, length, is_package), read on the first import of a packed module: a
+        client that imports only ordinary members never reads it."""
+        if self._index is None:
+            offset, dict_length, index_length = self.layout
+            base = offset + dict_length + index_length
+            self._index = {name: (base + start, length, pkg) for name, (start, length, pkg)
+                           in _marshal.loads(self._inflate(offset + dict_length, index_length)).items()}
+        return self._index
+
     def find_spec(self, name, path=None, target=None):
+        if not name.startswith("tcr.") or name in self.plain:
+            return None
         entry = self.index.get(name)
         if entry is None:
             return None
@@ -64,19 +79,22 @@ class _PackedCode:
             raise ImportError(f"{self.archive} is cut short", path=self.archive)
         return data
 
-    def get_code(self, name):
-        entry = self.index.get(name)
-        if entry is None:
-            raise ImportError(f"{name} is not packed in {self.archive}", name=name)
+    def _inflate(self, offset, length):
         import zlib  # zipimport has loaded it to read the zip's ordinary members
 
         zdict = self.zdict
         if zdict is None:
-            zdict = zlib.decompress(self._read(*self.dictionary), -15)
+            zdict = zlib.decompress(self._read(self.layout[0], self.layout[1]), -15)
             if self.depth:
                 self.zdict = zdict
         inflate = zlib.decompressobj(-15, zdict=zdict)
-        return _marshal.loads(inflate.decompress(self._read(entry[0], entry[1])) + inflate.flush())
+        return inflate.decompress(self._read(offset, length)) + inflate.flush()
+
+    def get_code(self, name):
+        entry = self.index.get(name)
+        if entry is None:
+            raise ImportError(f"{name} is not packed in {self.archive}", name=name)
+        return _marshal.loads(self._inflate(entry[0], entry[1]))
 
     def is_package(self, name):
         entry = self.index.get(name)
@@ -95,10 +113,10 @@ class _PackedCode:
         return self.zipimporter.get_data(path)
 
 
-def _install(zipimporter, index, dictionary):
-    """Put the finder first on sys.meta_path (it answers only for its own modules: one dict
-    look-up for any other name), replacing one a previous import of this zip left there."""
+def _install(zipimporter, layout, plain):
+    """Put the finder first on sys.meta_path (it answers only for its own modules: a string test
+    and a set look-up for any other name), replacing one a previous import of this zip left."""
     _sys.meta_path[:] = [f for f in _sys.meta_path
                          if not (type(f).__name__ == "_PackedCode" and getattr(f, "archive", None)
                                  == zipimporter.archive)]
-    _sys.meta_path.insert(0, _PackedCode(zipimporter, index, dictionary))
+    _sys.meta_path.insert(0, _PackedCode(zipimporter, layout, plain))
