@@ -116,6 +116,8 @@ class _PackedCode:
 def _install(zipimporter, layout, plain):
     """Put the finder first on sys.meta_path (it answers only for its own modules: a string test
     and a set look-up for any other name), replacing one a previous import of this zip left."""
+    if not hasattr(zipimporter, "archive"):  # the zip's tcr/__init__.pyc copied out of the zip
+        raise ImportError("tcr's byte code is packed in tcr.zip: put the zip itself on sys.path", name="tcr")
     _sys.meta_path[:] = [f for f in _sys.meta_path
                          if not (type(f).__name__ == "_PackedCode" and getattr(f, "archive", None)
                                  == zipimporter.archive)]

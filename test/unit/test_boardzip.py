@@ -269,6 +269,13 @@ def test_packed_loader_reads_modules_data_and_tracebacks(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[0] == "ok ['tcr.sub', 'tcr.sub.deep', 'tcr.sub.helper']"
+    # unzipped, the packed modules are unreachable: `import tcr` says so in one line
+    zipfile.ZipFile(out).extractall(tmp_path / "unzipped")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c",
+                        f"import sys; sys.path.insert(0, {str(tmp_path / 'unzipped')!r}); import tcr"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stderr.splitlines()[-1] == ("ImportError: tcr's byte code is packed in tcr.zip: "
+                                         "put the zip itself on sys.path"), r.stderr
 
 
 def test_plain_build_has_one_pyc_per_module(tmp_path):
