@@ -160,12 +160,8 @@ def test_every_module_imports_from_the_zip_and_commands_run(board):
 CLIENT_MODULES = """
 import sys
 sys.path.insert(0, ZIP)
-sys.argv = ["tcr", "--socket", "/nonexistent", *ARGS]
 from tcr.cli.main import main
-try:
-    main()
-except SystemExit:
-    pass
+main(["--socket", "/nonexistent", *ARGS])  # an argv: main returns instead of leaving with os._exit
 packed = [m for m, mod in sys.modules.items() if m.startswith("tcr")
           and type(getattr(mod, "__loader__", None)).__name__ != "zipimporter"]
 print("packed:", *sorted(packed), "index read:", sys.meta_path[0]._index is not None)
