@@ -105,7 +105,7 @@ board-test: deps
 # distribution or Buildroot/Yocto, never from here. Data in /var/lib/tcr is never touched;
 # tcr-purge removes it on purpose.
 # BYTECODE_ONLY=1 is the board install (Buildroot's and Yocto's recipes use it): the device
-# package only, as one zip of byte code, tcr.zip (~374 kB; host_tools/tcr_host/boardzip.py: no
+# package only, as one zip of byte code, tcr.zip (~376 kB; host_tools/tcr_host/boardzip.py: no
 # sources, docstrings, asserts, column tables or annotations; line tables name each function's
 # first line; short local names; all but the client's start-up modules deflated against one shared
 # dictionary and read by the zip's own loader, host_tools/tcr_host/zipload.py), with tcr and tcrd
