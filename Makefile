@@ -116,9 +116,9 @@ BINDIR      ?= $(PREFIX)/bin
 INITDIR     ?= $(SYSCONFDIR)/init.d
 INIT        ?= both
 BYTECODE_ONLY ?=
-# BOARD_ZIP_FLAGS: "--exclude tcr/compose" (no `tcr compose` on the board, -22 kB); for debugging
-# on a board "--exact-lines" (tracebacks name the statement's line, +34 kB), "--keep-local-names"
-# (+8 kB), "--plain" (one .pyc per module, zipimport alone, +76 kB; docs/board-integration.md)
+# BOARD_ZIP_FLAGS: "--exclude tcr/compose" (no `tcr compose` on the board, -21 kB); for debugging
+# on a board "--exact-lines" (tracebacks name the statement's line, +35 kB), "--keep-local-names"
+# (+8 kB), "--plain" (one .pyc per module, zipimport alone, +80 kB; docs/board-integration.md)
 BOARD_ZIP_FLAGS ?=
 TARGET_PYTHON ?= $(PYTHON)
 PYSITEDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = "$(PREFIX)".rstrip("/") + "/"; \

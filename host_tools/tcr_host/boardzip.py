@@ -333,12 +333,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--prefix", required=True, help="the zip's path on the board (for tracebacks)")
     ap.add_argument("--exclude", action="append", default=[], help="a module or package path to leave out")
     ap.add_argument("--exact-lines", action="store_true",
-                    help="tracebacks name the statement's line, not the function's first line (+34 kB)")
+                    help="tracebacks name the statement's line, not the function's first line (+35 kB)")
     ap.add_argument("--function-lines", action="store_true", help=argparse.SUPPRESS)  # the default now
     ap.add_argument("--keep-local-names", action="store_true",
                     help="local variables keep their names, for a debugger on the board (+8 kB)")
     ap.add_argument("--plain", action="store_true",
-                    help="one .pyc member per module, read by zipimport alone (+76 kB)")
+                    help="one .pyc member per module, read by zipimport alone (+80 kB)")
     args = ap.parse_args(argv)
     size = build(args.src, args.zip, args.prefix, args.exclude, args.exact_lines, not args.keep_local_names,
                  not args.plain)

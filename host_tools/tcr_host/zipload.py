@@ -2,7 +2,7 @@
 `tcr/__init__` (it is not imported on the build PC): the client's start-up modules are ordinary
 .pyc members that zipimport reads; every other module is one raw deflate stream inside the stored
 member `tcr/_code.z`, compressed against one shared dictionary (the modules' common byte strings:
-76 kB less than one deflated .pyc per member, docs/board-integration.md).
+80 kB less than one deflated .pyc per member, docs/board-integration.md).
 
 Each module is read and inflated on its own (one read of its bytes), so nothing bigger than a
 module is ever held; the 32 kB dictionary is kept only while an import is running (a nested
