@@ -929,7 +929,7 @@ for p in os.listdir("/proc"):
             cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if len(cmd) > 1 and cmd[1].endswith(b"/tcrd"):
+        if any(c.endswith(b"/tcrd") for c in cmd[1:3]):  # python3 [-IS] /usr/local/bin/tcrd
             for l in open(f"/proc/{p}/status"):
                 if l.startswith("VmRSS:"):
                     print(int(l.split()[1]))
