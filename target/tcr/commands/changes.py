@@ -18,21 +18,13 @@ def _mgr(ctx: Ctx) -> Any:
 
 
 def _each(ctx: Ctx, prog: str, what: str, act: Any) -> Output:
-    from tcr.commands.containers import _each_output, _find_each
+    from tcr.commands.containers import _act_on_each
 
     p = Parser(prog, description=what)
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     ns = p.parse(ctx.args)
     mgr = _mgr(ctx)
-    found, errors = _find_each(mgr, ns.containers)
-    done = []
-    for ref, c in found:
-        try:
-            act(mgr, c)
-            done.append(ref)
-        except TcrError as exc:
-            errors.append(exc)
-    return _each_output(done, errors)
+    return _act_on_each(mgr, ns.containers, lambda c: act(mgr, c))
 
 
 def _event(ctx: Ctx, c: Any, action: str) -> None:

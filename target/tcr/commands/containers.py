@@ -454,6 +454,20 @@ def _find_each(mgr: Any, refs: List[str]) -> Any:
     return found, errors
 
 
+def _act_on_each(mgr: Any, refs: List[str], act: Any) -> Output:
+    """act(container) on every named container: the bad names and the failures are reported, the
+    others still acted on (docker's rm, kill, pause...)."""
+    found, errors = _find_each(mgr, refs)
+    done = []
+    for ref, c in found:
+        try:
+            act(c)
+            done.append(ref)
+        except TcrError as exc:
+            errors.append(exc)
+    return _each_output(done, errors)
+
+
 def _each_output(done: List[str], errors: List[TcrError]) -> Output:
     """One line per container acted on; one error line per failure; exit 1 if any failed.
     A single failing name keeps its error code (a plain error reply)."""
@@ -504,17 +518,13 @@ def cmd_rm(ctx: Ctx) -> Output:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     ns = p.parse(ctx.args)
     mgr = _mgr(ctx)
-    found, errors = _find_each(mgr, ns.containers)
-    done = []
-    for ref, c in found:
-        try:
-            if not ns.force:
-                mgr.check_removable(c)
-            mgr.remove(c, force=ns.force, volumes=ns.volumes)
-            done.append(ref)
-        except TcrError as exc:
-            errors.append(exc)
-    return _each_output(done, errors)
+
+    def remove(c: Any) -> None:
+        if not ns.force:
+            mgr.check_removable(c)
+        mgr.remove(c, force=ns.force, volumes=ns.volumes)
+
+    return _act_on_each(mgr, ns.containers, remove)
 
 
 # ---- logs ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser, Pending
-from tcr.commands.containers import _attach, _each_output, _find_each, _mgr, _seeded_first, _stop_all
+from tcr.commands.containers import _act_on_each, _attach, _mgr, _seeded_first, _stop_all
 from tcr.common.errors import TcrError, UsageError
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
@@ -110,15 +110,7 @@ def cmd_kill(ctx: Ctx) -> Output:
     ns = p.parse(ctx.args)
     sig = parse_signal(ns.signal)
     mgr = _mgr(ctx)
-    found, errors = _find_each(mgr, ns.containers)
-    done = []
-    for ref, c in found:
-        try:
-            mgr.kill(c, sig)
-            done.append(ref)
-        except TcrError as exc:
-            errors.append(exc)
-    return _each_output(done, errors)
+    return _act_on_each(mgr, ns.containers, lambda c: mgr.kill(c, sig))
 
 
 @base.command("wait", "Wait for containers to stop, print their exit codes")
