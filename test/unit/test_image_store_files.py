@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from tcr.common.errors import InvalidArgument, TcrError
-from tcr.images import store
+from tcr.images import store, storedfile
 from tcr.images.record import StoredFile
 from tcr.kernel import fsverity
 
@@ -90,23 +90,23 @@ def test_check_unchanged_sees_every_kind_of_change(tmp_path):
     os.chmod(p, 0o444)
     if os.geteuid() != 0:
         pytest.skip("the fingerprint also requires a root-owned file")
-    fp = store.fingerprint(p, "", False)
-    assert store.check_unchanged(p, fp) is None
+    fp = storedfile.fingerprint(p, "", False)
+    assert storedfile.check_unchanged(p, fp) is None
     st = os.stat(p)
     os.chmod(p, 0o644)
     with open(p, "r+b") as f:
         f.write(b"X")
     os.chmod(p, 0o444)
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime put back: the ctime still tells
-    assert "ctime" in store.check_unchanged(p, fp)
+    assert "ctime" in storedfile.check_unchanged(p, fp)
     with open(p, "ab") as f:
         f.write(b"more")
-    why = store.check_unchanged(p, fp)
+    why = storedfile.check_unchanged(p, fp)
     assert "size" in why and "modification time" in why
     os.link(p, str(tmp_path / "second"))
-    assert "one link" in store.check_unchanged(p, store.fingerprint(p, "", False))
+    assert "one link" in storedfile.check_unchanged(p, storedfile.fingerprint(p, "", False))
     os.unlink(p)
-    assert "cannot stat" in store.check_unchanged(p, fp)
+    assert "cannot stat" in storedfile.check_unchanged(p, fp)
 
 
 def test_verify_compares_with_sidecar_and_recorded_digest(tmp_path):

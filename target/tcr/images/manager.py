@@ -566,7 +566,7 @@ def install(staging: str, record: Dict[str, Any], states: StateStore) -> Dict[st
     assert rec.stored_file is not None
     final = os.path.dirname(rec.stored)
     stored_tmp = os.path.join(staging, STORED_NAME)
-    changed = store.check_unchanged(stored_tmp, rec.stored_file)
+    changed = storedfile.check_unchanged(stored_tmp, rec.stored_file)
     if changed:
         raise InternalError(f"image load: the staged file changed ({changed})")
     mounted_at: Optional[str] = None

@@ -23,7 +23,7 @@ from tcr.common import fileread
 from tcr.common.errors import InvalidArgument, TcrError
 from tcr.images import reader
 from tcr.images.record import StoredFile, check_arch
-from tcr.images.storedfile import MOUNT_FLAGS, STORED_MODE, STORED_NAME, check_unchanged, fingerprint  # noqa: F401
+from tcr.images.storedfile import MOUNT_FLAGS, STORED_MODE, STORED_NAME, fingerprint
 from tcr.kernel import fsverity, loopdev
 from tcr.kernel import mount as kmount
 
