@@ -189,3 +189,43 @@ def test_writer_fires_when_writable_alongside_a_reader(plain_loop):
     finally:
         a.close()
         b.close()
+
+
+def test_on_idle_runs_once_per_burst_of_work_before_blocking(plain_loop):
+    """tcrd trims its heap here: once after work, never again while the loop just sleeps."""
+    r, w = os.pipe()
+    try:
+        calls = []
+        got = []
+        plain_loop.on_idle = lambda: calls.append(len(got))
+        plain_loop.add_reader(r, lambda: got.append(os.read(r, 10)))
+        plain_loop.run_once(timeout=0)  # start-up counts as work, but a zero wait never blocks
+        assert calls == []
+        plain_loop.run_once(timeout=0.001)  # about to block: the start-up's burst ends here
+        assert calls == [0]
+        plain_loop.run_once(timeout=0.001)
+        plain_loop.run_once(timeout=0.001)  # slept twice, did nothing: not called again
+        assert calls == [0]
+        os.write(w, b"x")
+        plain_loop.run_once(timeout=0.001)  # the reader runs after the wait
+        assert got == [b"x"] and calls == [0]
+        plain_loop.run_once(timeout=0.001)  # the next block after that work
+        assert calls == [0, 1]
+        plain_loop.call_soon(lambda: got.append(b"soon"))
+        plain_loop.run_once(timeout=0.001)  # a ready callback is work too
+        assert calls == [0, 1, 2]
+    finally:
+        plain_loop.remove_reader(r)
+        os.close(r)
+        os.close(w)
+
+
+def test_on_idle_waits_while_callbacks_are_ready(plain_loop):
+    calls = []
+    plain_loop.on_idle = lambda: calls.append(1)
+    plain_loop.call_soon(lambda: plain_loop.call_soon(lambda: None))  # ready work chains on
+    plain_loop.run_once(timeout=0.001)
+    assert calls == []  # more was ready: the loop did not block, so no idle call
+    plain_loop.run_once(timeout=0.001)
+    plain_loop.run_once(timeout=0.001)
+    assert calls == [1]

@@ -94,6 +94,10 @@ class Daemon:
         except OSError as exc:
             log.warning("%s; orphaned container processes will not be reaped by tcrd", exc)
         self.loop.reap_orphans(True)
+        from tcr.kernel.libc import heap_trim
+
+        if heap_trim():  # after each burst of work, free heap pages back (docs/profile.md)
+            self.loop.on_idle = heap_trim
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.shutdown)

@@ -5,6 +5,8 @@
 - timers: a heap of (deadline, seq, handle); select() sleeps exactly until the next deadline.
 - signals: signal.set_wakeup_fd() writes signal numbers to a socketpair the selector watches;
   handlers then run as ordinary callbacks, never inside the Python signal handler.
+- idle: on_idle (tcrd: the C heap's free pages back to the kernel) runs once each time the loop
+  is about to block after doing some work; a loop that sleeps does not call it again.
 - processes: watch_process() opens a pidfd, which becomes readable when the process exits; our own
   children (tcrd is a subreaper, so container processes become ours) are reaped with
   waitid(P_PIDFD). Without pidfd support, SIGCHLD + waitpid(WNOHANG) for the watched pids.
@@ -80,6 +82,8 @@ class Watch:
 class EventLoop:
     def __init__(self, use_pidfd: Optional[bool] = None):
         self._epoll = select.epoll()
+        self.on_idle: Optional[Callable[[], object]] = None
+        self._worked = True  # since the last on_idle: start-up counts as work
         self._masks: Dict[int, int] = {}  # fd -> epoll mask registered
         self._readers: Dict[int, Callback] = {}
         self._writers: Dict[int, Callback] = {}
@@ -283,7 +287,7 @@ class EventLoop:
 
     # ---- running -----------------------------------------------------------------------------
 
-    def _run_callback(self, cb: Callable[[], None]) -> None:
+    def _run_callback(self, cb: Callable[[], object]) -> None:
         try:
             cb()
         except Exception as exc:
@@ -301,6 +305,8 @@ class EventLoop:
     def run_once(self, timeout: Optional[float] = None) -> None:
         """One iteration: ready callbacks, then wait for fds/timers (at most timeout seconds)."""
         n = len(self._ready)
+        if n:
+            self._worked = True
         for _ in range(n):
             self._run_callback(self._ready.popleft())
         if self._stopping:
@@ -314,6 +320,9 @@ class EventLoop:
             if self._timers:
                 until = max(0.0, self._timers[0][0] - time.monotonic())
                 wait = until if wait is None else min(wait, until)
+        if wait != 0 and self._worked and self.on_idle is not None:
+            self._worked = False
+            self._run_callback(self.on_idle)
         if self._readers or self._writers:
             events = self._poll(wait)
         else:
@@ -321,6 +330,8 @@ class EventLoop:
             if wait is None:
                 raise RuntimeError("event loop would block forever: nothing to wait for")
             time.sleep(wait)  # only timers left: sleeping until the next deadline is not polling
+        if events:
+            self._worked = True
         for fd, mask in events:
             # as selectors maps them: errors and hang-ups wake both sides
             if mask & ~_READ:
@@ -336,6 +347,7 @@ class EventLoop:
             _when, _seq, h = heappop(self._timers)
             if not h.cancelled:
                 h.cancelled = True
+                self._worked = True
                 self._run_callback(h.callback)
 
     def run(self) -> None:
