@@ -14,7 +14,7 @@ from tcr.commands.base import Output, Pending
 from tcr.commands.cdialect import CError, make_dispatch, run_options
 from tcr.common.errors import ContainerNotFound, ImageNotFound, InUse, NetworkNotFound, TcrError
 from tcr.common.record import replace
-from tcr.containers.runopts import RestartPolicy, RunOptions, Tmpfs, Volume
+from tcr.containers.runrecord import RestartPolicy, RunOptions, Tmpfs, Volume
 
 # ---- run argv -> RunOptions -------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from tcr.common.errors import TcrError
 from tcr.containers import health, healthcfg
-from tcr.containers.runopts import RunOptions, parse_run_args
+from tcr.containers.runopts import parse_run_args
+from tcr.containers.runrecord import RunOptions
 from tcr.daemon.loop import EventLoop
 
 

@@ -11,14 +11,8 @@ from tcr.common.errors import InvalidArgument
 from tcr.containers import etcfiles, resources
 from tcr.containers.bundle import check_command
 from tcr.containers.ociconfig import BundlePaths, HostDevice, HostInfo, build_config
-from tcr.containers.runopts import (
-    Device,
-    RunOptions,
-    Tmpfs,
-    Ulimit,
-    Volume,
-    parse_run_args,
-)
+from tcr.containers.runopts import parse_run_args
+from tcr.containers.runrecord import Device, RunOptions, Tmpfs, Ulimit, Volume
 
 CID = "0123456789abcdef"
 HOST = HostInfo(

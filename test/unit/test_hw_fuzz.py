@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from tcr.cli import runargs
 from tcr.common.errors import InvalidArgument, TcrError
 from tcr.containers import runopts
-from tcr.containers.runopts import RunOptions, parse_run_args
+from tcr.containers.runopts import parse_run_args
+from tcr.containers.runrecord import RunOptions
 
 ALPHABET = string.ascii_letters + string.digits + ":/=,.*- _\t\n\0[]@"
 text = st.text(alphabet=ALPHABET, max_size=40)

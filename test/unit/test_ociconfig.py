@@ -8,7 +8,8 @@ import pytest
 from tcr.common.errors import InvalidArgument
 from tcr.containers import caps, ociconfig, seccomp
 from tcr.containers.ociconfig import BundlePaths, HostInfo, build_config, path_in_root, resolve_user
-from tcr.containers.runopts import RunOptions, parse_run_args
+from tcr.containers.runopts import parse_run_args
+from tcr.containers.runrecord import RunOptions
 
 CID = "0123456789abcdef"
 HOST = HostInfo(

@@ -6,13 +6,8 @@ import pytest
 
 from tcr.commands.base import HelpRequested
 from tcr.common.errors import InvalidArgument, TcrError, UsageError
-from tcr.containers.runopts import (
-    RestartPolicy,
-    RunOptions,
-    Tmpfs,
-    Volume,
-    parse_run_args,
-)
+from tcr.containers.runopts import parse_run_args
+from tcr.containers.runrecord import RestartPolicy, RunOptions, Tmpfs, Volume
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples", "runconfig")
 
@@ -445,7 +440,6 @@ def test_create_allows_restart_without_detach():
 
 def test_network_alias():
     from tcr.common.errors import InvalidArgument
-    from tcr.containers.runopts import RunOptions, parse_run_args
 
     o = parse_run_args(["--network-alias", "db", "--network-alias=db", "--network-alias", "cache", "img"],
                        "/")

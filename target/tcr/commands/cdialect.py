@@ -130,7 +130,7 @@ def _env(spec: str) -> str:
 
 
 def _volume(spec: str, pwd: str) -> Any:
-    from tcr.containers.runopts import Volume
+    from tcr.containers.runrecord import Volume
 
     src, sep, rest = spec.partition(":")
     dst, _, mode = rest.partition(":")
@@ -205,7 +205,8 @@ _SWITCHES = {"-d": "detach", "--rm": "rm", "--read-only": "read_only", "-t": "tt
 
 def run_options(args: List[str], pwd: str, read_file: Optional[Callable[[str], str]] = None) -> Any:
     """The C client's `run` argv -> RunOptions (validated). Pure apart from reading --config."""
-    from tcr.containers.runopts import RunOptions, validate
+    from tcr.containers.runopts import validate
+    from tcr.containers.runrecord import RunOptions
 
     if len(args) >= 2 and args[0] == "--config":
         if len(args) > 2:
@@ -277,7 +278,8 @@ def _config_options(path: str, read_file: Callable[[str], str]) -> Any:
     """`run --config FILE`: the C tool's JSON run file (tools/run-config-schema.json)."""
     from tcr.common import jsonc
     from tcr.common.record import replace
-    from tcr.containers.runopts import RunOptions, parse_run_config
+    from tcr.containers.runopts import parse_run_config
+    from tcr.containers.runrecord import RunOptions
 
     try:
         data = jsonc.loads(read_file(path))

@@ -12,7 +12,7 @@ import time
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser, Pending
-from tcr.common.errors import InternalError, TcrError, UsageError
+from tcr.common.errors import InternalError, TcrError, UsageError, shorten_echoes
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -33,12 +33,69 @@ def _fail_output(exc: TcrError, code: int) -> Output:
 # ---- run / create / start -----------------------------------------------------------------------
 
 
-@base.command("run", "Run a command in a new container")
-def cmd_run(ctx: Ctx) -> Any:
-    from tcr.containers.manager import StartFailed
+def _parse_in_worker(args: List[str], pwd: str, prog: str) -> Dict[str, Any]:
+    """Runs in the forked worker: the flag parser (tcr.containers.runopts, ~100 kB of code and a
+    cached parser) is imported there and goes away with it. --help is a reply, not an error."""
+    from tcr.commands.base import HelpRequested
     from tcr.containers.runopts import parse_run_args
 
-    opts = parse_run_args(ctx.args, ctx.pwd)
+    try:
+        return {"opts": parse_run_args(args, pwd, prog=prog).to_dict()}
+    except HelpRequested as h:
+        return {"help": h.text}
+    except TcrError as exc:  # what dispatch does to an error raised in tcrd: bad input echoed short
+        exc.message = shorten_echoes(exc.message, args)
+        if exc.hint:
+            exc.hint = shorten_echoes(exc.hint, args)
+        raise
+
+
+def _with_options(ctx: Ctx, prog: str, then: Callable[[Any], Any]) -> Any:
+    """then(RunOptions of ctx.args) -> the reply, the flags parsed in a forked worker (a Pending);
+    errors reach the client as dispatch would send them (class, code, hint, short echoes)."""
+    from tcr.containers.runrecord import RunOptions
+    from tcr.daemon import worker
+
+    loop = getattr(ctx.daemon, "loop", None)
+    if loop is None or worker.running() >= worker.MAX_JOBS:
+        # No loop (a test's daemon), or every worker slot taken by image loads and the like: parse
+        # here rather than refuse the run (this daemon then holds the parser; rare).
+        from tcr.containers.runopts import parse_run_args
+
+        return then(parse_run_args(ctx.args, ctx.pwd, prog=prog))
+
+    def finish(result: Any) -> Any:
+        if isinstance(result, dict) and isinstance(result.get("help"), str):
+            return Output(0, result["help"])
+        if not isinstance(result, dict) or not isinstance(result.get("opts"), dict):
+            raise InternalError(f"{prog}: the options worker sent an unexpected reply")
+        try:
+            return then(RunOptions.from_dict(result["opts"]))
+        except TcrError as exc:
+            exc.message = shorten_echoes(exc.message, ctx.args)
+            if exc.hint:
+                exc.hint = shorten_echoes(exc.hint, ctx.args)
+            raise
+        except OSError as exc:  # as dispatch: a full disk is one clear line, not "internal error"
+            from tcr.common import oserrors
+
+            err = oserrors.to_error(exc)
+            err.message = shorten_echoes(err.message, ctx.args)
+            raise err from None
+
+    # Read-only until `then`: a client that goes away during the parse kills the worker.
+    return worker.pending(loop, _parse_in_worker, (list(ctx.args), ctx.pwd, prog), what=f"{prog} options",
+                          then=finish, timeout=60, cancel_on_disconnect=True)
+
+
+@base.command("run", "Run a command in a new container")
+def cmd_run(ctx: Ctx) -> Any:
+    return _with_options(ctx, "run", lambda opts: _run(ctx, opts))
+
+
+def _run(ctx: Ctx, opts: Any) -> Any:
+    from tcr.containers.manager import StartFailed
+
     mgr = _mgr(ctx)
     # A client without the attach channel (the C client, the compat socket) still gets execArgs.
     compat = not opts.detach and ctx.channel is None
@@ -136,12 +193,12 @@ def _settle_failed(mgr: Any, c: Any, remove: bool, code: Optional[int]) -> None:
 
 
 @base.command("create", "Create a new container (start it with 'tcr start')")
-def cmd_create(ctx: Ctx) -> Output:
-    from tcr.containers.runopts import parse_run_args
+def cmd_create(ctx: Ctx) -> Any:
+    def create(opts: Any) -> Output:
+        c = _mgr(ctx).create(opts, interactive=False)
+        return Output(0, c.rec.id + "\n")
 
-    opts = parse_run_args(ctx.args, ctx.pwd, prog="create")
-    c = _mgr(ctx).create(opts, interactive=False)
-    return Output(0, c.rec.id + "\n")
+    return _with_options(ctx, "create", create)
 
 
 @base.command("start", "Start stopped containers (-a: attach to one)")

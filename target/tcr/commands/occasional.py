@@ -102,13 +102,13 @@ def cmd_port(ctx: Ctx) -> Output:
 
 @base.command("kill", "Send a signal to running containers (default SIGKILL)")
 def cmd_kill(ctx: Ctx) -> Output:
-    from tcr.containers.runopts import parse_signal
+    from tcr.common import signames
 
     p = Parser("kill", description="Kill one or more running containers.")
     p.add_argument("-s", "--signal", default="SIGKILL", metavar="SIGNAL")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     ns = p.parse(ctx.args)
-    sig = parse_signal(ns.signal)
+    sig = signames.parse(ns.signal)
     mgr = _mgr(ctx)
     return _act_on_each(mgr, ns.containers, lambda c: mgr.kill(c, sig))
 

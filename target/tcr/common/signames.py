@@ -1,7 +1,8 @@
 """Signal names and numbers as `signal.Signals` has them, from the C module `_signal`.
 
 `signal` builds three enum classes at import (enum, functools and collections with them, docs/
-profile.md); tcrd needs only the name table, for `--stop-signal`, `kill -s` and its log lines.
+profile.md); tcrd needs only the name table, for `--stop-signal`, `kill -s`, the attach channel's
+forwarded signals and its log lines.
 Aliases resolve as the enum does: SIGIOT -> SIGABRT, SIGCLD -> SIGCHLD, SIGPOLL -> SIGIO.
 """
 
@@ -26,3 +27,17 @@ def name(number: int) -> str:
 def number(name: str) -> int:
     """'SIGTERM' -> 15 (the exact upper-case name); KeyError for an unknown one."""
     return int(_table()[name])
+
+
+def parse(text: str) -> str:
+    """A signal as the user names it: SIGTERM, TERM, term, 15 -> 'SIGTERM'; InvalidArgument else.
+    (Here, not in the run options parser: kill -s and attach's signal forwarding need it in tcrd.)"""
+    raw = text.strip().upper()
+    try:
+        if raw.isdigit():
+            return name(int(raw))
+        return name(number(raw if raw.startswith("SIG") else "SIG" + raw))
+    except (KeyError, ValueError):
+        from tcr.common.errors import InvalidArgument
+
+        raise InvalidArgument(f"invalid signal: {text!r}")

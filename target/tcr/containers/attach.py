@@ -187,11 +187,11 @@ class Session:
     def _control(self, ctl: Dict[str, Any]) -> None:
         sig = ctl.get("signal")
         if isinstance(sig, str) and self.sig_proxy and sig not in NOT_FORWARDED:
+            from tcr.common import signames
             from tcr.common.errors import TcrError
-            from tcr.containers.runopts import parse_signal
 
             try:
-                self.mgr.signal(self.c, parse_signal(sig))
+                self.mgr.signal(self.c, signames.parse(sig))
             except TcrError as exc:
                 log.debug("sig-proxy %s: %s", sig, exc)
         size = ctl.get("resize")

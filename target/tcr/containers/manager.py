@@ -64,7 +64,7 @@ class Container:
     """Runtime state of one container (the record is the persistent part)."""
 
     def __init__(self, rec: ContainerRecord, paths: ContainerPaths):
-        from tcr.containers.runopts import RunOptions
+        from tcr.containers.runrecord import RunOptions
 
         self.rec = rec
         self.paths = paths
@@ -225,7 +225,7 @@ class ContainerManager(AdjustOps):
     # ---- create ------------------------------------------------------------------------------
 
     def create(self, opts: Any, interactive: bool = False, persist: bool = True) -> Container:
-        """Make the container's directory and record. opts: tcr.containers.runopts.RunOptions.
+        """Make the container's directory and record. opts: tcr.containers.runrecord.RunOptions.
 
         persist=False (run: a start follows at once) leaves the first save to the start; a crash
         in between leaves a directory without a record, which recovery rolls back.

@@ -15,7 +15,7 @@ from tcr.common.errors import InvalidArgument
 from tcr.common.record import dataclass, field
 from tcr.containers import caps as capsmod
 from tcr.containers import resources, seccomp
-from tcr.containers.runopts import RunOptions
+from tcr.containers.runrecord import RunOptions
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The persistent container record (<root>/containers/<id>.json through the StateStore).
 
 A frozen dataclass: every state change makes a new record with dataclasses.replace() and saves it.
-`options` is the RunOptions as a dict (tcr.containers.runopts owns its shape); the few option
+`options` is the RunOptions as a dict (tcr.containers.runrecord owns its shape); the few option
 values the manager needs on its own (restart policy, stop timeout, auto-remove, log caps) are
 read through the helpers below so a record written by an older tcr still loads.
 """

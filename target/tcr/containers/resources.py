@@ -130,7 +130,7 @@ def rlimits(hard_limits: Mapping[str, int],
     hard_limits: RLIMIT name -> current hard limit of the daemon (-1 or missing = unlimited).
     ulimits: --ulimit (docker name, soft, hard; -1 = unlimited); one above the host's hard limit
     is refused rather than silently lowered."""
-    from tcr.containers.runopts import ULIMITS
+    from tcr.containers.runrecord import ULIMITS
 
     host_hard = hard_limits.get("RLIMIT_NOFILE", -1)
     hard = MAX_NOFILE if host_hard is None or host_hard < 0 else min(MAX_NOFILE, host_hard)

@@ -359,6 +359,8 @@ def pending(loop: Any, fn: Callable[..., Any], args: Sequence[Any] = (), *, what
             return
         if isinstance(out, Pending):  # a follow-up step that is itself pending
             out.bind(p.resolve)
+            # The client going away now cancels that step (a run's attach session), not the job.
+            p.on_cancel = out.cancel
         else:
             p.resolve(out)
 
