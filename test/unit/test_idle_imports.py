@@ -93,8 +93,11 @@ def test_daemon_imports_stay_within_the_allow_list():
 # runs in its worker (which imports it after the fork); volumes load with the first volume, host
 # devices with the first --device or --privileged, cgroup counters with `stats`/`top` (a container's
 # exit reads its OOM count through tcr.kernel.cgroupmem); port-holding sockets and `resource`
-# (setrlimit) with the first -p (limits are read from /proc/self/limits: tcr.kernel.rlimits).
+# (setrlimit) with the first -p (limits are read from /proc/self/limits: tcr.kernel.rlimits). The
+# run/create flag parser runs in a worker (tcr.commands.containers): tcrd keeps only the records
+# (tcr.containers.runrecord).
 NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity", "tcr.formats.xxh64",
+                 "tcr.containers.runopts",
                  "tcr.volumes.manager", "tcr.kernel.devices", "tcr.kernel.cgroupfs", "tcr.kernel.portsock",
                  "resource", "math",  # math: the RPC's finite-number check is one subtraction
                  "tcr.network.dns.tcp")  # DNS over TCP: at the first TCP client or truncated answer

@@ -463,3 +463,86 @@ def test_several_networks():
         parse("--network", "host", "--network", "front", "busybox")
     with pytest.raises(InvalidArgument, match="specified multiple times"):
         parse("--network", "front", "--network", "front", "busybox")
+
+
+# ---- the record the worker sends back: parse -> to_dict -> JSON -> from_dict == parse ----------
+# tcrd parses run/create flags in a forked worker (tcr.commands.containers._with_options) and
+# rebuilds the record from its JSON reply: anything the parser produces must survive that.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_word = st.text(alphabet="abcxyz019_-.", min_size=1, max_size=8).filter(lambda s: s[0].isalnum())
+_path = st.lists(_word, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
+_any = st.text(max_size=12)  # any text, non-ASCII and surrogates included (the client's argv)
+_FLAG_VALUES = {
+    "-e": st.builds(lambda k, v: f"{k}={v}", _word, _any),
+    "-v": st.one_of(st.builds(lambda s, d, m: f"{s}:{d}{m}", _path, _path, st.sampled_from(["", ":ro", ":rw"])),
+                    st.builds(lambda n, d: f"{n}:{d}", _word, _path), _path),
+    "--mount": st.one_of(
+        st.builds(lambda s, d: f"type=bind,source={s},target={d},readonly", _path, _path),
+        st.builds(lambda d, z: f"type=tmpfs,target={d},tmpfs-size={z}k,tmpfs-mode=1777", _path,
+                  st.integers(1, 9999)),
+        st.builds(lambda n, d: f"type=volume,src={n},dst={d}", _word, _path)),
+    "--tmpfs": st.builds(lambda d, o: f"{d}{o}", _path,
+                         st.sampled_from(["", ":size=1m", ":exec,mode=700", ":ro", ":12345"])),
+    "-p": st.sampled_from(["80", "8080:80", "127.0.0.1:53:53/udp", "1000-1001:2000-2001"]),
+    "--network": st.sampled_from(["none", "host", "bridge", "front", "back"]),
+    "--restart": st.sampled_from(["no", "always", "on-failure:3", "unless-stopped"]),
+    "--stop-timeout": st.integers(0, 999).map(str),
+    "--stop-signal": st.sampled_from(["TERM", "9", "sigusr1"]),
+    "-m": st.sampled_from(["64m", "1g", "16777216"]),
+    "--cpus": st.sampled_from(["0.5", "2", "1.25"]),
+    "--pids-limit": st.sampled_from(["-1", "100"]),
+    "--cap-add": st.sampled_from(["NET_ADMIN", "cap_sys_time", "ALL"]),
+    "--cap-drop": st.sampled_from(["CHOWN", "ALL"]),
+    "-u": st.sampled_from(["1000", "1000:1000", "www:video"]),
+    "-w": _path,
+    "--entrypoint": st.sampled_from(["", "/bin/sh", "tini"]),
+    "-h": _word,
+    "--name": _word,
+    "--log-opt": st.sampled_from(["max-size=10k", "max-file=3"]),
+    "--log-driver": st.sampled_from(["json-file", "syslog", "none"]),
+    "--device": st.sampled_from(["/dev/null", "/dev/ttyUSB0:/dev/modem:rw", "/dev/i2c-1:r"]),
+    "--device-cgroup-rule": st.sampled_from(["c 189:* rwm", "b 8:0 r"]),
+    "--group-add": st.sampled_from(["20", "dialout"]),
+    "--add-host": st.sampled_from(["db:10.0.0.5", "v6:[::1]"]),
+    "--dns": st.sampled_from(["10.0.0.1", "::1"]),
+    "--dns-search": _word,
+    "--dns-option": st.sampled_from(["ndots:2", "rotate"]),
+    "--ulimit": st.sampled_from(["nofile=100:200", "core=-1", "nproc=10"]),
+    "-l": st.builds(lambda k, v: f"{k}={v}", _word, _any),
+    "--sysctl": st.sampled_from(["net.ipv4.ip_forward=1", "kernel.shmmax=1000"]),
+    "--shm-size": st.sampled_from(["1m", "65536"]),
+    "--health-cmd": _any.filter(lambda s: s.strip()),
+    "--health-interval": st.sampled_from(["1s", "90s", "1m30s"]),
+    "--health-retries": st.sampled_from(["1", "5"]),
+    "--network-alias": _word,
+}
+_SWITCHES = ["-d", "-i", "-t", "--rm", "--read-only", "--init", "--privileged", "-P", "--no-healthcheck"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(sorted(_FLAG_VALUES)).flatmap(lambda f: st.tuples(st.just(f), _FLAG_VALUES[f])),
+                max_size=10),
+       st.lists(st.sampled_from(_SWITCHES), max_size=4),
+       st.lists(_any, max_size=3),
+       st.sampled_from(["run", "create"]),
+       st.booleans())
+def test_what_the_parser_produces_survives_the_workers_json(pairs, switches, command, prog, with_config):
+    from tcr.common import jsonc
+
+    argv = [x for f, v in pairs for x in (f, v)] + switches
+    config = {"/home/u/run.json": '{"image": "cfgimg", "env": {"A": "1"}, "mounts": [{"source": "d", '
+                                  '"destination": "/d", "readonly": true}], "tmpfs": [{"destination": "/t"}], '
+                                  '"ports": [{"hostPort": 81, "containerPort": 80}], "restartPolicy": "always", '
+                                  '"stopTimeout": 3, "command": ["/bin/sh", "-c", "x"]}',
+              "/home/u/env": "B=2\n# c\nC=\n", "/home/u/labels": "k=v\nz=\n"}
+    if with_config:
+        argv += ["--config", "run.json", "--env-file", "env", "--label-file", "labels"]
+    try:
+        o = parse_run_args(argv + ["img", *command], "/home/u", files(config), prog=prog)
+    except TcrError:
+        return
+    wire = jsonc.loads(jsonc.dumps({"ok": {"opts": o.to_dict()}}, ascii=True))  # the worker's reply
+    assert RunOptions.from_dict(wire["ok"]["opts"]) == o

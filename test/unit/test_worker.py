@@ -297,3 +297,53 @@ def test_pending_cancel_on_disconnect_kills_the_worker(loop):
     while worker._jobs:
         loop.run_once(1.0)
     assert not pidfd.pid_alive(pids[0])
+
+
+def test_a_chained_pending_is_cancelled_through_the_outer_one(loop):
+    """then() returns a follow-up Pending (a foreground run's attach session): a client that goes
+    away after the worker finished must cancel that step, not a job that has ended."""
+    from tcr.commands.base import Pending
+
+    follow = Pending()
+    cancelled = []
+    follow.on_cancel = lambda: cancelled.append(True)
+    p = worker.pending(loop, add, (1, 2), what="job", then=lambda r: follow, cancel_on_disconnect=True)
+    while worker._jobs or follow._send is None:
+        loop.run_once(1.0)
+    p.cancel()
+    assert cancelled == [True]
+
+
+def raise_usage():
+    from tcr.common.errors import UsageError
+
+    raise UsageError("tcr run: unknown flag: --nope", hint="see 'tcr run --help'")
+
+
+def test_usage_and_invalid_argument_keep_class_code_and_hint(loop):
+    from tcr.common.errors import SYNTAX, UsageError
+
+    r = run_job(loop, raise_usage)
+    assert type(r) is UsageError and r.code == SYNTAX and r.hint == "see 'tcr run --help'"
+    assert r.message == "tcr run: unknown flag: --nope"
+
+
+def test_run_options_parsed_in_a_child(loop):
+    """tcr.commands.containers parses run/create flags in a worker: the record, --help and the
+    parser's errors come back as an in-daemon parse would give them."""
+    from tcr.commands import containers
+    from tcr.common.errors import INVALID_ARGUMENT, SYNTAX, InvalidArgument, UsageError
+    from tcr.containers.runopts import parse_run_args
+    from tcr.containers.runrecord import RunOptions
+
+    argv = ["-d", "--name", "web", "-e", "A=é", "-v", "data:/data", "--restart", "always", "img", "sh", "-c", "x"]
+    r = run_job(loop, containers._parse_in_worker, (argv, "/home/u", "create"))
+    assert RunOptions.from_dict(r["opts"]) == parse_run_args(argv, "/home/u", prog="create")
+    r = run_job(loop, containers._parse_in_worker, (["--help"], "/", "run"))
+    assert r["help"].startswith("usage: tcr run [OPTIONS] IMAGE")
+    r = run_job(loop, containers._parse_in_worker, (["--nope", "img"], "/", "run"))
+    assert type(r) is UsageError and r.code == SYNTAX and r.message == "tcr run: unknown flag: --nope"
+    assert r.hint == "see 'tcr run --help'"
+    r = run_job(loop, containers._parse_in_worker, (["--memory", "x" * 200, "img"], "/", "run"))
+    assert type(r) is InvalidArgument and r.code == INVALID_ARGUMENT
+    assert "x" * 65 not in r.message and "..." in r.message  # long input echoed short, as dispatch does
