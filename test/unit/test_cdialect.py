@@ -323,18 +323,45 @@ def test_a_long_stop_is_answered_before_the_c_clients_timeout(env):
     assert len(got) == 1
 
 
-def test_run_detached_interactive_and_failed(env):
-    assert env.d("run", "-d", "--name", "web", "img") == Output(0, "0123456789abcdef\n")
+@pytest.fixture
+def real_loop(env):
+    """`run` parses its flags in a forked worker: a real event loop drives it."""
+    from tcr.daemon.loop import EventLoop
+
+    env.daemon.loop = loop = EventLoop()
+    yield loop
+    loop.close()
+
+
+def resolved(loop, out):
+    from tcr.commands.base import Pending
+
+    if not isinstance(out, Pending):
+        return out
+    got = []
+    out.bind(got.append)
+    while not got:
+        loop.run_once(5.0)
+    return got[0]
+
+
+def test_run_detached_interactive_and_failed(env, real_loop):
+    def run(*argv):
+        return resolved(real_loop, env.d("run", *argv))
+
+    assert run("-d", "--name", "web", "img") == Output(0, "0123456789abcdef\n")
     assert env.cs.calls[0] == ("create", "img", False)
     env.cs.remove(env.cs.find("web"))
-    out = env.d("run", "--rm", "img", "/bin/echo", "hi")
+    out = run("--rm", "img", "/bin/echo", "hi")
     assert out.exec_args == ["crun", "run", "0123456789abcdef", "4242"]  # the client execs crun
     env.cs.remove(env.cs.find("gen"))
-    with pytest.raises(CError) as e:
-        env.d("run", "-d", "--name", "broken", "img")
-    assert (e.value.code, e.value.message) == (7, "failed to start container: cannot run '/nope' in "
-                                                  "container broken: not found")
+    e = run("-d", "--name", "broken", "img")
+    assert isinstance(e, CError)
+    assert (e.code, e.message) == (7, "failed to start container: cannot run '/nope' in container broken: "
+                                      "not found")
     assert ("remove", "broken", True) in env.cs.calls  # like the C daemon: nothing left behind
+    e = run("--bogus", "img")  # a flag error, from the worker
+    assert (e.code, e.message) == (6, "unknown option: --bogus")
 
 
 def test_exec(env):

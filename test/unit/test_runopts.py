@@ -477,7 +477,8 @@ _path = st.lists(_word, min_size=1, max_size=3).map(lambda parts: "/" + "/".join
 _any = st.text(max_size=12)  # any text, non-ASCII and surrogates included (the client's argv)
 _FLAG_VALUES = {
     "-e": st.builds(lambda k, v: f"{k}={v}", _word, _any),
-    "-v": st.one_of(st.builds(lambda s, d, m: f"{s}:{d}{m}", _path, _path, st.sampled_from(["", ":ro", ":rw"])),
+    "-v": st.one_of(st.builds(lambda s, d, m: f"{s}:{d}{m}", _path, _path,
+                              st.sampled_from(["", ":ro", ":rw"])),
                     st.builds(lambda n, d: f"{n}:{d}", _word, _path), _path),
     "--mount": st.one_of(
         st.builds(lambda s, d: f"type=bind,source={s},target={d},readonly", _path, _path),
@@ -523,8 +524,8 @@ _SWITCHES = ["-d", "-i", "-t", "--rm", "--read-only", "--init", "--privileged", 
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(sorted(_FLAG_VALUES)).flatmap(lambda f: st.tuples(st.just(f), _FLAG_VALUES[f])),
-                max_size=10),
+@given(st.lists(st.sampled_from(sorted(_FLAG_VALUES)).flatmap(
+           lambda f: st.tuples(st.just(f), _FLAG_VALUES[f])), max_size=10),
        st.lists(st.sampled_from(_SWITCHES), max_size=4),
        st.lists(_any, max_size=3),
        st.sampled_from(["run", "create"]),
@@ -533,9 +534,10 @@ def test_what_the_parser_produces_survives_the_workers_json(pairs, switches, com
     from tcr.common import jsonc
 
     argv = [x for f, v in pairs for x in (f, v)] + switches
-    config = {"/home/u/run.json": '{"image": "cfgimg", "env": {"A": "1"}, "mounts": [{"source": "d", '
-                                  '"destination": "/d", "readonly": true}], "tmpfs": [{"destination": "/t"}], '
-                                  '"ports": [{"hostPort": 81, "containerPort": 80}], "restartPolicy": "always", '
+    config = {"/home/u/run.json": '{"image": "cfgimg", "env": {"A": "1"}, '
+                                  '"mounts": [{"source": "d", "destination": "/d", "readonly": true}], '
+                                  '"tmpfs": [{"destination": "/t"}], "restartPolicy": "always", '
+                                  '"ports": [{"hostPort": 81, "containerPort": 80}], '
                                   '"stopTimeout": 3, "command": ["/bin/sh", "-c", "x"]}',
               "/home/u/env": "B=2\n# c\nC=\n", "/home/u/labels": "k=v\nz=\n"}
     if with_config:

@@ -336,7 +336,8 @@ def test_run_options_parsed_in_a_child(loop):
     from tcr.containers.runopts import parse_run_args
     from tcr.containers.runrecord import RunOptions
 
-    argv = ["-d", "--name", "web", "-e", "A=é", "-v", "data:/data", "--restart", "always", "img", "sh", "-c", "x"]
+    argv = ["-d", "--name", "web", "-e", "A=é", "-v", "data:/data", "--restart", "always",
+            "img", "sh", "-c", "x"]
     r = run_job(loop, containers._parse_in_worker, (argv, "/home/u", "create"))
     assert RunOptions.from_dict(r["opts"]) == parse_run_args(argv, "/home/u", prog="create")
     r = run_job(loop, containers._parse_in_worker, (["--help"], "/", "run"))
@@ -347,3 +348,20 @@ def test_run_options_parsed_in_a_child(loop):
     r = run_job(loop, containers._parse_in_worker, (["--memory", "x" * 200, "img"], "/", "run"))
     assert type(r) is InvalidArgument and r.code == INVALID_ARGUMENT
     assert "x" * 65 not in r.message and "..." in r.message  # long input echoed short, as dispatch does
+
+
+def test_c_dialect_run_options_parsed_in_a_child(loop):
+    """The compat socket's `run` parses in a worker too; its errors keep the C daemon's code and
+    words (the C client prints `Error (N): message`)."""
+    from tcr.commands import cdialect
+    from tcr.common.errors import INVALID_ARGUMENT
+    from tcr.containers.runrecord import RunOptions
+
+    argv = ["-d", "--name", "web", "--tmpfs", "/t:1m", "--restart", "always", "img", "sh"]
+    r = run_job(loop, cdialect._options_in_worker, (argv, "/w"))
+    assert RunOptions.from_dict(r) == cdialect.run_options(argv, "/w")
+    r = run_job(loop, cdialect._options_in_worker, (["--bogus", "img"], "/"))
+    assert isinstance(r, TcrError) and r.code == INVALID_ARGUMENT and r.message == "unknown option: --bogus"
+    r = run_job(loop, cdialect._options_in_worker, (["--rm", "--restart", "always", "img"], "/"))
+    assert r.code == INVALID_ARGUMENT and not r.hint
+    assert r.message == "conflicting options: --restart and --rm"

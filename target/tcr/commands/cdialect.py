@@ -359,10 +359,43 @@ def _containers(ctx: Ctx) -> Any:
     return mgr
 
 
-def c_run(ctx: Ctx) -> Output:
+def _options_in_worker(args: List[str], pwd: str) -> Dict[str, Any]:
+    """Runs in a forked worker, as tcr's own `run` parses (tcr.commands.containers): run_options
+    needs validate() and the --config/--tmpfs/--restart parsers of tcr.containers.runopts, which a
+    daemon serving the C client every day would otherwise keep resident. Errors leave in the C
+    daemon's words (the dispatcher's c_error does not see a Pending's failure)."""
+    try:
+        return dict(run_options(args, pwd).to_dict())
+    except TcrError as exc:
+        raise c_error(exc) from None
+
+
+def c_run(ctx: Ctx) -> Union[Output, Pending]:
+    from tcr.daemon import worker
+
+    loop = getattr(ctx.daemon, "loop", None)
+    if loop is None or worker.running() >= worker.MAX_JOBS:  # no loop (a test's), every slot busy
+        return _c_start(ctx, run_options(ctx.args, ctx.pwd))
+
+    def then(d: Dict[str, Any]) -> Output:
+        from tcr.containers.runrecord import RunOptions
+
+        try:
+            return _c_start(ctx, RunOptions.from_dict(d))
+        except TcrError as exc:
+            raise c_error(exc) from None
+        except OSError as exc:  # what the server makes of one raised by the dispatcher
+            from tcr.common import oserrors
+
+            raise oserrors.to_error(exc) from None
+
+    return worker.pending(loop, _options_in_worker, (list(ctx.args), ctx.pwd), what="run options",
+                          then=then, timeout=60, cancel_on_disconnect=True)
+
+
+def _c_start(ctx: Ctx, opts: Any) -> Output:
     from tcr.containers.manager import StartFailed
 
-    opts = run_options(ctx.args, ctx.pwd)
     mgr = _containers(ctx)
     c = mgr.create(opts, interactive=not opts.detach, persist=False)
     try:
