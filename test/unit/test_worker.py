@@ -365,3 +365,41 @@ def test_c_dialect_run_options_parsed_in_a_child(loop):
     r = run_job(loop, cdialect._options_in_worker, (["--rm", "--restart", "always", "img"], "/"))
     assert r.code == INVALID_ARGUMENT and not r.hint
     assert r.message == "conflicting options: --restart and --rm"
+
+
+def _ctx(loop, *args):
+    import types
+
+    from tcr.commands.base import Ctx
+
+    return Ctx(daemon=types.SimpleNamespace(loop=loop), method="run", args=list(args), pwd="/home/u")
+
+
+def test_run_and_create_get_the_record_from_the_worker(loop):
+    from tcr.commands import containers
+    from tcr.commands.base import Pending
+    from tcr.common.errors import InUse
+    from tcr.containers.runopts import parse_run_args
+
+    argv = ["-it", "-v", "x:/x", "img", "sh"]
+    p = containers._with_options(_ctx(loop, *argv), "run", lambda o: Output(0, repr(o)))
+    assert isinstance(p, Pending)
+    assert _resolve(loop, p) == Output(0, repr(parse_run_args(argv, "/home/u")))
+    assert _resolve(loop, containers._with_options(_ctx(loop, "--help"), "create", lambda o: 1 / 0)).stdout \
+        .startswith("usage: tcr create [OPTIONS] IMAGE")
+
+    def refuse(_o):  # an error after the parse (a name in use ...) is echoed short, as dispatch does
+        raise InUse(f"the name {'n' * 100!r} is in use")
+
+    out = _resolve(loop, containers._with_options(_ctx(loop, "--name", "n" * 100, "img"), "run", refuse))
+    assert isinstance(out, InUse) and "n" * 65 not in out.message
+
+
+def test_run_options_parse_in_tcrd_when_every_worker_slot_is_busy(loop, monkeypatch):
+    """Rather than refuse a run while 8 image loads are running, tcrd parses it itself."""
+    from tcr.commands import containers
+    from tcr.containers.runopts import parse_run_args
+
+    monkeypatch.setattr(worker, "MAX_JOBS", 0)
+    assert containers._with_options(_ctx(loop, "--rm", "img"), "run", lambda o: o) == \
+        parse_run_args(["--rm", "img"], "/home/u")
