@@ -108,7 +108,18 @@ def cmd_incoming(ctx: Ctx) -> Output:
 @base.command("_modules", "The Python modules tcrd has loaded, in load order (internal: footprint checks)")
 def cmd_modules(ctx: Ctx) -> Output:
     """What the daemon process holds right now: test_idle_imports and bench_memory compare it with
-    the allow-list of docs/profile.md. Read-only; worker processes are not included."""
+    the allow-list of docs/profile.md. Read-only; worker processes are not included.
+
+    --dropped: instead, tcr's modules that were dropped (tcr.check, the recovery modules: see
+    tcr.daemon.main) but whose functions are still alive, so their code is still resident."""
+    if ctx.args == ["--dropped"]:
+        import gc
+
+        func = type(cmd_modules)
+        held = {f.__module__ for f in gc.get_objects() if type(f) is func}
+        dropped = sorted(m for m in held if isinstance(m, str) and m.startswith("tcr.")
+                         and m not in sys.modules)
+        return Output(0, "".join(f"{name}\n" for name in dropped))
     if ctx.args:
-        raise UsageError("_modules takes no arguments")
+        raise UsageError("_modules takes no arguments but --dropped")
     return Output(0, "".join(f"{name}\n" for name in list(sys.modules)))

@@ -33,7 +33,6 @@ from tcr.containers import logs as clogs
 from tcr.containers.adjust import AdjustOps
 from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
 from tcr.containers.record import ContainerRecord, NetSummary, endpoints_from_options, new_id
-from tcr.kernel.pidfd import pid_alive
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -459,20 +458,6 @@ class ContainerManager(AdjustOps):
             events.emit("container", f"health_status: {status}", c.rec.id,
                         {"name": c.rec.name, "image": c.rec.image_ref})
 
-    def _recover_health(self, c: Container) -> None:
-        """A re-adopted container gets its monitor back (status starts over at `starting`)."""
-        ann: Dict[str, Any] = {}
-        try:
-            data = self.daemon.images.read_config(self.daemon.images.get(c.rec.image_id))
-            if b"org.tcr.image.healthcheck" in data:  # parse only the images that have one
-                from tcr.common import jsonc
-
-                ann = (jsonc.loads(data) or {}).get("annotations") or {}
-        except (TcrError, ValueError, AttributeError):
-            pass
-        c.health_cfg = _health_config(c.opts.health, ann)
-        self._health_begin(c)
-
     def _health_end(self, c: Container) -> None:
         if c.health is not None:
             c.health.stop()
@@ -689,7 +674,7 @@ class ContainerManager(AdjustOps):
                 with open(paths.pid_file) as f:
                     pid = int(f.read().strip())
                 # Watch before returning to the loop, or the orphan reaper could take its exit status.
-                c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
+                c.watch = self._watch_init(c, pid)
                 self._adopt_stdio(c, io)  # the pump's read ends open before ours close: a FIFO that
                 io.close_crun_side()  # nobody holds loses what a quick container wrote
         except BaseException as exc:
@@ -776,7 +761,7 @@ class ContainerManager(AdjustOps):
             raise InvalidArgument("an interactive run needs the client's pid (params.pid)")
         self._prepare(c)
         try:
-            c.watch = self.loop.watch_process(client_pid, lambda _code, c=c: self._on_client_exit(c))
+            c.watch = self._watch_client(c, client_pid)
         except OSError as exc:
             self._teardown(c)
             raise InternalError(f"cannot watch the client process {client_pid}: {exc.strerror}")
@@ -1068,143 +1053,19 @@ class ContainerManager(AdjustOps):
     # ---- recovery ----------------------------------------------------------------------------
 
     def recover(self) -> List[str]:
-        """Rebuild from records + crun state: re-adopt live containers, clean or restart dead ones."""
-        problems: List[str] = []
-        records, errors = self.store.load_records(KIND, ContainerRecord.from_dict, "container",
-                                                  key_of=lambda r: r.id)
-        problems += errors
-        for rec in records.values():
-            self.containers[rec.id] = Container(rec, ContainerPaths.of(self.root, rec.id))
-        # Half-made containers: a directory without a record, or crun state nobody owns.
-        try:
-            entries = os.listdir(self.dir)
-        except FileNotFoundError:
-            entries = []
-        for name in entries:
-            p = os.path.join(self.dir, name)
-            if os.path.isdir(p) and name not in self.containers and len(name) == 16:
-                problems.append(f"container dir {name} had no record: rolled back")
-                self._rollback(name)
-        for cid in crun.list_ids(self.crun_root):
-            if cid not in self.containers:
-                problems.append(f"crun container {cid} had no record: deleted")
-                try:
-                    crun.delete(self.crun_root, cid)
-                except TcrError as exc:
-                    problems.append(f"crun delete {cid}: {exc}")
-        # Which containers still run decides which network leases survive: networks recover first.
-        live = {cid for cid in crun.list_ids(self.crun_root) if cid in self.containers
-                and self._crun_alive(cid)}
-        nets = self.daemon.networks
-        if nets is not None and hasattr(nets, "recover"):
-            try:
-                problems += list(nets.recover(live) or [])
-            except (OSError, TcrError) as exc:
-                problems.append(f"network recovery failed: {exc}")
-        to_start: List[Container] = []
-        for c in list(self.containers.values()):
-            try:
-                if self._recover_one(c):
-                    to_start.append(c)
-            except (OSError, TcrError) as exc:
-                problems.append(f"container {c.rec.id}: recovery failed: {exc}")
-        for c in to_start:
-            try:
-                self.start(c)
-            except (OSError, TcrError) as exc:  # one container's trouble must not stop tcrd
-                problems.append(f"container {c.rec.name}: restart at start-up failed: {exc}")
-                if c.rec.state != "exited" or not c.rec.error:
-                    self._save(c, state="exited", pid=0, error=str(exc), finished_at=time.time())
-        # A network made on first use whose last container went in a crash (record deleted, not
-        # pruned yet) goes now.
-        for name in nets.auto_networks() if nets is not None else ():
-            self._prune_network(name)
-        return problems
+        """Rebuild from records + crun state: re-adopt live containers, clean or restart dead ones.
+        Start-up only: tcr.containers.recovery, which tcrd drops once it listens (docs/profile.md)."""
+        from tcr.containers import recovery
 
-    def _live_networks(self, c: Container) -> Dict[str, Any]:
-        """A re-adopted container's networks are what is plumbed (the leases, kept by the network
-        recovery): a tcrd that died inside `network connect`/`disconnect` after the network record
-        and before this one is rolled forward."""
-        nets = self.daemon.networks
-        if nets is None or not hasattr(nets, "attachments") or c.opts.network in ("host", "none"):
-            return {}
-        from tcr.containers.record import Endpoint
+        return recovery.recover(self)
 
-        atts = nets.attachments(c.rec.id)
-        plumbed = {a.network for a in atts}
-        listed = {e.network for e in c.rec.networks}
-        keep = tuple(e for e in c.rec.networks if e.network in plumbed)
-        new = keep + tuple(Endpoint(a.network, a.aliases) for a in atts if a.network not in listed)
-        if new == tuple(c.rec.networks):
-            return {}
-        log.info("container %s: networks %s after recovery", c.rec.id[:12], [e.network for e in new])
-        return {"networks": new, "net": self.net_summary(c)}
+    def _watch_init(self, c: Container, pid: int) -> Any:
+        """Watch a detached container's init; its exit goes to _on_exit."""
+        return self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
 
-    def _crun_alive(self, cid: str) -> bool:
-        st = crun.state(self.crun_root, cid)
-        return st is not None and st.get("status") in LIVE and pid_alive(int(st.get("pid") or 0))
-
-    def _rollback(self, cid: str) -> None:
-        paths = ContainerPaths.of(self.root, cid)
-        if os.path.isdir(os.path.join(self.crun_root, cid)):
-            try:
-                crun.delete(self.crun_root, cid)
-            except TcrError:
-                pass
-        try:
-            umount_overlay(paths)
-        except OSError:
-            pass
-        if self.daemon.networks is not None:
-            try:
-                self.daemon.networks.detach(cid)
-            except TcrError:
-                pass
-        if not is_mounted(paths.merged):
-            _rmtree(paths.dir)
-
-    def _recover_one(self, c: Container) -> bool:
-        """Re-adopt or clean up one container; True if it should be started now."""
-        rec = c.rec
-        st = crun.state(self.crun_root, rec.id)
-        alive = st is not None and st.get("status") in LIVE and pid_alive(int(st.get("pid") or 0))
-        c.paused = alive and st is not None and st.get("status") == "paused"
-        if rec.state == "creating":
-            self._rollback(rec.id)
-            self.store.delete(KIND, rec.id)
-            del self.containers[rec.id]
-            return False
-        if alive and rec.interactive:
-            if rec.pid and pid_alive(rec.pid):  # the client still runs crun: watch it again
-                c.watch = self.loop.watch_process(rec.pid, lambda _code, c=c: self._on_client_exit(c))
-                self._save(c, state="running")
-                return False
-            alive = False
-        if alive:
-            assert st is not None
-            pid = int(st["pid"])
-            # Not our child any more (tcrd restarted): the exit code will be unknown.
-            c.watch = self.loop.watch_process(pid, lambda code, c=c: self._on_exit(c, code))
-            if os.path.exists(c.paths.log_fifo) and not c.opts.tty:
-                c.pump = self._new_pump(c)
-            self._save(c, state="running", pid=pid, **self._live_networks(c))
-            log.info("container %s (%s) re-adopted, pid %d", rec.id[:12], rec.name, pid)
-            self._recover_health(c)
-            return False
-        was_running = rec.state in ("running", "restarting") or rec.interrupted
-        self._teardown(c)
-        if rec.state in ("running", "restarting"):
-            self._save(c, state="exited", pid=0, exit_code=None if rec.state == "running" else rec.exit_code,
-                       finished_at=time.time())
-        if c.opts.rm:
-            if was_running or rec.interactive:
-                self._remove_now(c)
-            return False
-        if rec.interactive:
-            # A foreground run without --rm stays, exited, with its exit code and logs (as with
-            # docker) until `rm`; it is never restarted (its client, which ran it, is gone).
-            return False
-        return supervisor.restart_at_boot(_policy(c), rec.stopped_by_user, was_running)
+    def _watch_client(self, c: Container, pid: int) -> Any:
+        """Watch the client that runs crun itself (an interactive run of the compat dialect)."""
+        return self.loop.watch_process(pid, lambda _code, c=c: self._on_client_exit(c))
 
     # ---- shutdown ----------------------------------------------------------------------------
 

@@ -68,6 +68,11 @@ def _setup_logging(opts: Namespace) -> Optional[Callable[[], None]]:
     return reopen
 
 
+# Imported by the managers' recover() during Daemon.start() and needed never again: dropped once
+# tcrd listens, as tcr.check is (~35 kB of bytecode; nothing of theirs may stay referenced).
+STARTUP_ONLY = ("tcr.images.recovery", "tcr.network.recovery", "tcr.containers.recovery")
+
+
 def _forget_module(name: str) -> None:
     """Drop a module used once at start-up (a later import loads it again, e.g. `tcr check`)."""
     sys.modules.pop(name, None)
@@ -122,6 +127,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         try:
             daemon.start()
+            for name in STARTUP_ONLY:
+                _forget_module(name)
         except TcrError as exc:
             print(f"tcrd: {exc.render()}", file=sys.stderr)
             return 1

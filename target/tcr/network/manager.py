@@ -790,66 +790,11 @@ class NetworkManager:
 
     def recover(self, live_container_ids: Set[str]) -> List[str]:
         """Rebuild bridges + nft + DNS from the records; drop leases, veths and netns files of
-        containers that are gone (after a crash or a reboot)."""
-        live = set(live_container_ids)
-        for name, rec in list(self._nets.items()):
-            dead = [le.cid for le in rec.leases if le.cid not in live]
-            if dead:
-                for c in dead:
-                    rec = rec.without(c)
-                self._nets[name] = rec
-                self._save(rec)
-                log.info("network %s: released %d stale lease(s)", name, len(dead))
-        if self._nets:
-            self._enable_forwarding()
-        for rec in self._nets.values():
-            try:
-                self._ensure_bridge(rec)
-            except (OSError, TcrError) as exc:
-                log.error("network %s: cannot bring up bridge %s: %s", rec.name, rec.bridge, exc)
-        bridges = {r.bridge for r in self._nets.values()}
-        veths = {netplan.veth_name(le.cid, self.tag, le.ifname)
-                 for r in self._nets.values() for le in r.leases}
-        leased = {le.cid for r in self._nets.values() for le in r.leases}
-        veth_master = {netplan.veth_name(le.cid, self.tag, le.ifname): self._bridge_idx[r.bridge]
-                       for r in self._nets.values() if r.bridge in self._bridge_idx for le in r.leases}
-        try:
-            links = self.nl.links()
-        except OSError as exc:
-            raise _oserr("cannot list network links", exc)
-        for link in links:
-            ours_bridge = link.kind == "bridge" and (link.name == self.prefix + "0"
-                                                     or link.name.startswith(self.prefix + "-"))
-            ours_veth = link.kind == "veth" and link.name.startswith(self.prefix + "v")
-            if (ours_bridge and link.name not in bridges) or (ours_veth and link.name not in veths):
-                log.info("removing leftover link %s", link.name)
-                try:
-                    self.nl.delete(index=link.index)
-                except OSError as exc:
-                    log.warning("cannot delete %s: %s", link.name, exc.strerror)
-            elif ours_veth and link.master != veth_master.get(link.name, link.master):
-                # a live container whose bridge was rebuilt: plug its veth into the new bridge
-                try:
-                    self.nl.set_master(link.index, veth_master[link.name])
-                except OSError as exc:
-                    log.warning("cannot re-attach %s: %s", link.name, exc.strerror)
-        try:
-            entries = os.listdir(self.netns_dir)
-        except FileNotFoundError:
-            entries = []
-        for e in entries:
-            if e not in leased and e not in live:  # a live container on no network keeps its lo-only netns
-                log.info("removing leftover netns %s", e)
-                netns.remove(os.path.join(self.netns_dir, e))
-        self._apply_nft(force=True)
-        for rec in self._nets.values():
-            self._dns_sync(rec)
-        problems: List[str] = []
-        for cid in sorted(leased):
-            problems += self.reacquire(cid)
-        for line in problems:
-            log.warning("%s", line)
-        return problems
+        containers that are gone. Start-up only: tcr.network.recovery, which tcrd drops once it
+        listens (docs/profile.md)."""
+        from tcr.network import recovery
+
+        return recovery.recover(self, live_container_ids)
 
     def shutdown(self) -> None:
         """Networks stay up across a daemon restart (bridges, nft, leases); close our handles."""
