@@ -83,3 +83,24 @@ def test_daemon_after_common_requests_holds_only_allowed_modules(installed_tcrd,
     # the image load ran tcr.images.store in its worker; no container used a volume
     held_worker = sorted(set(NOT_IN_DAEMON) & set(names))
     assert not held_worker, f"an idle tcrd holds {held_worker}"
+
+
+def test_recovery_code_is_dropped_after_start_up(installed_tcrd, tmp_path):
+    """A tcrd that recovers live containers (re-adopted: exit watch, log pump, health monitor,
+    published ports) drops its recovery modules once it listens, and nothing keeps their
+    functions alive (a callback made there would keep the whole module's code resident)."""
+    from tcr.daemon.main import STARTUP_ONLY
+
+    d = installed_tcrd
+    cli(d, "image", "load", build(str(tmp_path)))
+    cli(d, "run", "-d", "--name", "rec1", "--restart", "always", "--health-cmd", "true",
+        "-p", "127.0.0.1::80", "busybox", "sleep", "600")
+    cli(d, "run", "-d", "--name", "rec2", "--network", "none", "busybox", "sleep", "600")
+    d.kill9()
+    d.start()
+    assert "running" in cli(d, "inspect", "-f", "{{.State.Status}}", "rec1")
+    names = cli(d, "_modules").split()
+    assert set(STARTUP_ONLY) <= set(NOT_IN_DAEMON)
+    assert not set(STARTUP_ONLY) & set(names), sorted(set(STARTUP_ONLY) & set(names))
+    assert cli(d, "_modules", "--dropped") == ""
+    cli(d, "rm", "-f", "rec1", "rec2")

@@ -100,7 +100,10 @@ NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity",
                  "tcr.containers.runopts",
                  "tcr.volumes.manager", "tcr.kernel.devices", "tcr.kernel.cgroupfs", "tcr.kernel.portsock",
                  "resource", "math",  # math: the RPC's finite-number check is one subtraction
-                 "tcr.network.dns.tcp")  # DNS over TCP: at the first TCP client or truncated answer
+                 "tcr.network.dns.tcp",  # DNS over TCP: at the first TCP client or truncated answer
+                 "tcr.containers.supervisor",  # restart policies: with the first container that has one
+                 # start-up only: recovery runs once in Daemon.start(), then tcr.daemon.main drops it
+                 "tcr.images.recovery", "tcr.network.recovery", "tcr.containers.recovery")
 
 
 def test_worker_only_modules_are_not_imported_by_the_daemon():

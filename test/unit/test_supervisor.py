@@ -66,3 +66,15 @@ def test_on_failure_policy():
 def test_no_policy():
     assert not sv.should_restart(RestartPolicy("no"), 1, False, 0)
     assert not sv.on_exit(RestartPolicy("no"), 1, False, 0, 0, 0).restart
+
+
+def test_the_manager_loads_the_supervisor_only_for_a_policy_that_restarts():
+    """The container manager skips tcr.containers.supervisor for "no" (docs/profile.md): its list of
+    the other policies must stay the supervisor's, and "no" must never restart anything."""
+    from tcr.containers.manager import RESTARTING
+
+    assert tuple(p for p in sv.POLICIES if p != "no") == RESTARTING
+    for code in (0, 1, None):
+        for user in (True, False):
+            assert not sv.on_exit(RestartPolicy("no"), code, user, 0, 0, 0).restart
+            assert not sv.restart_at_boot(RestartPolicy("no"), user, was_running=True)

@@ -28,7 +28,7 @@ from tcr.common.faults import fault
 from tcr.common.log import get_logger
 from tcr.common.record import replace
 from tcr.common.tree import remove_tree
-from tcr.containers import crun, supervisor
+from tcr.containers import crun
 from tcr.containers import logs as clogs
 from tcr.containers.adjust import AdjustOps
 from tcr.containers.bundle import ContainerPaths, check_command, is_mounted, mount_overlay, umount_overlay
@@ -84,9 +84,18 @@ class Container:
         self.health: Any = None  # health.Monitor while running with a check
 
 
-def _policy(c: Container) -> supervisor.RestartPolicy:
+# supervisor.POLICIES but "no": only a container with one of these loads tcr.containers.supervisor
+RESTARTING = ("on-failure", "unless-stopped", "always")
+
+
+def _policy(c: Container) -> Any:
+    """c's supervisor.RestartPolicy; None for "no" (most containers: the module is not loaded)."""
     r = c.opts.restart
-    return supervisor.RestartPolicy(r.name if r.name in supervisor.POLICIES else "no", r.max_retries)
+    if r.name not in RESTARTING:
+        return None
+    from tcr.containers import supervisor
+
+    return supervisor.RestartPolicy(r.name, r.max_retries)
 
 
 class ContainerManager(AdjustOps):
@@ -822,12 +831,17 @@ class ContainerManager(AdjustOps):
         now = time.time()
         rec = c.rec
         uptime = now - rec.started_at if rec.started_at else 0.0
-        decision = supervisor.on_exit(_policy(c), code, rec.stopped_by_user, rec.restart_count, c.streak,
-                                      uptime, self.shutting_down)
+        policy = _policy(c)
+        decision = None
+        if policy is not None:
+            from tcr.containers import supervisor
+
+            decision = supervisor.on_exit(policy, code, rec.stopped_by_user, rec.restart_count, c.streak,
+                                          uptime, self.shutting_down)
         log.info("container %s (%s) exited with %s", rec.id[:12], rec.name, "?" if code is None else code)
         waiters, c.exit_waiters = c.exit_waiters, []
         try:
-            if decision.restart:
+            if decision is not None and decision.restart:
                 c.streak = decision.streak
                 self._save(c, state="restarting", pid=0, exit_code=code, finished_at=now)
                 c.restart_timer = self.loop.call_later(decision.delay, lambda c=c: self._restart(c))

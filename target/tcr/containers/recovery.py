@@ -13,7 +13,7 @@ import os
 import time
 
 from tcr.common.errors import TcrError
-from tcr.containers import crun, supervisor
+from tcr.containers import crun
 from tcr.containers.bundle import ContainerPaths, is_mounted, umount_overlay
 from tcr.containers.manager import KIND, LIVE, Container, _health_config, _policy, _rmtree, log
 from tcr.containers.record import ContainerRecord
@@ -166,7 +166,12 @@ def _recover_one(cm: ContainerManager, c: Container) -> bool:
         # A foreground run without --rm stays, exited, with its exit code and logs (as with
         # docker) until `rm`; it is never restarted (its client, which ran it, is gone).
         return False
-    return supervisor.restart_at_boot(_policy(c), rec.stopped_by_user, was_running)
+    policy = _policy(c)
+    if policy is None:
+        return False
+    from tcr.containers import supervisor
+
+    return supervisor.restart_at_boot(policy, rec.stopped_by_user, was_running)
 
 
 def _recover_health(cm: ContainerManager, c: Container) -> None:
