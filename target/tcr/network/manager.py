@@ -302,36 +302,18 @@ class NetworkManager:
                 for r in sorted(self._nets.values(), key=lambda r: r.name)]
 
     def inspect(self, name: str) -> Dict[str, Any]:
-        rec = self.get(name)
-        d = rec.to_dict()
-        d.pop("version", None)
-        d["nftTable"] = f"ip {self.table}"
-        d["dns"] = rec.gateway in self._dns_up
-        d["containers"] = d.pop("leases")
-        for c in d["containers"]:
-            c["netns"] = self.netns_path(c["cid"])
-            c.setdefault("ifname", "eth0")
-        # docker's shape beside tcr's own keys: one entry per attached (running) container
-        d["Name"] = rec.name
-        d["Driver"] = "bridge"
-        d["Scope"] = "local"
-        d["IPAM"] = {"Driver": "default", "Config": [{"Subnet": rec.subnet, "Gateway": rec.gateway}]}
-        d["Labels"] = dict(rec.labels)
-        d["Containers"] = {le.cid: {"Name": le.name, "EndpointID": f"{le.cid}-{le.ifname}",
-                                    "MacAddress": le.mac, "IPv4Address": f"{le.ip}/{rec.prefixlen}",
-                                    "IPv6Address": ""} for le in rec.leases}
-        return d
+        self.get(name)  # not a network (`inspect REF` tries containers and images first): no import
+        from tcr.network import occasional  # `network inspect`, `inspect NET`: loaded on first use
+
+        return occasional.inspect(self, name)
 
     # -- networks ------------------------------------------------------------------------------
 
     def create(self, name: str, subnet: Optional[str] = None,
                labels: Tuple[Tuple[str, str], ...] = ()) -> Dict[str, Any]:
-        netplan.validate_name(name)
-        if name in self._nets:
-            raise InUse(f"network {name!r} already exists")
-        net = netplan.parse_subnet(subnet) if subnet else None
-        self._create(name, net, labels=labels)
-        return self.inspect(name)
+        from tcr.network import occasional  # `network create`: loaded on first use
+
+        return occasional.create(self, name, subnet, labels)
 
     def _create(self, name: str, net: Any, auto: bool = False,
                 labels: Tuple[Tuple[str, str], ...] = ()) -> NetworkRecord:
@@ -484,37 +466,10 @@ class NetworkManager:
 
     def connect(self, cid: str, name: str, network: str, aliases: Sequence[str] = (),
                 ip: Optional[str] = None) -> Attachment:
-        """Plug a running container (its namespace exists) into one more network: ethN with an
-        address of that network, its NAT rules and its DNS names. All or nothing."""
-        rec = self._check_target(cid, network, False)
-        if rec is None:
-            rec = self._make(network)  # tcr_default, made on first use as at run
-        if rec.lease(cid) is not None:
-            raise InUse(f"endpoint with name {name or cid[:12]} already exists in network {network}")
-        if not netns.is_netns(self.netns_path(cid)):
-            raise InvalidArgument(f"container {name or cid[:12]} has no network namespace of tcr's",
-                                  hint="restart it, then connect it")
-        own = [le.ifname for _r, le in self.leases_of(cid)]
-        plan = netplan.plan_attachment(cid, self.tag, rec.subnet, rec.gateway, [le.ip for le in rec.leases],
-                                       own, ip)
-        lease = Lease(cid=cid, ip=plan.ip, mac=plan.mac, name=name or "", aliases=tuple(aliases),
-                      ifname=plan.ifname)
-        try:
-            self._link(rec, lease, plan)
-        except OSError as exc:
-            self._drop_link(plan.veth)
-            raise _oserr(f"cannot connect container {cid[:12]} to network {rec.name}", exc)
-        except BaseException:
-            self._drop_link(plan.veth)
-            raise
-        try:
-            self._commit(rec, lease)
-        except BaseException as exc:
-            self._drop_link(plan.veth)
-            if isinstance(exc, OSError):  # e.g. a full disk: the record could not be written
-                raise _oserr(f"cannot connect container {cid[:12]} to network {rec.name}", exc)
-            raise
-        return next(a for a in self.attachments(cid) if a.network == rec.name)
+        """Plug a running container into one more network (tcr.network.occasional)."""
+        from tcr.network import occasional  # `network connect`, a run on several networks
+
+        return occasional.connect(self, cid, name, network, aliases, ip)
 
     def _commit(self, rec: NetworkRecord, lease: Lease) -> None:
         """State after the kernel objects: the record (durable), the ruleset, the DNS names. A
@@ -536,38 +491,11 @@ class NetworkManager:
         self._dns_sync(new)
 
     def disconnect(self, cid: str, network: str) -> bool:
-        """Take one network away from a container: its lease, NAT rules and DNS names at once, its
-        interface (and with it the address) before returning. If that was the primary network, the
-        default route moves to the next one. False if it was not attached there."""
-        rec = self._nets.get(network)
-        le = rec.lease(cid) if rec is not None else None
-        if rec is None or le is None:
-            return False
-        rest = [x for _r, x in self.leases_of(cid) if x.cid == cid and _r.name != network]
-        if le.ports:  # only the primary lease publishes ports
-            _close_all(self._held.pop(cid, []))
-        self._release(rec, cid)
-        self._apply_nft_logged(cid)
-        self._drop_link(netplan.veth_name(cid, self.tag, le.ifname))
-        if rest and netplan.if_index(le.ifname) < netplan.if_index(rest[0].ifname):
-            nxt = next(r for r, x in self.leases_of(cid) if x is rest[0])
-            self._default_route(cid, nxt, rest[0])
-        return True
+        """Take one network away from a container (tcr.network.occasional); False if it was not
+        attached there."""
+        from tcr.network import occasional  # `network disconnect`: loaded on first use
 
-    def _default_route(self, cid: str, rec: NetworkRecord, le: Lease) -> None:
-        from tcr.network.links import Netlink
-
-        try:
-            with netns.inside(self.netns_path(cid)):
-                inner = Netlink()
-            try:
-                idx = inner.index(le.ifname)
-                if idx is not None:
-                    inner.add_default_route(rec.gateway, idx)
-            finally:
-                inner.close()
-        except OSError as exc:
-            log.warning("container %s: no default route via %s: %s", cid[:12], rec.name, exc.strerror)
+        return occasional.disconnect(self, cid, network)
 
     def _new_netns(self, path: str) -> None:
         """A fresh namespace file with lo up (leftovers of an earlier life of this id go first)."""
@@ -777,14 +705,9 @@ class NetworkManager:
             self._unplumb(cid, [le.ifname for _r, le in both] or ["eth0"])
 
     def rename(self, cid: str, name: str) -> None:
-        """A renamed container answers to its new DNS name at once (docker), on every network."""
-        from tcr.common import record as dataclasses
+        from tcr.network import occasional  # `tcr rename` of a NAT container: loaded on first use
 
-        for rec, le in self.leases_of(cid):
-            new = rec.with_lease(dataclasses.replace(le, name=name))
-            self._nets[rec.name] = new
-            self._save(new)
-            self._dns_sync(new)
+        occasional.rename(self, cid, name)
 
     # -- life cycle ----------------------------------------------------------------------------
 
