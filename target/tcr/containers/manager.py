@@ -157,28 +157,18 @@ class ContainerManager(AdjustOps):
                 if v.kind == "volume"]
 
     def _make_volumes(self, opts: Any) -> Any:
-        """Name the anonymous volumes and create the named ones that do not exist yet (docker does
-        both at create). Returns the options with every volume named."""
+        """Name the anonymous volumes and create the named ones (tcr.containers.volumeuse)."""
         if not any(v.kind == "volume" for v in opts.volumes):
             return opts
-        vm = self.volumes
-        vols = []
-        for v in opts.volumes:
-            if v.kind == "volume":
-                if v.anonymous:
-                    v = replace(v, src=vm.create(anonymous=True).name)
-                elif v.src not in vm.vols:
-                    vm.create(v.src)
-            vols.append(v)
-        return replace(opts, volumes=tuple(vols))
+        from tcr.containers import volumeuse
+
+        return volumeuse.make_volumes(self, opts)
 
     def _drop_anonymous(self, opts: Any) -> None:
-        for v in opts.volumes:
-            if v.kind == "volume" and v.anonymous and v.src:
-                try:
-                    self.volumes.remove(v.src)
-                except TcrError as exc:
-                    log.warning("anonymous volume %s not removed: %s", v.src[:12], exc)
+        if any(v.kind == "volume" and v.anonymous and v.src for v in opts.volumes):
+            from tcr.containers import volumeuse
+
+            volumeuse.drop_anonymous(self, opts)
 
     def _save(self, c: Container, **changes: Any) -> bool:
         """Change the record in memory, then write it. A write that fails (full disk, I/O error)
@@ -318,31 +308,12 @@ class ContainerManager(AdjustOps):
         return image_config
 
     def _volume_sources(self, c: Container, image: Any) -> Tuple[str, ...]:
-        """Host directory of every -v/--mount: volumes seeded from the image on first use, missing
-        -v host directories made (docker), missing --mount type=bind sources refused."""
-        out = []
-        for v in c.opts.volumes:
-            if v.kind == "volume":
-                vm = self.volumes
-                if v.src not in vm.vols:  # removed behind our back (volume rm -f is refused; a crash)
-                    vm.create(v.src, anonymous=v.anonymous)
-                try:  # its directory deleted by hand: an empty volume again, not a failed start
-                    os.makedirs(vm.data_dir(v.src), mode=0o755, exist_ok=True)
-                except OSError as exc:
-                    raise StartFailed(f"volume {v.src}: {exc.strerror}")
-                vm.seed(v.src, image.rootfs, v.dst)
-                out.append(vm.data_dir(v.src))
-                continue
-            if not os.path.lexists(v.src):
-                if not v.create:
-                    raise StartFailed("invalid mount config for type \"bind\": bind source path does not "
-                                      f"exist: {v.src}")
-                try:
-                    os.makedirs(v.src, mode=0o755, exist_ok=True)
-                except OSError as exc:
-                    raise StartFailed(f"cannot create the host directory {v.src} for -v: {exc.strerror}")
-            out.append(v.src)
-        return tuple(out)
+        """Host directory of every -v/--mount (tcr.containers.volumeuse)."""
+        if not c.opts.volumes:
+            return ()
+        from tcr.containers import volumeuse
+
+        return volumeuse.volume_sources(self, c, image)
 
     def needs_seeding(self, c: Container) -> bool:
         """c mounts a volume not yet filled from an image (its first start will copy into it)."""
@@ -353,73 +324,20 @@ class ContainerManager(AdjustOps):
         return any(src in vm.vols and not vm.vols[src].seeded for src in named)
 
     def seed_volumes(self, c: Container, on_done: Callable[[Optional[TcrError]], None]) -> bool:
-        """Before a start: copy the image's content into c's new volumes in a worker (a `cp -a` of
-        a big directory must not stall the loop); the start then finds them seeded. False when
-        there is nothing to do here (on_done is not called); else on_done(None or the TcrError,
-        as a StartFailed) on the loop once every volume is seeded."""
+        """Before a start: copy the image's content into c's new volumes, in a worker
+        (tcr.containers.volumeuse). False when there is nothing to do (on_done is not called)."""
         if not self.needs_seeding(c):
             return False
-        try:
-            image = self.daemon.images.get(c.rec.image_id)
-            self.daemon.images.check_usable(image)
-        except TcrError:
-            return False  # the start itself says why
-        from tcr.common import oserrors
-        from tcr.daemon import worker
+        from tcr.containers import volumeuse
 
-        vm = self.volumes
-        todo = [v for v in c.opts.volumes if v.kind == "volume" and v.src in vm.vols]
-
-        def spawn(fn: Any, args: Any, what: str, done: Any) -> None:
-            worker.spawn(self.loop, fn, args, what=what, on_done=done)
-
-        def step(i: int, err: Optional[TcrError]) -> None:
-            if err is not None:
-                on_done(StartFailed(err.message, hint=err.hint))
-                return
-            if i == len(todo):
-                on_done(None)
-                return
-            v = todo[i]
-            try:
-                os.makedirs(vm.data_dir(v.src), mode=0o755, exist_ok=True)
-                vm.seed_async(v.src, image.rootfs, v.dst, spawn, lambda e: step(i + 1, e))
-            except TcrError as exc:
-                step(i, exc)
-            except OSError as exc:
-                step(i, oserrors.to_error(exc))
-
-        step(0, None)
-        return True
+        return volumeuse.seed_volumes(self, c, on_done)
 
     def _devices(self, c: Container) -> Tuple[Any, ...]:
         if not c.opts.privileged and not c.opts.devices:
-            return ()  # the common case: tcr.kernel.devices is not loaded into tcrd for it
-        from tcr.containers.ociconfig import HostDevice
-        from tcr.kernel import devices as kdev
+            return ()  # the common case: tcr.containers.volumeuse and tcr.kernel.devices stay unloaded
+        from tcr.containers import volumeuse
 
-        found: Dict[str, Any] = {}
-        if c.opts.privileged:
-            for hn in kdev.all_host_devices():
-                found[hn.host_path] = HostDevice(hn.host_path, hn.type, hn.major, hn.minor, "rwm", hn.mode,
-                                                 hn.uid, hn.gid, hn.host_path, False)
-        for d in c.opts.devices:
-            try:
-                n = kdev.node(d.host)
-                nodes = [(d.container, n)] if n is not None else []
-                if n is None and os.path.isdir(d.host):  # --device /dev/snd: every node below it
-                    top = os.path.realpath(d.host)
-                    nodes = [(os.path.join(d.container, os.path.relpath(m.host_path, top)), m)
-                             for m in kdev.walk(d.host)]
-            except OSError as exc:
-                raise StartFailed(f"error gathering device information while adding device {d.host!r}: "
-                                  f"{exc.strerror}")
-            if not nodes:
-                raise StartFailed(f"--device {d.host}: not a character or block device")
-            for path, m in nodes:
-                found[path] = HostDevice(path, m.type, m.major, m.minor, d.perms, m.mode, m.uid, m.gid,
-                                         m.host_path, m.devpts)
-        return tuple(found.values())
+        return volumeuse.devices(self, c)
 
     def _build_config(self, c: Container, image: Any, rootfs: str, net: NetSummary,
                       image_config: Optional[Dict[str, Any]] = None,
@@ -766,16 +684,10 @@ class ContainerManager(AdjustOps):
     # ---- start: interactive (the client execs crun) ------------------------------------------
 
     def run_interactive(self, c: Container, client_pid: Optional[int]) -> List[str]:
-        if client_pid is None or client_pid <= 0:
-            raise InvalidArgument("an interactive run needs the client's pid (params.pid)")
-        self._prepare(c)
-        try:
-            c.watch = self._watch_client(c, client_pid)
-        except OSError as exc:
-            self._teardown(c)
-            raise InternalError(f"cannot watch the client process {client_pid}: {exc.strerror}")
-        self._save(c, state="running", pid=client_pid, started_at=time.time(), exit_code=None)
-        return crun.run_argv(self.crun_root, c.paths.bundle, c.rec.id)
+        """The compat dialect's interactive run: the client execs crun (tcr.containers.occasional)."""
+        from tcr.containers import occasional
+
+        return occasional.run_interactive(self, c, client_pid)
 
     def _on_client_exit(self, c: Container) -> None:
         c.watch = None
@@ -1030,20 +942,10 @@ class ContainerManager(AdjustOps):
 
     def exec_detached(self, c: Container, cmd: List[str], env: List[str], user: Optional[str],
                       cwd: Optional[str]) -> None:
-        """`exec -d`: started by tcrd, output into the container's log."""
-        from tcr.common.run import PIPE, run
+        """`exec -d`: started by tcrd, output into the container's log (tcr.containers.occasional)."""
+        from tcr.containers import occasional
 
-        argv = self._exec_argv(c, cmd, False, env, user, cwd, detach=True)
-        fifo = c.paths.log_fifo
-        w = clogs.open_writer(fifo) if os.path.exists(fifo) else os.open(os.devnull, os.O_WRONLY)
-        try:
-            r = run(argv, check=False, timeout=30, stdout=w, stderr=PIPE)
-        finally:
-            os.close(w)
-        if r.returncode != 0:
-            msg = (r.stderr or "").strip().splitlines()
-            text = msg[-1] if msg else f"crun exec exited with {r.returncode}"
-            raise StartFailed(f"exec in {c.rec.name} failed: {text}", crun.classify_start_error(text))
+        occasional.exec_detached(self, c, cmd, env, user, cwd)
 
     def _require_running(self, c: Container) -> None:
         if c.rec.state != "running":
