@@ -104,6 +104,7 @@ NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity",
                  "tcr.network.occasional",  # network create/inspect/connect/disconnect, rename
                  "tcr.containers.supervisor",  # restart policies: with the first container that has one
                  "tcr.containers.occasional",  # exec -d, the compat dialect's interactive run
+                 "tcr.containers.syslogsink",  # --log-driver syslog
                  "tcr.containers.volumeuse",  # volumes and host devices: with the first container using one
                  # start-up only: recovery runs once in Daemon.start(), then tcr.daemon.main drops it
                  "tcr.images.recovery", "tcr.network.recovery", "tcr.containers.recovery")

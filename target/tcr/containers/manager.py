@@ -704,7 +704,9 @@ class ContainerManager(AdjustOps):
         if c.opts.log_driver == "none":
             sink = clogs.NullSink()
         elif c.opts.log_driver == "syslog":
-            sink = clogs.SyslogSink(c.rec.name)
+            from tcr.containers.syslogsink import SyslogSink
+
+            sink = SyslogSink(c.rec.name)
         else:
             sink = clogs.RotatingLog(c.paths.log, c.opts.log_max_size, c.opts.log_max_files)
         pump = clogs.LogPump(self.loop, c.paths.log_fifo, sink, err_fifo=c.paths.err_fifo, fds=fds)
