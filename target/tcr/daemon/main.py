@@ -129,6 +129,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             daemon.start()
             for name in STARTUP_ONLY:
                 _forget_module(name)
+            # A dropped module's functions and its dict reference each other: only the cyclic GC
+            # frees them (and tcr.check's), and its oldest generation may not run for hours.
+            import gc
+
+            gc.collect()
         except TcrError as exc:
             print(f"tcrd: {exc.render()}", file=sys.stderr)
             return 1
