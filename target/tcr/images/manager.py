@@ -31,12 +31,14 @@ from tcr.daemon.state import StateStore
 from tcr.formats.image_info import ImageInfo
 from tcr.images import refs, storedfile
 from tcr.images.record import ImageRecord, StoredFile, check_arch
-from tcr.kernel import loopdev, mountinfo
 from tcr.kernel import mount as kmount
+from tcr.kernel import mountinfo
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Union
+
+    from tcr.kernel.loopdev import LoopDevice
 
 log = get_logger("tcr.images")
 
@@ -389,6 +391,7 @@ def install(staging: str, record: Dict[str, Any], states: StateStore) -> Dict[st
     record and no other install of it); the crash points are the same as on the loop, and the
     parent undoes a failure (_undo_install). Returns {"loop": "/dev/loopN"}."""
     from tcr.images import store
+    from tcr.kernel import loopdev
 
     rec = ImageRecord.from_dict(record)
     assert rec.stored_file is not None
@@ -398,7 +401,7 @@ def install(staging: str, record: Dict[str, Any], states: StateStore) -> Dict[st
     if changed:
         raise InternalError(f"image load: the staged file changed ({changed})")
     mounted_at: Optional[str] = None
-    loop: Optional[loopdev.LoopDevice] = None
+    loop: Optional[LoopDevice] = None
     try:
         os.makedirs(os.path.join(staging, "mnt"), mode=0o755, exist_ok=True)
         loop = loopdev.attach(stored_tmp)
@@ -445,6 +448,10 @@ def _load_error(path: str, exc: BaseException) -> TcrError:
 
 def clean_dir(d: str) -> None:
     """Unmount everything under d (deepest first), drop its loop devices, delete it."""
+    # Not at the top: tcrd drops tcr.kernel.loopdev after start-up (tcr.daemon.main); an image rm,
+    # a failed load or the worker's install() loads it again.
+    from tcr.kernel import loopdev
+
     for m in mountinfo.under(d):
         if not kmount.umount_quiet(m.mount_point):
             kmount.umount_quiet(m.mount_point, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
@@ -468,7 +475,9 @@ def _is_under(path: str, d: str) -> bool:
 
 def _mounted_loops() -> set:
     """Loop device numbers that back some mount (in our mount namespace)."""
-    return {m.minor for m in mountinfo.read() if m.major == loopdev.LOOP_MAJOR}
+    from tcr.kernel.loopdev import LOOP_MAJOR
+
+    return {m.minor for m in mountinfo.read() if m.major == LOOP_MAJOR}
 
 
 def parse_sidecar(text: str) -> str:  # kept for callers of the old name
