@@ -3,6 +3,7 @@
 import os
 
 from tcr.containers import logs as L
+from tcr.containers import logstream as LS
 
 
 def _total(paths):
@@ -21,10 +22,10 @@ def test_cap_is_never_exceeded(tmp_path):
         assert all(os.path.getsize(p) <= 1000 for p in files)
         assert _total(files) <= 3000
     log.close()
-    lines = L.read_lines(path, 3)
+    lines = LS.read_lines(path, 3)
     # The newest line survived, older lines rotated away in order.
     assert lines[-1].endswith("line 1999 " + "x" * (1999 % 70))
-    nums = [int(L.split_record(r)[1].split()[1]) for r in lines]
+    nums = [int(LS.split_record(r)[1].split()[1]) for r in lines]
     assert nums == sorted(nums) and nums[0] > 0
 
 
@@ -69,11 +70,11 @@ def test_tail_and_format(tmp_path):
         for rec in fr.feed(b"n%d\n" % i, now=0):
             log.write_record(rec)
     log.close()
-    last3 = L.read_lines(path, 4, tail=3)
-    assert L.format_lines(last3, timestamps=False) == "n27\nn28\nn29\n"
-    assert L.format_lines(last3, timestamps=True).startswith("1970-01-01T00:00:00.000000Z n27\n")
-    assert L.read_lines(path, 4, tail=0) == []
-    assert L.read_lines(str(tmp_path / "nope.log"), 2) == []
+    last3 = LS.read_lines(path, 4, tail=3)
+    assert LS.format_lines(last3, timestamps=False) == "n27\nn28\nn29\n"
+    assert LS.format_lines(last3, timestamps=True).startswith("1970-01-01T00:00:00.000000Z n27\n")
+    assert LS.read_lines(path, 4, tail=0) == []
+    assert LS.read_lines(str(tmp_path / "nope.log"), 2) == []
 
 
 class _Loop:
@@ -102,7 +103,7 @@ def test_pump_reads_fifo_until_writers_are_gone(tmp_path):
     os.close(w)  # the container is gone
     pump.drain()
     assert pump.fd is None and loop.readers == {}
-    assert [L.split_record(r)[1] for r in L.read_lines(str(tmp_path / "c.log"), 2)] == ["hello", "world"]
+    assert [LS.split_record(r)[1] for r in LS.read_lines(str(tmp_path / "c.log"), 2)] == ["hello", "world"]
     assert got[-1] is None and b"".join(g for g in got if g).count(b"\n") == 2
 
 

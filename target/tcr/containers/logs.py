@@ -172,38 +172,6 @@ def parse_record(rec: bytes) -> Tuple[bytes, str, bytes]:
     return ts, "stdout", rest + b"\n"
 
 
-def split_record(rec: str):
-    """'<ts> <text>' -> (ts, text) (text without the stream tag)."""
-    ts, stream, data = parse_record(rec.encode("utf-8", "surrogateescape"))
-    return ts.decode(), data.rstrip(b"\n").decode("utf-8", "replace")
-
-
-def read_lines(path: str, max_files: int, tail: Optional[int] = None) -> List[str]:
-    """Stored records (without their newline), oldest first; only the last `tail` if given.
-    Small logs only (tests, tools): `tcr logs` streams with tcr.containers.logstream."""
-    lines: List[str] = []
-    for p in reversed(log_files(path, max_files)):  # newest file first, stop once we have enough
-        try:
-            with open(p, "rb") as f:
-                chunk = f.read().decode("utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            continue
-        lines[:0] = chunk
-        if tail is not None and len(lines) >= tail:
-            break
-    if tail is not None:
-        lines = lines[-tail:] if tail > 0 else []
-    return lines
-
-
-def format_lines(records: List[str], timestamps: bool) -> str:
-    out = []
-    for r in records:
-        ts, text = split_record(r)
-        out.append(f"{ts} {text}\n" if timestamps else text + "\n")
-    return "".join(out)
-
-
 class LogPump:
     """Drains a container's output (stdout/stderr FIFOs, or a pty master) from the event loop into
     its log sink, and hands the raw bytes to subscribers (attached clients, logs -f).
