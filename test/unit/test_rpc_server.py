@@ -306,7 +306,7 @@ def test_peers_from_another_pid_namespace_are_refused():
 
 
 def test_group_id_reads_etc_group(tmp_path):
-    from tcr.rpc.server import group_id
+    from tcr.rpc.listen import group_id
 
     f = tmp_path / "group"
     f.write_text("root:x:0:\ntcr:x:997:alice,bob\nbad:x:notanumber:\n")

@@ -71,9 +71,9 @@ def _setup_logging(opts: Namespace) -> Optional[Callable[[], None]]:
 # Imported by the managers' recover() during Daemon.start() and needed never again: dropped once
 # tcrd listens, as tcr.check is (~50 kB of bytecode; nothing of theirs may stay referenced). The
 # loop device code too (tcr.check and the image recovery use it): `image rm` and a failed load
-# import it again; a load attaches its loop device in a worker.
+# import it again; a load attaches its loop device in a worker. And the RPC sockets' binding.
 STARTUP_ONLY = ("tcr.images.recovery", "tcr.network.recovery", "tcr.containers.recovery",
-                "tcr.kernel.loopdev")
+                "tcr.kernel.loopdev", "tcr.rpc.listen")
 
 
 def _forget_module(name: str) -> None:

@@ -75,26 +75,6 @@ def peer_groups(pid: int) -> List[int]:
     return []
 
 
-def group_id(name: Optional[str], path: str = "/etc/group") -> Optional[int]:
-    """The gid of group `name` from /etc/group. Not grp.getgrnam(): that loads the NSS modules
-    (libnss_systemd and its libraries here: ~0.3 MB resident for the daemon's lifetime) for one
-    lookup at start; on a board the socket group lives in /etc/group."""
-    if not name:
-        return None
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                parts = line.rstrip("\n").split(":")
-                if len(parts) >= 3 and parts[0] == name:
-                    try:
-                        return int(parts[2])
-                    except ValueError:
-                        return None
-    except OSError:
-        pass
-    return None
-
-
 def same_pid_namespace(pid: int) -> bool:
     try:
         return os.stat(f"/proc/{pid}/ns/pid").st_ino == os.stat("/proc/self/ns/pid").st_ino
@@ -255,17 +235,10 @@ class RpcServer:
     # ---- listening ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._group_gid = group_id(self.socket_group)
-        self._listeners.append(self._bind_path(self.socket_path))
-        if self.abstract_name:
-            try:
-                compat = self._bind("\0" + self.abstract_name)
-                self._listeners.append(compat)
-                self._dispatch_of[compat.fileno()] = self.compat_dispatch
-            except OSError as exc:
-                # Another daemon (maybe the C one) owns the name; the filesystem socket still works.
-                log.warning("rpc: abstract socket @%s unavailable: %s", self.abstract_name, exc.strerror)
-        self._listen()
+        """Bind and listen (tcr.rpc.listen: start-up only, dropped by tcrd once it listens)."""
+        from tcr.rpc import listen
+
+        listen.start(self)
 
     def _listen(self) -> None:
         for s in self._listeners:
@@ -299,42 +272,6 @@ class RpcServer:
         if fd < limit // 2 or len(self._conns) < MIN_CLIENTS:
             return False
         return limit - open_fds() < FD_RESERVE
-
-    def _bind(self, address: str) -> socket.socket:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            s.setblocking(False)
-            s.bind(address)
-            s.listen(64)
-        except BaseException:
-            s.close()
-            raise
-        return s
-
-    def _bind_path(self, path: str) -> socket.socket:
-        parent = os.path.dirname(path) or "."
-        os.makedirs(parent, mode=0o755, exist_ok=True)
-        if os.path.exists(path) or os.path.islink(path):
-            if _is_live(path):
-                raise TcrError(
-                    f"{path}: another tcrd is already listening", hint="stop it or use --socket PATH"
-                )
-            os.unlink(path)  # stale socket left by a crash
-        old = os.umask(0o117)  # never world-accessible, not even between bind() and chmod()
-        try:
-            s = self._bind(path)
-        except OSError as exc:
-            raise TcrError(f"cannot listen on {path}: {exc.strerror}")
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o660)
-        if self._group_gid is not None:
-            try:
-                os.chown(path, -1, self._group_gid)
-            except OSError as exc:
-                log.warning("rpc: cannot give %s to group %s: %s", path, self.socket_group, exc.strerror)
-        self._inode = os.stat(path).st_ino
-        return s
 
     def close(self) -> None:
         if self._resume_timer is not None:
@@ -561,16 +498,3 @@ def _takes_channel(dispatch: Any) -> bool:
     """Does this dispatcher take the attach channel? (dispatchers of tests and tools may not)"""
     code = getattr(dispatch, "__code__", None)
     return code is not None and "channel" in code.co_varnames[:code.co_argcount]
-
-
-def _is_live(path: str) -> bool:
-    """Is someone accepting on this socket path?"""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        s.settimeout(1.0)
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
