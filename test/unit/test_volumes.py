@@ -161,14 +161,15 @@ import resource, types
 from tcr.common.errors import InvalidArgument
 from tcr.daemon.state import StateStore
 from tcr.network.manager import NetworkManager
+from tcr.network.published import _fd_room
 resource.setrlimit(resource.RLIMIT_NOFILE, (300, 400))
 d = types.SimpleNamespace(root={str(tmp_path)!r}, run_dir={str(tmp_path / "run")!r}, loop=None,
                           store=StateStore({str(tmp_path)!r}))
 m = NetworkManager(d)
-m._fd_room(60)
+_fd_room(m, 60)
 print(resource.getrlimit(resource.RLIMIT_NOFILE))
 try:
-    m._fd_room(200)
+    _fd_room(m, 200)
 except InvalidArgument as e:
     print(e.message)
 """
