@@ -268,29 +268,11 @@ class ImageManager:
             self._clean_dir(os.path.dirname(rec.stored))
 
     def _seal_later(self, rec: ImageRecord) -> None:
-        """--move: hash the stored file and turn fs-verity on after the load returned."""
-        def done(result: Any) -> None:
-            cur = self.records.get(rec.id)
-            if cur is None or cur.stored != rec.stored:
-                return  # removed meanwhile
-            if isinstance(result, TcrError) or not isinstance(result, dict):
-                log.warning("image %s: hashing the stored file failed: %s", rec.id, result)
-                return
-            try:
-                sf = StoredFile.from_dict(result.get("stored"))
-            except TcrError as exc:
-                log.warning("image %s: %s", rec.id, exc)
-                return
-            upd = replace(cur, stored_file=sf)
-            self.store.save(KIND, upd.id, upd.to_dict())
-            self.records[upd.id] = upd
-            log.info("image %s: sha256 %s recorded%s", rec.id, sf.sha256,
-                     "" if sf.verity else f" (no fs-verity: {result.get('verityError')})")
+        """--move: hash the stored file and turn fs-verity on after the load returned
+        (tcr.images.occasional)."""
+        from tcr.images import occasional
 
-        try:
-            self._run(_seal, (rec.stored,), "image seal", done)
-        except TcrError as exc:
-            log.warning("image %s: cannot hash the stored file now: %s", rec.id, exc)
+        occasional.seal_later(self, rec)
 
     def _take_tags(self, new: ImageRecord) -> None:
         """A newer image with the same name:tag takes it; the old one keeps its id."""
@@ -303,18 +285,10 @@ class ImageManager:
                 log.info("image %s lost tag %s to %s", other.id, ", ".join(sorted(lost)), new.id)
 
     def tag(self, ref: str, target: str) -> str:
-        """`tcr image tag`: give the image one more name:tag (taken from any image that had it)."""
-        from tcr.images.refs import normalize_tag
+        """`tcr image tag`: one more name:tag for the image (tcr.images.occasional)."""
+        from tcr.images import occasional
 
-        rec = self.get(ref)
-        full = normalize_tag(target)
-        if full in rec.tags:
-            return full
-        new = replace(rec, tags=tuple(rec.tags) + (full,))
-        self._take_tags(new)
-        self.store.save(KIND, new.id, new.to_dict())
-        self.records[new.id] = new
-        return full
+        return occasional.tag(self, ref, target)
 
     # ---- remove ------------------------------------------------------------------------------
 
@@ -351,19 +325,10 @@ class ImageManager:
 
     def verify_async(self, ref: str, on_done: Done) -> None:
         """Hash the stored file (in a worker) against its sidecar and the digest recorded at load;
-        on_done(sha256 hex or TcrError)."""
-        rec = self.get(ref)
+        on_done(sha256 hex or TcrError) (tcr.images.occasional)."""
+        from tcr.images import occasional
 
-        def done(result: Any) -> None:
-            if isinstance(result, TcrError):
-                result.message = f"image {rec.id}: {result.message}"
-                on_done(result)
-            elif not isinstance(result, dict) or not isinstance(result.get("sha256"), str):
-                on_done(InternalError(f"image {rec.id}: bad result from the verify worker"))
-            else:
-                on_done(result["sha256"])
-
-        self._run(_verify, (rec.stored, rec.stored_file, rec.sidecar), "image verify", done)
+        occasional.verify_async(self, ref, on_done)
 
     def verify(self, ref: str) -> str:
         """Synchronous verify (tests and tools without an event loop)."""
@@ -493,17 +458,3 @@ def _stage(*args: Any) -> Any:
     from tcr.images import store
 
     return store.stage(*args)
-
-
-def _seal(*args: Any) -> Any:
-    from tcr.images import store
-
-    return store.seal(*args)
-
-
-def _verify(*args: Any) -> Any:
-    from tcr.images import store
-
-    return store.verify(*args)
-
-
