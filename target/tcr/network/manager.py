@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 
 from tcr.common import syntax
-from tcr.common.errors import InternalError, InUse, InvalidArgument, NetworkNotFound, TcrError
+from tcr.common.errors import InternalError, InvalidArgument, NetworkNotFound, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
 from tcr.common.run import run
@@ -101,20 +100,6 @@ class NetworkManager:
         if not self._forward_on:
             _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             self._forward_on = True
-
-    def _host_nets(self) -> List[Any]:
-        """Host addresses and routes, minus those on our own bridges (they are records already)."""
-        from tcr.network import ipaddr
-
-        ours = {idx for name, idx in self._bridge_idx.items()}
-        out = []
-        for idx, ip, plen in self.nl.addrs():
-            if idx not in ours and not ip.startswith("127."):
-                out.append(ipaddr.IPv4Network(f"{ip}/{plen}", strict=False))
-        for dst, dlen, oif in self.nl.routes():
-            if oif not in ours and dlen > 0 and not dst.startswith("127."):
-                out.append(ipaddr.IPv4Network(f"{dst}/{dlen}", strict=False))
-        return out
 
     def _ensure_bridge(self, rec: NetworkRecord) -> int:
         nl = self.nl
@@ -317,62 +302,18 @@ class NetworkManager:
 
     def _create(self, name: str, net: Any, auto: bool = False,
                 labels: Tuple[Tuple[str, str], ...] = ()) -> NetworkRecord:
-        from tcr.network import ipaddr
+        """A new network: bridge, record, ruleset, DNS (tcr.network.create)."""
+        from tcr.network import create  # network create, or the first use of a network
 
-        taken = [ipaddr.IPv4Network(r.subnet) for r in self._nets.values()]
-        try:
-            host = self._host_nets()
-        except OSError as exc:
-            raise _oserr("cannot read the host's routes", exc)
-        if net is not None:
-            netplan.check_subnet(net, taken, host)
-        else:
-            net = netplan.choose_subnet(taken, host)
-        bridge = netplan.bridge_name(name, self.tag)
-        if any(r.bridge == bridge for r in self._nets.values()):  # pragma: no cover - hash collision
-            raise InUse(f"bridge name {bridge} is taken; choose another network name")
-        rec = NetworkRecord(name=name, subnet=str(net), gateway=netplan.gateway_of(net), bridge=bridge,
-                            created=round(time.time(), 3), auto=auto, labels=tuple(labels))
-        try:
-            self._enable_forwarding()
-            self._ensure_bridge(rec)
-            fault("network.create.after_bridge")
-            self._nets[name] = rec
-            self._save(rec)
-            fault("network.create.after_state_write")
-            self._apply_nft()
-        except BaseException as exc:
-            self._nets.pop(name, None)
-            self._bridge_idx.pop(bridge, None)
-            try:
-                self.store.delete(KIND, name)
-                self.nl.delete(bridge)
-            except Exception:
-                pass
-            if isinstance(exc, OSError):
-                raise _oserr(f"cannot create network {name}", exc)
-            raise
-        log.info("network %s created: %s on %s", name, rec.subnet, bridge)
-        self._dns_sync(rec)
-        return rec
+        return create.create_network(self, name, net, auto, labels)
 
     def remove(self, name: str) -> None:
-        rec = self.get(name)
-        if rec.leases:
-            who = ", ".join(le.name or le.cid[:12] for le in rec.leases[:5])
-            raise InUse(f"error while removing network: network {name} has active endpoints ({who})",
-                        hint="disconnect or remove those containers first")
-        del self._nets[name]
-        self.store.delete(KIND, name)
-        fault("network.rm.after_state_delete")
-        self._apply_nft()
-        self._dns_sync(None, gone_gateway=rec.gateway)
-        self._bridge_idx.pop(rec.bridge, None)
-        try:
-            self.nl.delete(rec.bridge)
-        except OSError as exc:
-            log.warning("cannot delete bridge %s: %s", rec.bridge, exc.strerror)
-        log.info("network %s removed", name)
+        """`network rm`, or a network made on first use whose last container went
+        (tcr.network.occasional)."""
+        self.get(name)  # not a network: refused without loading the module
+        from tcr.network import occasional
+
+        occasional.remove(self, name)
 
     def auto_networks(self) -> List[str]:
         return sorted(n for n, r in self._nets.items() if r.auto)
@@ -401,19 +342,10 @@ class NetworkManager:
         return rec
 
     def _make(self, network: str) -> NetworkRecord:
-        """A missing network on first use: tcr_default (preferring 10.88.0.0/24) or, with
-        create=True, an auto network on the first free subnet."""
-        if network != netplan.DEFAULT_NETWORK:
-            return self._create(network, None, auto=True)
-        from tcr.network import ipaddr
+        """A missing network on first use (tcr.network.create): tcr_default once per board."""
+        from tcr.network import create
 
-        default = ipaddr.IPv4Network(netplan.DEFAULT_SUBNET)
-        try:
-            free = not netplan.host_conflicts(default, self._host_nets()) and not any(
-                ipaddr.IPv4Network(r.subnet).overlaps(default) for r in self._nets.values())
-        except OSError as exc:
-            raise _oserr("cannot read the host's routes", exc)
-        return self._create(network, default if free else None)
+        return create.make(self, network)
 
     def attach(self, cid: str, name: str, network: str, publish: List[str],
                create: bool = False, aliases: Sequence[str] = (), ip: Optional[str] = None) -> Attachment:

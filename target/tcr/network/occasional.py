@@ -1,5 +1,5 @@
 """The network manager's occasional operations, loaded on first use (an idle tcrd does not hold
-their code, docs/profile.md): `network create` and `inspect`, a container's further networks
+their code, docs/profile.md): `network create`, `rm` and `inspect`, a container's further networks
 (`network connect`/`disconnect`, a run with several --network), the DNS names of a renamed
 container. The NetworkManager keeps a thin entry point for each; the order of every change is
 the manager's (validate, kernel objects, record, ruleset).
@@ -8,17 +8,18 @@ the manager's (validate, kernel objects, record, ruleset).
 from __future__ import annotations
 
 from tcr.common.errors import InUse, InvalidArgument
+from tcr.common.faults import fault
 from tcr.kernel import netns
 from tcr.network import netplan
 from tcr.network.manager import _close_all, _oserr, log
-from tcr.network.records import Lease
+from tcr.network.records import KIND, Lease, NetworkRecord
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Sequence, Tuple
 
     from tcr.network.manager import NetworkManager
-    from tcr.network.records import Attachment, NetworkRecord
+    from tcr.network.records import Attachment
 
 
 def create(nm: NetworkManager, name: str, subnet: Optional[str] = None,
@@ -134,3 +135,21 @@ def rename(nm: NetworkManager, cid: str, name: str) -> None:
         nm._save(new)
         nm._dns_sync(new)
 
+
+def remove(nm: NetworkManager, name: str) -> None:
+    rec = nm.get(name)
+    if rec.leases:
+        who = ", ".join(le.name or le.cid[:12] for le in rec.leases[:5])
+        raise InUse(f"error while removing network: network {name} has active endpoints ({who})",
+                    hint="disconnect or remove those containers first")
+    del nm._nets[name]
+    nm.store.delete(KIND, name)
+    fault("network.rm.after_state_delete")
+    nm._apply_nft()
+    nm._dns_sync(None, gone_gateway=rec.gateway)
+    nm._bridge_idx.pop(rec.bridge, None)
+    try:
+        nm.nl.delete(rec.bridge)
+    except OSError as exc:
+        log.warning("cannot delete bridge %s: %s", rec.bridge, exc.strerror)
+    log.info("network %s removed", name)
