@@ -369,7 +369,7 @@ def test_a_load_mounts_and_fsyncs_only_in_workers_never_on_the_loop(env, monkeyp
     busy disk: `tcr ps` waited). The worker is simulated in-process, its calls marked."""
     from tcr.common import atomic
     from tcr.daemon import worker
-    from tcr.images import manager as imanager
+    from tcr.images import installer  # install()'s code (imported by the worker after the fork)
     from tcr.kernel import loopdev as kloop
 
     in_worker = []
@@ -396,7 +396,7 @@ def test_a_load_mounts_and_fsyncs_only_in_workers_never_on_the_loop(env, monkeyp
     monkeypatch.setattr(kmount, "mount", traced("mount", kmount.mount))
     monkeypatch.setattr(kloop, "attach", traced("attach", kloop.attach))
     monkeypatch.setattr(atomic, "fsync_dir", traced("fsync_dir", atomic.fsync_dir))
-    monkeypatch.setattr(imanager, "fsync_dir", traced("fsync_dir", imanager.fsync_dir))
+    monkeypatch.setattr(installer, "fsync_dir", traced("fsync_dir", installer.fsync_dir))
     env.daemon.loop = object()  # a daemon with a loop: the manager hands work to worker.spawn
     src = c_tool_sqfs(env.src, sidecar=True)
     box = []
@@ -406,4 +406,5 @@ def test_a_load_mounts_and_fsyncs_only_in_workers_never_on_the_loop(env, monkeyp
     on_loop = [n for n, w in calls if not w]
     assert on_loop == [], f"blocking steps on the loop: {on_loop} (all: {calls})"
     assert any(w == ("install",) for _n, w in calls)
+    assert ("fsync_dir", ("install",)) in calls  # the patches above reach install()'s code
     del env.daemon.loop

@@ -101,6 +101,7 @@ NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity",
                  "tcr.volumes.manager", "tcr.kernel.devices", "tcr.kernel.cgroupfs", "tcr.kernel.portsock",
                  "resource", "math",  # math: the RPC's finite-number check is one subtraction
                  "tcr.network.dns.tcp",  # DNS over TCP: at the first TCP client or truncated answer
+                 "tcr.images.installer",  # a load's install step: imported in its worker only
                  "tcr.images.occasional",  # image tag, image verify, sealing a --move load
                  "tcr.network.published",  # -p: with the first container that publishes a port
                  "tcr.network.occasional",  # network create/inspect/connect/disconnect, rename

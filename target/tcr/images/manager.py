@@ -21,7 +21,7 @@ import os
 import time
 
 from tcr.common import fileread
-from tcr.common.atomic import fsync_dir, remove_durable
+from tcr.common.atomic import remove_durable
 from tcr.common.errors import InternalError, InUse, InvalidArgument, TcrError
 from tcr.common.faults import fault
 from tcr.common.log import get_logger
@@ -38,7 +38,6 @@ TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (d
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Union
 
-    from tcr.kernel.loopdev import LoopDevice
 
 log = get_logger("tcr.images")
 
@@ -350,51 +349,12 @@ class ImageManager:
         return recovery.recover(self)
 
 
-def install(staging: str, record: Dict[str, Any], states: StateStore) -> Dict[str, Any]:
-    """Put a staged image in place: attach a loop device, rename the staging dir to images/<id>,
-    mount it and write its record (fsync'd). Runs in a worker (the parent arbitrated the id: no
-    record and no other install of it); the crash points are the same as on the loop, and the
-    parent undoes a failure (_undo_install). Returns {"loop": "/dev/loopN"}."""
-    from tcr.images import store
-    from tcr.kernel import loopdev
+def install(*args: Any) -> Any:
+    """Put a staged image in place (tcr.images.installer.install). Runs in a worker: the code is
+    imported there, after the fork, so the daemon never holds it."""
+    from tcr.images import installer
 
-    rec = ImageRecord.from_dict(record)
-    assert rec.stored_file is not None
-    final = os.path.dirname(rec.stored)
-    stored_tmp = os.path.join(staging, STORED_NAME)
-    changed = storedfile.check_unchanged(stored_tmp, rec.stored_file)
-    if changed:
-        raise InternalError(f"image load: the staged file changed ({changed})")
-    mounted_at: Optional[str] = None
-    loop: Optional[LoopDevice] = None
-    try:
-        os.makedirs(os.path.join(staging, "mnt"), mode=0o755, exist_ok=True)
-        loop = loopdev.attach(stored_tmp)
-        fault("image.after_loop_attach")
-        if os.path.lexists(final):
-            clean_dir(final)  # leftovers of a crashed load or remove (no record)
-        os.rename(staging, final)
-        fsync_dir(os.path.dirname(final))  # the record must never name a directory a power cut undoes
-        store.mount_new(rec.source, loop.path, rec.mountpoint)
-        mounted_at = rec.mountpoint
-        fault("image.after_mount")
-        # Only now may the loop fd go: the mount holds the device, autoclear frees it at umount.
-        loop.close()
-        rec = replace(rec, loop=loop.path)
-        # The parent announces the record (tcr events); here nobody must hear of it.
-        told, states.on_change = states.on_change, None
-        try:
-            states.save(KIND, rec.id, rec.to_dict())
-        finally:
-            states.on_change = told
-        fault("image.after_state_write")
-        mounted_at = None
-        return {"loop": loop.path}
-    finally:
-        if mounted_at is not None:
-            kmount.umount_quiet(mounted_at, kmount.UMOUNT_NOFOLLOW | kmount.MNT_DETACH)
-        if loop is not None:
-            loop.close()  # not mounted: autoclear detaches the device right here
+    return installer.install(*args)
 
 
 def _load_error(path: str, exc: BaseException) -> TcrError:
