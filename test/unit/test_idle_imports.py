@@ -111,7 +111,7 @@ NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity",
                  "tcr.containers.volumeuse",  # volumes and host devices: with the first container using one
                  # start-up only: recovery runs once in Daemon.start(), then tcr.daemon.main drops it
                  "tcr.images.recovery", "tcr.network.recovery", "tcr.containers.recovery",
-                 "tcr.kernel.loopdev", "tcr.rpc.listen")
+                 "tcr.kernel.loopdev", "tcr.rpc.listen", "tcr.daemon.options")
 
 
 def test_worker_only_modules_are_not_imported_by_the_daemon():
