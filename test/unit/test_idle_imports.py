@@ -109,6 +109,9 @@ NOT_IN_DAEMON = ("tcr.images.store", "tcr.images.reader", "tcr.kernel.fsverity",
                  "tcr.containers.occasional",  # exec -d, the compat dialect's interactive run
                  "tcr.containers.syslogsink",  # --log-driver syslog
                  "tcr.containers.volumeuse",  # volumes and host devices: with the first container using one
+                 # command handlers a tcrd that loaded an image and ran containers was not asked for
+                 # (tcr.commands.dispatch.LAZY_COMMANDS; `image` verbs: tcr.commands.images.HANDLERS)
+                 "tcr.commands.showing", "tcr.commands.lifecycle", "tcr.commands.imageops",
                  # start-up only: recovery runs once in Daemon.start(), then tcr.daemon.main drops it
                  "tcr.images.recovery", "tcr.network.recovery", "tcr.containers.recovery",
                  "tcr.kernel.loopdev", "tcr.rpc.listen", "tcr.daemon.options")

@@ -18,7 +18,7 @@ def _mgr(ctx: Ctx) -> Any:
 
 
 def _each(ctx: Ctx, prog: str, what: str, act: Any) -> Output:
-    from tcr.commands.containers import _act_on_each
+    from tcr.commands.lifecycle import _act_on_each
 
     p = Parser(prog, description=what)
     p.add_argument("containers", nargs="+", metavar="CONTAINER")

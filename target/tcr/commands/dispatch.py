@@ -15,11 +15,22 @@ COMMAND_MODULES = (
     "tcr.commands.images",
     "tcr.commands.containers",
 )
-# ... and the rarely used ones, loaded by their first command: until then a stub stands in (same
-# name and summary; test_dispatch keeps this table equal to their @base.command lines), so an idle
-# tcrd does not hold their code (~100 kB of bytecode, docs/profile.md).
+# ... and the others, loaded by their first command: until then a stub stands in (same name and
+# summary; test_lazy_commands keeps this table equal to their @base.command lines), so an idle tcrd
+# that loaded an image and ran containers does not hold their code (docs/profile.md). The `image`
+# group's verbs other than load are loaded the same way (tcr.commands.images.HANDLERS).
 LAZY_COMMANDS = {
     "_incoming": ("tcr.commands.system", "Directory where remote clients copy files to load (internal)"),
+    "container": ("tcr.commands.lifecycle", "Manage containers (ls, run, stop, rm, logs, inspect ...)"),
+    "create": ("tcr.commands.lifecycle", "Create a new container (start it with 'tcr start')"),
+    "exec": ("tcr.commands.lifecycle", "Run a command in a running container"),
+    "rm": ("tcr.commands.lifecycle", "Remove containers"),
+    "start": ("tcr.commands.lifecycle", "Start stopped containers (-a: attach to one)"),
+    "stop": ("tcr.commands.lifecycle", "Stop running containers (SIGTERM, then SIGKILL after the timeout)"),
+    "images": ("tcr.commands.imageops", "List images (same as 'image ls')"),
+    "inspect": ("tcr.commands.showing", "Show details of containers, images, networks or volumes as JSON"),
+    "logs": ("tcr.commands.showing", "Show a container's output"),
+    "ps": ("tcr.commands.showing", "List containers"),
     "attach": ("tcr.commands.occasional", "Attach to a running container's output (and stdin with -i)"),
     "kill": ("tcr.commands.occasional", "Send a signal to running containers (default SIGKILL)"),
     "port": ("tcr.commands.occasional", "List a container's published ports"),

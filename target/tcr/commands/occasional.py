@@ -2,14 +2,16 @@
 
 Loaded by their first command (tcr.commands.dispatch.LAZY_COMMANDS): an idle tcrd that only ran,
 listed, stopped and removed containers does not hold them (docs/profile.md). The helpers they
-share with the everyday commands stay in tcr.commands.containers.
+share with the everyday commands stay in tcr.commands.containers (run) and
+tcr.commands.lifecycle (stop, rm).
 """
 
 from __future__ import annotations
 
 from tcr.commands import base, render
 from tcr.commands.base import Ctx, Output, Parser, Pending
-from tcr.commands.containers import _act_on_each, _attach, _mgr, _seeded_first, _stop_all
+from tcr.commands.containers import _attach, _mgr, _seeded_first
+from tcr.commands.lifecycle import _act_on_each, _stop_all
 from tcr.common.errors import TcrError, UsageError
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
