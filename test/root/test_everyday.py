@@ -81,6 +81,25 @@ def test_rm_stop_kill_act_on_the_good_names(d):
     assert r.returncode == 1 and "no such container" in r.stderr
 
 
+def test_container_and_image_verbs_reach_handlers_loaded_on_first_use(d):
+    """`container ls/inspect/logs/stop/rm` and `image ls/inspect`: the `container` and `image`
+    groups dispatch to handlers that load on first use (tcr.commands.showing, lifecycle, imageops)."""
+    cid = cli(d, "container", "run", "-d", "--name", "cv1", "--network", "none", "busybox",
+              "sh", "-c", "echo hello-cv1; trap 'exit 0' TERM; while true; do sleep 0.1; done").stdout.strip()
+    assert cli(d, "container", "ls", "--format", "{{.Names}}").stdout.split() == ["cv1"]
+    assert cli(d, "container", "inspect", "-f", "{{.Name}}", "cv1").stdout == "/cv1\n"
+    wait_for(lambda: "hello-cv1" in cli(d, "container", "logs", "cv1").stdout, what="cv1's output")
+    assert cli(d, "container", "stop", "-t", "1", "cv1").stdout == "cv1\n"
+    assert cli(d, "container", "rm", "cv1").stdout == "cv1\n"
+    assert cli(d, "container", "ls", "-aq").stdout == ""
+    assert cid[:12] not in cli(d, "ps", "-a").stdout
+    iid = cli(d, "image", "ls", "-q").stdout.split()
+    assert len(iid) == 1
+    assert cli(d, "image", "inspect", "-f", "{{.id}}", "busybox").stdout.strip() == iid[0]
+    r = cli(d, "container", "frob", ok=False)
+    assert r.returncode == 125 and "unknown subcommand" in r.stderr
+
+
 def test_ps_hides_ports_of_stopped_and_shows_moved_tags_by_id(d, tmp_path):
     cli(d, "run", "-d", "--name", "pweb", "-p", "127.0.0.1:18931:80", *SLEEPER)
     assert "18931" in cli(d, "ps", "--format", "{{.Ports}}").stdout

@@ -38,3 +38,24 @@ print(base.COMMANDS["top"].__module__)
     r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[:3] == ["[]", "True True", "tcr.commands.monitor"]
+
+
+def test_group_verbs_load_their_modules_on_first_use():
+    """`container ls` (lifecycle, then ps's showing) and `image ls` (imageops) go through the
+    lazily loaded handlers; `image load` and `run` are what an idle tcrd keeps."""
+    code = f"""
+import sys
+sys.path.insert(0, {TARGET!r})
+from tcr.commands import dispatch
+fn = dispatch.make_dispatch(None)
+mods = ("tcr.commands.showing", "tcr.commands.lifecycle", "tcr.commands.imageops")
+print([m in sys.modules for m in mods])
+print("usage: tcr ps" in fn("container", ["ls", "--help"]).stdout)
+print([m in sys.modules for m in mods])
+print("usage: tcr image ls" in fn("image", ["ls", "--help"]).stdout)
+print([m in sys.modules for m in mods])
+"""
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:5] == ["[False, False, False]", "True", "[True, True, False]", "True",
+                                        "[True, True, True]"]
