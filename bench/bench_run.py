@@ -177,8 +177,10 @@ def main() -> int:
                f"after / before = **{t / common.median(res['before']):.2f}**.\n" if ns.before else "")
             + "Where the difference goes (docs/containers.md, `## Where the start time goes`): the client "
             "(`#!python3 -IS` interpreter start + one RPC, the `tcr ps` row) is the floor; tcrd's run "
-            "handler is ~3-5 ms (parser and seccomp evaluation cached, one fsync'd record, written "
-            "while crun starts). tcrd owns the container (issue 13): it spawns `crun run` in the foreground "
+            "handler is ~3-5 ms (seccomp evaluation cached, one fsync'd record, written while crun "
+            "starts) plus ~4-6 ms for the options parse in a forked worker (so tcrd does not keep "
+            "the parser's ~100 kB of code: docs/profile.md). "
+            "tcrd owns the container (issue 13): it spawns `crun run` in the foreground "
             "(posix_spawn, a pidfd watch: no `--detach` double fork, no Popen.wait sleep loop) and replies "
             "with the exit code before the clean-up; the client attaches and leaves without the "
             "interpreter's teardown. Both sides load the seccomp filter precompiled by a tcrd worker "
