@@ -374,7 +374,7 @@ def c_run(ctx: Ctx) -> Union[Output, Pending]:
     from tcr.daemon import worker
 
     loop = getattr(ctx.daemon, "loop", None)
-    if loop is None or worker.running() >= worker.MAX_JOBS:  # no loop (a test's), every slot busy
+    if not worker.has_room(loop):  # no loop (a test's), or every worker slot busy
         return _c_start(ctx, run_options(ctx.args, ctx.pwd))
 
     def then(d: Dict[str, Any]) -> Output:

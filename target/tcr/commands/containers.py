@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tcr.commands import base
 from tcr.commands.base import Ctx, Output, Pending
-from tcr.common.errors import InternalError, TcrError, shorten_echoes
+from tcr.common.errors import InternalError, TcrError, shorten_error
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -44,10 +44,7 @@ def _parse_in_worker(args: List[str], pwd: str, prog: str) -> Dict[str, Any]:
     except HelpRequested as h:
         return {"help": h.text}
     except TcrError as exc:  # what dispatch does to an error raised in tcrd: bad input echoed short
-        exc.message = shorten_echoes(exc.message, args)
-        if exc.hint:
-            exc.hint = shorten_echoes(exc.hint, args)
-        raise
+        raise shorten_error(exc, args)
 
 
 def _with_options(ctx: Ctx, prog: str, then: Callable[[Any], Any]) -> Any:
@@ -57,7 +54,7 @@ def _with_options(ctx: Ctx, prog: str, then: Callable[[Any], Any]) -> Any:
     from tcr.daemon import worker
 
     loop = getattr(ctx.daemon, "loop", None)
-    if loop is None or worker.running() >= worker.MAX_JOBS:
+    if not worker.has_room(loop):
         # No loop (a test's daemon), or every worker slot taken by image loads and the like: parse
         # here rather than refuse the run (this daemon then holds the parser; rare).
         from tcr.containers.runopts import parse_run_args
@@ -72,16 +69,11 @@ def _with_options(ctx: Ctx, prog: str, then: Callable[[Any], Any]) -> Any:
         try:
             return then(RunOptions.from_dict(result["opts"]))
         except TcrError as exc:
-            exc.message = shorten_echoes(exc.message, ctx.args)
-            if exc.hint:
-                exc.hint = shorten_echoes(exc.hint, ctx.args)
-            raise
+            raise shorten_error(exc, ctx.args)
         except OSError as exc:  # as dispatch: a full disk is one clear line, not "internal error"
             from tcr.common import oserrors
 
-            err = oserrors.to_error(exc)
-            err.message = shorten_echoes(err.message, ctx.args)
-            raise err from None
+            raise shorten_error(oserrors.to_error(exc), ctx.args) from None
 
     # Read-only until `then`: a client that goes away during the parse kills the worker.
     return worker.pending(loop, _parse_in_worker, (list(ctx.args), ctx.pwd, prog), what=f"{prog} options",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tcr.commands import base
 from tcr.commands.base import Ctx, HelpRequested, Output, Pending
-from tcr.common.errors import TcrError, UsageError, echo, shorten_echoes
+from tcr.common.errors import TcrError, UsageError, echo, shorten_echoes, shorten_error
 
 TYPE_CHECKING = False  # typing costs tcrd ~0.6 MB resident: annotations only (docs/profile.md)
 if TYPE_CHECKING:
@@ -120,9 +120,7 @@ def make_dispatch(daemon: Any) -> DispatchFn:
             return Output(0, h.text)
         except TcrError as exc:
             # Invalid input is echoed back at most ECHO_MAX characters, whichever message has it.
-            exc.message = shorten_echoes(exc.message, ctx.args)
-            if exc.hint:
-                exc.hint = shorten_echoes(exc.hint, ctx.args)
+            shorten_error(exc, ctx.args)
             raise
         except OSError as exc:
             # A full disk, the fd limit, an I/O error: one clear line for the client, one (rate-

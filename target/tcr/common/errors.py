@@ -124,3 +124,12 @@ def shorten_echoes(message: str, inputs) -> str:
                 message = message[: i + ECHO_MAX] + "..." + message[i + n:]
                 i = message.find(head, i + ECHO_MAX + 3)
     return message
+
+
+
+def shorten_error(exc: TcrError, inputs) -> TcrError:
+    """exc with shorten_echoes() applied to its message and hint (returned, for `raise`)."""
+    exc.message = shorten_echoes(exc.message, inputs)
+    if exc.hint:
+        exc.hint = shorten_echoes(exc.hint, inputs)
+    return exc

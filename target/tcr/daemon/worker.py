@@ -300,13 +300,18 @@ def running() -> int:
     return len(_jobs)
 
 
+def has_room(loop: Any) -> bool:
+    """Can spawn() start a worker now: a loop to run it on, and a free slot of MAX_JOBS?"""
+    return loop is not None and len(_jobs) < MAX_JOBS
+
+
 def spawn(loop: Any, fn: Callable[..., Any], args: Sequence[Any] = (), *, what: str,
           on_done: DoneCallback, timeout: Optional[float] = None, keep_fds: Sequence[int] = ()) -> Job:
     """Run fn(*args) in a forked child; on_done(result or TcrError) runs on the loop when it ends.
 
     Raises TcrError (nothing started) when MAX_JOBS workers are already running or fork fails.
     """
-    if len(_jobs) >= MAX_JOBS:
+    if not has_room(loop):
         raise TcrError(f"{what}: {MAX_JOBS} background jobs are already running",
                        hint="wait for image loads or verifications to finish, then retry")
     r, w = os.pipe()

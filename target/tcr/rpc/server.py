@@ -22,7 +22,7 @@ import os
 import struct
 from _collections import deque  # not `collections` (~0.4 MB in tcrd: docs/profile.md)
 
-from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError, shorten_echoes
+from tcr.common.errors import INTERNAL, INVALID_ARGUMENT, TcrError, shorten_error
 from tcr.common.log import get_logger
 from tcr.kernel import sockets as socket
 from tcr.rpc import protocol
@@ -446,10 +446,7 @@ class RpcServer:
                                 **extra)
         except TcrError as exc:
             # Bad input is echoed back at most ECHO_MAX characters, whichever dialect built the error.
-            exc.message = shorten_echoes(exc.message, req.args)
-            if exc.hint:
-                exc.hint = shorten_echoes(exc.hint, req.args)
-            conn.send(ErrorReply.from_exception(req.id, exc))
+            conn.send(ErrorReply.from_exception(req.id, shorten_error(exc, req.args)))
             return
         except OSError as exc:  # a dispatcher that let a host failure through (disk full, fd limit)
             from tcr.common import oserrors
